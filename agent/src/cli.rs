@@ -1,0 +1,198 @@
+//! The command line, as clap derive types only. Names and flags are a
+//! contract (docs and other tools rely on them): add, do not rename.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "halo",
+    version,
+    about = "rustedhalo: APT snapshots, channels and promotion",
+    long_about = "rustedhalo keeps APT packages in a content-addressed store, freezes them into \
+immutable, signed snapshots and moves snapshots through channels \
+(trusty-unstable -> trusty-testing -> trusty).\n\nExample:\n  halo --store /srv/halo init\n  \
+halo --store /srv/halo import --archive rustedhalo --dist trusty --component main pkg_1.0_amd64.deb\n  \
+halo --store /srv/halo snapshot create\n  halo --store /srv/halo promote --to trusty-unstable --snapshot <ID>"
+)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "HALO_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Machine-readable JSON on stdout (list, show, diff, history and reports).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (repeat for more); logs go to stderr. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a store, the default channels and a signing key.
+    #[command(
+        long_about = "Create a store: directories, the channels trusty-unstable, trusty-testing \
+and trusty, and an OpenPGP signing key (Ed25519) unless --key gives one. The public key is written \
+to STORE/keys/repo.gpg (for apt's signed-by=) and STORE/keys/repo.asc.\n\nExample:\n  halo --store /srv/halo init\n  \
+halo --store /srv/halo init --key release-key.asc"
+    )]
+    Init(InitArgs),
+    /// Add .deb, .dsc or .changes files to an archive's working state.
+    #[command(
+        long_about = "Add packages to the working state of one archive, dist and component. \
+A .dsc brings the files it lists, a .changes every file it lists (each checksum verified). \
+Re-importing identical content is a no-op; a different file under the same name, version and \
+architecture is refused.\n\nExample:\n  halo import --archive rustedhalo --dist trusty --component main build/*.changes"
+    )]
+    Import(ImportArgs),
+    /// Create, list, show and compare snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Point a channel at a snapshot (one atomic pointer change).
+    #[command(
+        long_about = "Point a channel at a snapshot, or at the snapshot another channel points \
+at. With --expect the move is a compare-and-swap: it is refused when the channel does not point at \
+the expected snapshot (use 'none' for an empty channel).\n\nExample:\n  \
+halo promote --to trusty-testing --from trusty-unstable --reason 'acceptance run 42'\n  \
+halo promote --to trusty --snapshot 20261127T025247.123Z --expect 20261120T100000.000Z"
+    )]
+    Promote(PromoteArgs),
+    /// List channels, show their history, roll one back.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Write a snapshot or channel as a plain APT tree (hosts without FUSE).
+    #[command(
+        long_about = "Write the APT tree of a snapshot (or of the snapshot a channel points at) \
+to DIR/<archive>/{dists,pool}, hard-linking pool files where possible. DIR must be new or empty.\n\n\
+Example:\n  halo export --channel trusty /srv/www/apt"
+    )]
+    Export(ExportArgs),
+    /// Check every blob, manifest and channel; exit 0 only when the store is sound.
+    Fsck,
+    /// Remove unreferenced blobs, temp files and (optionally) old snapshots.
+    #[command(
+        long_about = "Remove temp files left by interrupted writers and blobs that neither the \
+working state nor any kept snapshot needs. With --keep-snapshots N, snapshots older than the newest \
+N are deleted unless a channel points at them.\n\nExample:\n  halo gc --keep-snapshots 100"
+    )]
+    Gc(GcArgs),
+    /// Demo on an embedded default: build, import, snapshot, promote, export.
+    #[command(
+        long_about = "Make a store in DIR, build a few example packages with dpkg-deb, import \
+them, snapshot, promote through trusty-unstable, trusty-testing and trusty, export each channel and \
+print the sources.list line to use. Nothing external to set up.\n\nExample:\n  halo quickstart --dir ./quickstart"
+    )]
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Use this OpenPGP secret key (armored or binary, unprotected) instead of generating one.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Origin and Label of the Release files.
+    #[arg(long, default_value = "rustedhalo")]
+    pub origin: String,
+    /// Architectures every dist lists (packages add their own).
+    #[arg(long, value_delimiter = ',', default_value = "amd64")]
+    pub architectures: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[arg(long)]
+    pub archive: String,
+    #[arg(long)]
+    pub dist: String,
+    #[arg(long)]
+    pub component: String,
+    /// .deb, .udeb, .dsc or .changes files.
+    #[arg(value_name = "FILE", required_unless_present = "files_from")]
+    pub files: Vec<PathBuf>,
+    /// Also import the files listed in LIST, one path per line ('-': stdin);
+    /// for batches too large for a command line.
+    #[arg(long, value_name = "LIST")]
+    pub files_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Freeze every archive into a new snapshot; prints its id last.
+    #[command(
+        long_about = "Freeze the working state of every archive into a new immutable snapshot: \
+indices rendered, Release signed. Prints the id as the last word on stdout. With nothing changed \
+since the latest snapshot, prints that id and makes none.\n\nExample:\n  ID=$(halo snapshot create | tail -n1)"
+    )]
+    Create,
+    /// List snapshots, oldest first.
+    List,
+    /// Show a snapshot's archives, dists and packages.
+    Show { id: String },
+    /// Packages added, removed, upgraded, downgraded from A to B.
+    Diff { a: String, b: String },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "from"])))]
+pub struct PromoteArgs {
+    /// The channel to move.
+    #[arg(long)]
+    pub to: String,
+    /// Point it at this snapshot.
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// Point it at the snapshot this channel points at.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only move if the channel points at this snapshot now ('none': empty).
+    #[arg(long, value_name = "ID")]
+    pub expect: Option<String>,
+    /// Why, recorded in the channel history.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// One line per channel: name and snapshot id ('-' when empty).
+    List,
+    /// Every move of a channel: when, who, from, to, why.
+    History { channel: String },
+    /// Move a channel back (by default to where it pointed before its latest move).
+    Rollback {
+        channel: String,
+        /// Roll back to this snapshot instead.
+        #[arg(long, value_name = "ID")]
+        to: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "channel"])))]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Target directory (new or empty).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep only the newest N snapshots (plus those channels point at).
+    #[arg(long, value_name = "N")]
+    pub keep_snapshots: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Where to make the demo store, packages and exports.
+    #[arg(long, default_value = "quickstart")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,53 @@
+//! `halo fsck` and `halo gc`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use repofs::Store;
+
+use crate::cli::GcArgs;
+use crate::output::Output;
+
+pub fn fsck(store: &Store, out: &Output) -> Result<ExitCode> {
+    let bar = out.progress(0, "checking");
+    let report = store.fsck(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    for p in &report.problems {
+        out.line(format!("PROBLEM {}: {}", p.path.display(), p.what))?;
+    }
+    out.line(format!(
+        "{} blobs, {} snapshots, {} channels checked; {} temp files (gc removes them); {}",
+        report.blobs,
+        report.snapshots,
+        report.channels,
+        report.temp_files,
+        if report.is_sound() {
+            "store is sound".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    ))?;
+    out.json(&report)?;
+    if report.is_sound() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("halo: store is damaged: {} problems", report.problems.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub fn gc(store: &Store, args: &GcArgs, out: &Output) -> Result<ExitCode> {
+    let report = store.gc(args.keep_snapshots)?;
+    out.line(format!(
+        "removed {} blobs ({} bytes), {} snapshots, {} temp files",
+        report.blobs,
+        report.bytes,
+        report.snapshots.len(),
+        report.temp_files
+    ))?;
+    out.json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}

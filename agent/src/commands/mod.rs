@@ -1,0 +1,72 @@
+//! One module per subcommand; each takes its resolved inputs and the
+//! printer, does load/decide/commit through the store, and prints.
+
+pub mod channel;
+pub mod export;
+pub mod fsck;
+pub mod import;
+pub mod init;
+pub mod quickstart;
+pub mod snapshot;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+
+/// A mistake in what the user asked for, found by halo itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// Exit code for an error: 1 when the input was wrong, 2 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UserError>().is_some() {
+            return 1;
+        }
+        if let Some(e) = cause.downcast_ref::<repofs::Error>() {
+            return if e.is_user_error() { 1 } else { 2 };
+        }
+    }
+    2
+}
+
+fn store_dir(cli: &Cli) -> Result<PathBuf> {
+    cli.store.clone().ok_or_else(|| {
+        UserError("no store given: pass --store DIR or set HALO_STORE".into()).into()
+    })
+}
+
+/// Opens the store named on the command line.
+pub fn open_store(cli: &Cli) -> Result<repofs::Store> {
+    Ok(repofs::Store::open(&store_dir(cli)?)?)
+}
+
+/// `user@host` for channel history.
+pub fn whoami() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init(args) => init::run(&store_dir(cli)?, args, out),
+        Command::Import(args) => import::run(&open_store(cli)?, args, out),
+        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cmd, out),
+        Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
+        Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),
+        Command::Export(args) => export::run(&open_store(cli)?, args, out),
+        Command::Fsck => fsck::fsck(&open_store(cli)?, out),
+        Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),
+        Command::Quickstart(args) => quickstart::run(args, out),
+    }
+}

@@ -1,0 +1,28 @@
+//! repofs: rustedhalo's store, APT index rendering and signing.
+//!
+//! A tour, from the pure core outwards:
+//!
+//! - [`deb822`]: the `Field: value` paragraph format, byte-faithful.
+//! - [`debian`]: dpkg version order, names that become paths, typed
+//!   control paragraphs (`.deb` control, `.dsc`, `.changes`), the `.deb`
+//!   container.
+//! - [`hash`]: MD5/SHA1/SHA256 in one pass, as APT indices list them.
+//! - [`index`]: `Packages`/`Sources` stanzas as dpkg-scanpackages prints
+//!   them, per-component indices with `.gz`/`.xz`, `Release`.
+//! - [`model`]: component states, snapshot manifests and ids, channel moves
+//!   (compare-and-swap), snapshot diffs, the APT tree of a snapshot.
+//! - [`sign`] (edge): OpenPGP signing of Release and verification of
+//!   upstream signatures, with rPGP.
+//! - [`store`] (edge): the directory on disk. Blobs are content-addressed
+//!   and immutable; everything else is replaced by rename under one writer
+//!   lock; readers never lock. See docs/store-format.md.
+
+pub mod deb822;
+pub mod debian;
+pub mod hash;
+pub mod index;
+pub mod model;
+pub mod sign;
+pub mod store;
+
+pub use store::{Error, Store};

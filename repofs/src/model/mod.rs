@@ -1,0 +1,13 @@
+//! The pure model of the store: component states, snapshot manifests and
+//! ids, channels and their moves, snapshot diffs, and the APT tree a
+//! snapshot presents. Nothing here touches the disk or the clock.
+
+pub mod channel;
+pub mod diff;
+pub mod snapshot;
+pub mod state;
+pub mod tree;
+
+pub use channel::{Action, ChannelPointer, HistoryEntry, PromoteError, Transition};
+pub use snapshot::{ArchiveSnapshot, DistFile, DistSnapshot, Snapshot, StateMap};
+pub use state::{BinaryEntry, ComponentState, PoolFile, SourceEntry};

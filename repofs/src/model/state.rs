@@ -1,0 +1,198 @@
+//! The content of one component of one dist of one archive: the binary and
+//! source packages it holds, each with its pre-rendered index stanza and the
+//! pool blobs behind it.
+//!
+//! A `ComponentState` is serialised into the pool as a blob; the working
+//! state (`state.json`) and every snapshot refer to components by that
+//! blob's hash, so an unchanged component costs nothing to snapshot again
+//! and two snapshots share it.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use crate::debian::Version;
+
+/// A file of the archive's pool: where it appears and which blob holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFile {
+    /// Path relative to the archive root (`pool/main/h/hello/hello_1.0_amd64.deb`).
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryEntry {
+    pub package: String,
+    pub version: String,
+    pub arch: String,
+    /// The complete `Packages` stanza, newline-terminated.
+    pub stanza: String,
+    pub file: PoolFile,
+    /// The file name this entry was imported from (named in conflict errors).
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceEntry {
+    pub package: String,
+    pub version: String,
+    /// The complete `Sources` stanza, newline-terminated.
+    pub stanza: String,
+    /// The `.dsc` first, then the files it lists.
+    pub files: Vec<PoolFile>,
+    pub origin: String,
+}
+
+/// Packages are kept sorted (name, dpkg version, arch) so that rendering is
+/// deterministic and a component's blob hash depends on content only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentState {
+    #[serde(default)]
+    pub binaries: Vec<BinaryEntry>,
+    #[serde(default)]
+    pub sources: Vec<SourceEntry>,
+}
+
+fn cmp_versions(a: &str, b: &str) -> Ordering {
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+/// What happened when an entry was added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// The same name, version, arch and content was there already.
+    Unchanged,
+}
+
+/// Refusal to replace a package with different content under the same
+/// name, version and architecture.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} is already in the archive from {existing_origin} (sha256 {existing_sha256}); {new_origin} has different content (sha256 {new_sha256}): bump the version instead")]
+pub struct Conflict {
+    pub key: String,
+    pub existing_origin: String,
+    pub existing_sha256: String,
+    pub new_origin: String,
+    pub new_sha256: String,
+}
+
+impl ComponentState {
+    pub fn add_binary(&mut self, entry: BinaryEntry) -> Result<Added, Conflict> {
+        let pos = self.binaries.binary_search_by(|e| {
+            e.package
+                .cmp(&entry.package)
+                .then_with(|| cmp_versions(&e.version, &entry.version))
+                .then_with(|| e.arch.cmp(&entry.arch))
+        });
+        match pos {
+            Ok(i) if self.binaries[i].version == entry.version => {
+                let old = &self.binaries[i];
+                if old.file.sha256 == entry.file.sha256 {
+                    return Ok(Added::Unchanged);
+                }
+                Err(Conflict {
+                    key: format!("{}_{}_{}", entry.package, entry.version, entry.arch),
+                    existing_origin: old.origin.clone(),
+                    existing_sha256: old.file.sha256.clone(),
+                    new_origin: entry.origin,
+                    new_sha256: entry.file.sha256,
+                })
+            }
+            Ok(i) | Err(i) => {
+                self.binaries.insert(i, entry);
+                Ok(Added::New)
+            }
+        }
+    }
+
+    pub fn add_source(&mut self, entry: SourceEntry) -> Result<Added, Conflict> {
+        let pos = self.sources.binary_search_by(|e| {
+            e.package
+                .cmp(&entry.package)
+                .then_with(|| cmp_versions(&e.version, &entry.version))
+        });
+        match pos {
+            Ok(i) if self.sources[i].version == entry.version => {
+                let old = &self.sources[i];
+                if old.files == entry.files {
+                    return Ok(Added::Unchanged);
+                }
+                Err(Conflict {
+                    key: format!("source {}_{}", entry.package, entry.version),
+                    existing_origin: old.origin.clone(),
+                    existing_sha256: old
+                        .files
+                        .first()
+                        .map(|f| f.sha256.clone())
+                        .unwrap_or_default(),
+                    new_origin: entry.origin,
+                    new_sha256: entry
+                        .files
+                        .first()
+                        .map(|f| f.sha256.clone())
+                        .unwrap_or_default(),
+                })
+            }
+            Ok(i) | Err(i) => {
+                self.sources.insert(i, entry);
+                Ok(Added::New)
+            }
+        }
+    }
+
+    /// Every pool file this component refers to.
+    pub fn pool_files(&self) -> impl Iterator<Item = &PoolFile> {
+        self.binaries
+            .iter()
+            .map(|b| &b.file)
+            .chain(self.sources.iter().flat_map(|s| s.files.iter()))
+    }
+
+    /// Concrete architectures of the binaries (not `all`).
+    pub fn architectures(&self) -> impl Iterator<Item = &str> {
+        self.binaries
+            .iter()
+            .map(|b| b.arch.as_str())
+            .filter(|a| *a != "all")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin(package: &str, version: &str, sha: &str) -> BinaryEntry {
+        BinaryEntry {
+            package: package.into(),
+            version: version.into(),
+            arch: "amd64".into(),
+            stanza: String::new(),
+            file: PoolFile {
+                path: format!("pool/main/x/{package}_{version}.deb"),
+                sha256: sha.into(),
+                size: 1,
+            },
+            origin: format!("{package}-{sha}.deb"),
+        }
+    }
+
+    #[test]
+    fn keeps_dpkg_order_and_detects_conflicts() {
+        let mut c = ComponentState::default();
+        assert_eq!(c.add_binary(bin("b", "1.10", "1")), Ok(Added::New));
+        assert_eq!(c.add_binary(bin("b", "1.9", "2")), Ok(Added::New));
+        assert_eq!(c.add_binary(bin("a", "1~rc1", "3")), Ok(Added::New));
+        let order: Vec<_> = c.binaries.iter().map(|b| b.version.as_str()).collect();
+        assert_eq!(order, ["1~rc1", "1.9", "1.10"]);
+        assert_eq!(c.add_binary(bin("b", "1.9", "2")), Ok(Added::Unchanged));
+        let err = c.add_binary(bin("b", "1.9", "9")).unwrap_err();
+        assert!(err.to_string().contains("b-2.deb") && err.to_string().contains("b-9.deb"));
+        assert_eq!(c.binaries.len(), 3);
+    }
+}

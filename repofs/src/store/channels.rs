@@ -1,0 +1,152 @@
+//! Channels on disk: `channels/<name>.json` (the pointer, replaced by
+//! rename) and `channels/<name>.history` (JSON lines, appended and
+//! fsynced before the pointer moves).
+//!
+//! A crash between the two leaves a history line beyond the pointer's
+//! `seq` (or a torn last line): readers skip it, the next writer cuts it.
+
+use std::path::PathBuf;
+
+use fs_err as fs;
+
+use super::{fsutil, load_json, save_json, Error, Result, Store};
+use crate::debian::name;
+use crate::model::channel::{self, committed_history, MoveRequest};
+use crate::model::{ChannelPointer, HistoryEntry, Transition};
+
+/// The raw history file: parsed entries and the byte length of the
+/// well-formed prefix.
+pub struct HistoryFile {
+    pub entries: Vec<(HistoryEntry, u64)>,
+    pub torn_tail: bool,
+}
+
+impl Store {
+    fn pointer_path(&self, name: &str) -> PathBuf {
+        self.root().join("channels").join(format!("{name}.json"))
+    }
+
+    fn history_path(&self, name: &str) -> PathBuf {
+        self.root().join("channels").join(format!("{name}.history"))
+    }
+
+    /// Creates an empty channel (no snapshot yet); an existing one is kept.
+    pub fn create_channel(&self, name: &str) -> Result<()> {
+        name::check_segment("channel", name)?;
+        let path = self.pointer_path(name);
+        if !path.exists() {
+            save_json(self, &path, &ChannelPointer::default())?;
+        }
+        Ok(())
+    }
+
+    pub fn list_channels(&self) -> Result<Vec<(String, ChannelPointer)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.root().join("channels"))? {
+            let file = e?.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file.strip_suffix(".json") {
+                if name::check_segment("channel", name).is_ok() {
+                    out.push((name.to_string(), self.load_channel(name)?));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    pub fn load_channel(&self, name: &str) -> Result<ChannelPointer> {
+        name::check_segment("channel", name)?;
+        let path = self.pointer_path(name);
+        if !path.exists() {
+            return Err(Error::UnknownChannel(name.to_string()));
+        }
+        load_json(&path)
+    }
+
+    /// The snapshot a channel points at, refusing an empty channel.
+    pub fn channel_target(&self, name: &str) -> Result<String> {
+        self.load_channel(name)?
+            .snapshot
+            .ok_or_else(|| Error::EmptyChannel(name.to_string()))
+    }
+
+    pub fn load_history_file(&self, name: &str) -> Result<HistoryFile> {
+        let path = self.history_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut entries = Vec::new();
+        let mut offset = 0u64;
+        let mut torn_tail = false;
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for (i, line) in lines.iter().enumerate() {
+            let last = i + 1 == lines.len();
+            match serde_json::from_str::<HistoryEntry>(line.trim_end()) {
+                Ok(e) if line.ends_with('\n') => {
+                    offset += line.len() as u64;
+                    entries.push((e, offset));
+                }
+                _ if last => torn_tail = true,
+                Err(e) => {
+                    return Err(Error::Corrupt {
+                        path,
+                        reason: format!("line {}: {e}", i + 1),
+                    })
+                }
+                Ok(_) => torn_tail = true,
+            }
+        }
+        Ok(HistoryFile { entries, torn_tail })
+    }
+
+    /// The moves that happened, oldest first.
+    pub fn channel_history(&self, name: &str) -> Result<Vec<HistoryEntry>> {
+        let pointer = self.load_channel(name)?;
+        let file = self.load_history_file(name)?;
+        Ok(committed_history(
+            &pointer,
+            file.entries.into_iter().map(|(e, _)| e).collect(),
+        ))
+    }
+
+    /// Moves a channel: compare-and-swap on the pointer, history first.
+    pub fn move_channel(&self, req: &MoveRequest<'_>) -> Result<Transition> {
+        let _lock = self.lock()?;
+        let current = self.load_channel(req.channel)?;
+        // The target must exist; a manifest never disappears while
+        // a writer holds the lock.
+        self.load_snapshot(req.target)?;
+        let transition = channel::plan_move(&current, req)?;
+        if let Transition::Move { pointer, entry } = &transition {
+            self.cut_uncommitted_history(req.channel, &current)?;
+            let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+            fsutil::append_line(&self.history_path(req.channel), &line)?;
+            super::failpoint::hit("promote:before-pointer");
+            save_json(self, &self.pointer_path(req.channel), pointer)?;
+            tracing::info!(channel = req.channel, from = ?entry.from, to = %entry.to, "channel moved");
+        }
+        Ok(transition)
+    }
+
+    /// Drops history lines a crashed writer left beyond the pointer.
+    fn cut_uncommitted_history(&self, name: &str, pointer: &ChannelPointer) -> Result<()> {
+        let file = self.load_history_file(name)?;
+        let keep = file
+            .entries
+            .iter()
+            .take_while(|(e, _)| e.seq <= pointer.seq)
+            .last()
+            .map_or(0, |(_, end)| *end);
+        let committed_all = file.entries.iter().all(|(e, _)| e.seq <= pointer.seq);
+        if file.torn_tail || !committed_all {
+            tracing::warn!(
+                channel = name,
+                "dropping history of an interrupted promotion"
+            );
+            fsutil::truncate(&self.history_path(name), keep)?;
+        }
+        Ok(())
+    }
+}

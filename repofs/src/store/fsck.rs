@@ -1,0 +1,271 @@
+//! `halo fsck`: proves the store sound or names what is not.
+//!
+//! Checks every blob against its hash, every snapshot manifest (its files,
+//! its component states and the pool files they name, Release against its
+//! indices, InRelease against the store key), the working state, and every
+//! channel (pointer target exists, history agrees with the pointer).
+//! Leftover temp files of crashed writers are reported, not faults.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::PathBuf;
+
+use fs_err as fs;
+
+use super::{Result, Store};
+use crate::hash::{is_sha256_hex, HashingWriter};
+use crate::model::{ComponentState, Snapshot};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct FsckReport {
+    pub blobs: u64,
+    pub snapshots: u64,
+    pub channels: u64,
+    pub temp_files: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl FsckReport {
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct Checker<'a> {
+    store: &'a Store,
+    report: FsckReport,
+    /// Blobs found whole, by hash -> size.
+    blobs: HashMap<String, u64>,
+    components: HashSet<String>,
+}
+
+impl Store {
+    pub fn fsck(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<FsckReport> {
+        let mut c = Checker {
+            store: self,
+            report: FsckReport::default(),
+            blobs: HashMap::new(),
+            components: HashSet::new(),
+        };
+        c.check_pool(progress)?;
+        c.check_state()?;
+        for id in self.list_snapshots()? {
+            c.check_snapshot(&id);
+        }
+        c.check_channels()?;
+        c.report.temp_files = fs::read_dir(self.tmp_dir())?.count() as u64;
+        Ok(c.report)
+    }
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, path: PathBuf, what: impl Into<String>) {
+        self.report.problems.push(Problem {
+            path,
+            what: what.into(),
+        });
+    }
+
+    fn check_pool(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let pool = self.store.pool();
+        let names = pool.list()?;
+        let total = names.len() as u64;
+        for (i, name) in names.iter().enumerate() {
+            progress(i as u64 + 1, total);
+            let path = pool.dir().join(name);
+            let hash = match name.split_once('/') {
+                Some((prefix, hash)) if is_sha256_hex(hash) && hash.starts_with(prefix) => hash,
+                _ => {
+                    self.problem(path, "stray file in the pool (not <2 hex>/<sha256>)");
+                    continue;
+                }
+            };
+            let mut w = HashingWriter::new(std::io::sink());
+            let copied = fs::File::open(&path).and_then(|mut f| {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    std::io::Write::write_all(&mut w, &buf[..n])?;
+                }
+                Ok(())
+            });
+            if let Err(e) = copied {
+                self.problem(path, format!("unreadable: {e}"));
+                continue;
+            }
+            let d = w.finish().1;
+            if d.sha256 != hash {
+                self.problem(path, format!("content hashes to {}", d.sha256));
+                continue;
+            }
+            self.blobs.insert(hash.to_string(), d.size);
+            self.report.blobs += 1;
+        }
+        Ok(())
+    }
+
+    fn need_blob(&mut self, owner: &PathBuf, sha256: &str, size: u64, what: &str) {
+        match self.blobs.get(sha256) {
+            Some(s) if *s == size => {}
+            Some(s) => {
+                let s = *s;
+                self.problem(
+                    owner.clone(),
+                    format!("{what}: blob {sha256} has {s} bytes, expected {size}"),
+                );
+            }
+            None => self.problem(
+                owner.clone(),
+                format!("{what}: blob {sha256} is missing or damaged"),
+            ),
+        }
+    }
+
+    fn check_component(&mut self, owner: &PathBuf, hash: &str) {
+        if !self.components.insert(hash.to_string()) {
+            return;
+        }
+        let state: ComponentState = match self.store.load_component(hash) {
+            Ok(s) => s,
+            Err(e) => {
+                self.problem(owner.clone(), format!("component state {hash}: {e}"));
+                return;
+            }
+        };
+        for f in state.pool_files() {
+            self.need_blob(owner, &f.sha256, f.size, &f.path);
+        }
+    }
+
+    fn check_state(&mut self) -> Result<()> {
+        let path = self.store.root().join("state.json");
+        match self.store.load_state() {
+            Ok(state) => {
+                for comps in state.values().flat_map(|d| d.values()) {
+                    for hash in comps.values() {
+                        self.check_component(&path, hash);
+                    }
+                }
+            }
+            Err(e) => self.problem(path, e.to_string()),
+        }
+        Ok(())
+    }
+
+    fn check_snapshot(&mut self, id: &str) {
+        let path = self.store.snapshot_path(id);
+        self.report.snapshots += 1;
+        let snap: Snapshot = match self.store.load_snapshot(id) {
+            Ok(s) => s,
+            Err(e) => return self.problem(path, e.to_string()),
+        };
+        if snap.id != id {
+            self.problem(path.clone(), format!("manifest says it is {}", snap.id));
+        }
+        for (aname, archive) in &snap.archives {
+            for (dname, dist) in &archive.dists {
+                for f in &dist.files {
+                    let what = format!("{aname}/dists/{dname}/{}", f.path);
+                    self.need_blob(&path, &f.sha256, f.size, &what);
+                }
+                for hash in dist.components.values() {
+                    self.check_component(&path, hash);
+                }
+                self.check_release(&path, &format!("{aname}/dists/{dname}"), dist);
+            }
+        }
+    }
+
+    /// Release lists exactly the index files, and InRelease is Release
+    /// signed by the store key.
+    fn check_release(&mut self, owner: &PathBuf, where_: &str, dist: &crate::model::DistSnapshot) {
+        let find = |name: &str| dist.files.iter().find(|f| f.path == name);
+        let (Some(rel), Some(inrel)) = (find("Release"), find("InRelease")) else {
+            return self.problem(
+                owner.clone(),
+                format!("{where_}: Release or InRelease missing"),
+            );
+        };
+        let pool = self.store.pool();
+        let (Ok(rel_text), Ok(inrel_text)) = (pool.read(&rel.sha256), pool.read(&inrel.sha256))
+        else {
+            return; // already reported as missing blobs
+        };
+        let text = String::from_utf8_lossy(&rel_text);
+        for f in dist.files.iter().filter(|f| f.path.contains('/')) {
+            if !text.contains(&format!("{} ", f.sha256)) || !text.contains(&f.path) {
+                self.problem(
+                    owner.clone(),
+                    format!("{where_}/Release does not list {} with its hash", f.path),
+                );
+            }
+        }
+        let keyring = fs::read(self.store.keys_dir().join("repo.gpg"))
+            .ok()
+            .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok());
+        let Some(keyring) = keyring else {
+            return self.problem(
+                self.store.keys_dir().join("repo.gpg"),
+                "public key missing or unreadable",
+            );
+        };
+        match keyring.verify_cleartext(&inrel_text, std::time::SystemTime::now()) {
+            Ok(v) if v.text == rel_text => {}
+            Ok(_) => self.problem(
+                owner.clone(),
+                format!("{where_}/InRelease does not sign Release's text"),
+            ),
+            Err(e) => self.problem(owner.clone(), format!("{where_}/InRelease: {e}")),
+        }
+    }
+
+    fn check_channels(&mut self) -> Result<()> {
+        let snapshots: HashSet<String> = self.store.list_snapshots()?.into_iter().collect();
+        for e in fs::read_dir(self.store.root().join("channels"))? {
+            let file = e?.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            self.report.channels += 1;
+            let path = self.store.root().join("channels").join(&file);
+            let pointer = match self.store.load_channel(name) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.problem(path, e.to_string());
+                    continue;
+                }
+            };
+            if let Some(target) = &pointer.snapshot {
+                if !snapshots.contains(target) {
+                    self.problem(path.clone(), format!("points at missing snapshot {target}"));
+                }
+            }
+            match self.store.channel_history(name) {
+                Ok(h) => {
+                    let last = h.last();
+                    let agrees = match last {
+                        Some(e) => e.seq == pointer.seq && Some(&e.to) == pointer.snapshot.as_ref(),
+                        None => pointer.seq == 0,
+                    };
+                    if !agrees {
+                        self.problem(
+                            path,
+                            "history does not end with the move that set the pointer",
+                        );
+                    }
+                }
+                Err(e) => self.problem(path, e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! `halo gc`: removes what nothing needs: temp files of crashed writers,
+//! snapshots beyond `--keep-snapshots` that no channel points at, and blobs
+//! no remaining snapshot or the working state refers to.
+//!
+//! Manifests go before blobs, so a gc killed half-way leaves only more
+//! garbage, never a manifest naming a removed blob.
+
+use std::collections::HashSet;
+
+use fs_err as fs;
+
+use super::snapshots::remove_snapshot;
+use super::{fsutil, Result, Store};
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct GcReport {
+    pub temp_files: u64,
+    pub snapshots: Vec<String>,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    pub fn gc(&self, keep_snapshots: Option<usize>) -> Result<GcReport> {
+        let _lock = self.lock()?;
+        let mut report = GcReport::default();
+        // Under the lock no writer is running: every temp file is garbage.
+        for e in fs::read_dir(self.tmp_dir())? {
+            fsutil::remove_file(&e?.path())?;
+            report.temp_files += 1;
+        }
+        let pinned: HashSet<String> = self
+            .list_channels()?
+            .into_iter()
+            .filter_map(|(_, p)| p.snapshot)
+            .collect();
+        let mut snapshots = self.list_snapshots()?;
+        if let Some(keep) = keep_snapshots {
+            let cut = snapshots.len().saturating_sub(keep);
+            for id in &snapshots[..cut] {
+                if !pinned.contains(id) {
+                    remove_snapshot(self, id)?;
+                    report.snapshots.push(id.clone());
+                }
+            }
+            snapshots.retain(|id| !report.snapshots.contains(id));
+        }
+        let live = self.live_blobs(&snapshots)?;
+        let pool = self.pool();
+        for name in pool.list()? {
+            let hash = name.rsplit('/').next().unwrap_or(&name);
+            if !live.contains(hash) {
+                let path = pool.dir().join(&name);
+                report.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                fsutil::remove_file(&path)?;
+                report.blobs += 1;
+            }
+        }
+        if report.blobs > 0 {
+            fsutil::syncfs(pool.dir())?;
+        }
+        tracing::info!(
+            blobs = report.blobs,
+            snapshots = report.snapshots.len(),
+            "gc done"
+        );
+        Ok(report)
+    }
+
+    /// Blobs the working state and the given snapshots need.
+    fn live_blobs(&self, snapshots: &[String]) -> Result<HashSet<String>> {
+        let mut live = HashSet::new();
+        let mut components: HashSet<String> = HashSet::new();
+        for comps in self.load_state()?.values().flat_map(|d| d.values()) {
+            components.extend(comps.values().cloned());
+        }
+        for id in snapshots {
+            let snap = self.load_snapshot(id)?;
+            live.extend(snap.direct_blobs().map(str::to_string));
+            for d in snap.archives.values().flat_map(|a| a.dists.values()) {
+                components.extend(d.components.values().cloned());
+            }
+        }
+        for hash in &components {
+            let state = self.load_component(hash)?;
+            live.extend(state.pool_files().map(|f| f.sha256.clone()));
+            live.insert(hash.clone());
+        }
+        Ok(live)
+    }
+}

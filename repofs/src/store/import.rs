@@ -1,0 +1,334 @@
+//! `halo import`: `.deb`, `.udeb`, `.dsc` (with the files it lists) and
+//! `.changes` (every listed checksum verified) into one component of an
+//! archive's working state.
+//!
+//! Load, decide, commit: every input is read and checked first, blobs go
+//! into one pool batch, and the import becomes visible by one rename of
+//! `state.json`. A refused input leaves the store exactly as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+
+use super::pool::Batch;
+use super::state::encode_component;
+use super::{Error, Result, Store};
+use crate::deb822;
+use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
+use crate::hash::Digests;
+use crate::index::stanza;
+use crate::model::state::Added;
+use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
+
+/// Where the packages go.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub archive: &'a str,
+    pub dist: &'a str,
+    pub component: &'a str,
+}
+
+/// What an import did, package by package (`name_version_arch`).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ImportReport {
+    pub added: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+fn import_err(file: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Import {
+        file: file.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Imports `files` into `target`; `progress` is called once per input.
+pub fn import(
+    store: &Store,
+    target: &Target<'_>,
+    files: &[PathBuf],
+    progress: &mut dyn FnMut(&Path),
+) -> Result<ImportReport> {
+    name::check_segment("archive", target.archive)?;
+    name::check_segment("dist", target.dist)?;
+    name::check_segment("component", target.component)?;
+    let _lock = store.lock()?;
+    let mut state = store.load_state()?;
+    let existing = store.load_archive_components(&state, target.archive)?;
+    let mut session = Session {
+        target,
+        component: existing
+            .get(&(target.dist.to_string(), target.component.to_string()))
+            .cloned()
+            .unwrap_or_default(),
+        pool_paths: pool_paths(&existing),
+        pool: store.pool(),
+        report: ImportReport::default(),
+    };
+    let pool = store.pool();
+    let mut batch = pool.batch();
+    for file in files {
+        session.import_file(&mut batch, file)?;
+        progress(file);
+    }
+    if session.report.added.is_empty() {
+        return Ok(session.report);
+    }
+    let encoded = encode_component(&session.component)?;
+    let digests = batch.add_bytes(&encoded)?;
+    super::failpoint::hit("import:before-blobs");
+    batch.commit()?;
+    super::failpoint::hit("import:before-state");
+    state
+        .entry(target.archive.to_string())
+        .or_default()
+        .entry(target.dist.to_string())
+        .or_default()
+        .insert(target.component.to_string(), digests.sha256);
+    store.save_state(&state)?;
+    tracing::info!(
+        archive = target.archive,
+        dist = target.dist,
+        component = target.component,
+        added = session.report.added.len(),
+        "import committed"
+    );
+    Ok(session.report)
+}
+
+/// Pool path -> (blob, origin) across the whole archive: one pool path
+/// can hold only one content, whatever dist refers to it.
+fn pool_paths(
+    components: &BTreeMap<(String, String), ComponentState>,
+) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for c in components.values() {
+        for b in &c.binaries {
+            out.insert(
+                b.file.path.clone(),
+                (b.file.sha256.clone(), b.origin.clone()),
+            );
+        }
+        for s in &c.sources {
+            for f in &s.files {
+                out.insert(f.path.clone(), (f.sha256.clone(), s.origin.clone()));
+            }
+        }
+    }
+    out
+}
+
+struct Session<'a> {
+    target: &'a Target<'a>,
+    component: ComponentState,
+    pool_paths: BTreeMap<String, (String, String)>,
+    pool: super::Pool,
+    report: ImportReport,
+}
+
+impl Session<'_> {
+    fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
+        // An input that cannot be read is the user's mistake, not ours.
+        if let Err(e) = std::fs::File::open(file) {
+            return Err(import_err(file, e));
+        }
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext {
+            "deb" | "udeb" => self.import_deb(batch, file, ext),
+            "dsc" => self.import_dsc(batch, file),
+            "changes" => self.import_changes(batch, file),
+            _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
+        }
+    }
+
+    fn claim_pool_path(&mut self, file: &Path, path: &str, sha256: &str) -> Result<()> {
+        let origin = display_name(file);
+        match self.pool_paths.get(path) {
+            Some((sha, other)) if sha != sha256 => Err(import_err(
+                file,
+                format!("{path} is already in the archive from {other} with different content (sha256 {sha}); this file has sha256 {sha256}: bump the version instead"),
+            )),
+            _ => {
+                self.pool_paths.insert(path.to_string(), (sha256.to_string(), origin));
+                Ok(())
+            }
+        }
+    }
+
+    fn import_deb(&mut self, batch: &mut Batch<'_>, file: &Path, ext: &str) -> Result<()> {
+        let reader = std::io::BufReader::new(fs::File::open(file)?);
+        let control = deb::read_control(reader).map_err(|e| import_err(file, e))?;
+        let control = BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))?;
+        let digests = batch.add_reader(fs::File::open(file)?)?;
+        let path = format!(
+            "{}/{}",
+            name::pool_dir(self.target.component, &control.source),
+            control.file_name(ext)
+        );
+        self.claim_pool_path(file, &path, &digests.sha256)?;
+        let key = format!("{}_{}_{}", control.package, control.version, control.arch);
+        let entry = BinaryEntry {
+            package: control.package.clone(),
+            version: control.version.to_string(),
+            arch: control.arch.clone(),
+            stanza: stanza::render_binary_stanza(&control.paragraph, &path, &digests),
+            file: PoolFile {
+                path,
+                sha256: digests.sha256,
+                size: digests.size,
+            },
+            origin: display_name(file),
+        };
+        match self.component.add_binary(entry)? {
+            Added::New => self.report.added.push(key),
+            Added::Unchanged => self.report.unchanged.push(key),
+        }
+        Ok(())
+    }
+
+    fn import_dsc(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
+        let raw = fs::read(file)?;
+        let text = std::str::from_utf8(&raw).map_err(|_| import_err(file, "not UTF-8 text"))?;
+        let body = deb822::strip_cleartext_signature(text).map_err(|e| import_err(file, e))?;
+        let para = deb822::parse_single(&body).map_err(|e| import_err(file, e))?;
+        let dsc = SourceControl::from_paragraph(para).map_err(|e| import_err(file, e))?;
+        let dir = name::pool_dir(self.target.component, &dsc.source);
+        let dsc_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| import_err(file, "file name is not UTF-8"))?;
+        name::check_file_name(dsc_name)?;
+        let dsc_digests = batch.add_bytes(&raw)?;
+        let dsc_listed = listed(dsc_name, &dsc_digests);
+        let mut files = vec![PoolFile {
+            path: format!("{dir}/{dsc_name}"),
+            sha256: dsc_digests.sha256.clone(),
+            size: dsc_digests.size,
+        }];
+        let base = file.parent().unwrap_or(Path::new("."));
+        let mut listed_files = Vec::new();
+        for lf in &dsc.files {
+            let digests = add_verified(batch, base, lf, file)?;
+            files.push(PoolFile {
+                path: format!("{dir}/{}", lf.name),
+                sha256: digests.sha256.clone(),
+                size: digests.size,
+            });
+            listed_files.push(listed(&lf.name, &digests));
+        }
+        for f in &files {
+            self.claim_pool_path(file, &f.path, &f.sha256)?;
+        }
+        let key = format!("{}_{}_source", dsc.source, dsc.version);
+        let entry = SourceEntry {
+            package: dsc.source.clone(),
+            version: dsc.version.to_string(),
+            stanza: stanza::render_source_stanza(&dsc.paragraph, &dir, &dsc_listed, &listed_files),
+            files,
+            origin: display_name(file),
+        };
+        match self.component.add_source(entry)? {
+            Added::New => self.report.added.push(key),
+            Added::Unchanged => self.report.unchanged.push(key),
+        }
+        Ok(())
+    }
+
+    fn import_changes(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
+        let raw = fs::read_to_string(file).map_err(|e| import_err(file, e))?;
+        let body = deb822::strip_cleartext_signature(&raw).map_err(|e| import_err(file, e))?;
+        let para = deb822::parse_single(&body).map_err(|e| import_err(file, e))?;
+        let changes = ChangesControl::from_paragraph(para).map_err(|e| import_err(file, e))?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        // Verify every listed file before importing any of them.
+        for lf in &changes.files {
+            verify_listed(&self.pool, base, lf, file)?;
+        }
+        for lf in &changes.files {
+            let path = base.join(&lf.name);
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("deb" | "udeb" | "dsc") => self.import_file(batch, &path)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn display_name(file: &Path) -> String {
+    file.display().to_string()
+}
+
+fn listed(name: &str, d: &Digests) -> ListedFile {
+    ListedFile {
+        name: name.to_string(),
+        size: d.size,
+        md5: Some(d.md5.clone()),
+        sha1: Some(d.sha1.clone()),
+        sha256: Some(d.sha256.clone()),
+    }
+}
+
+/// Checks `actual` against every checksum `lf` gives.
+fn check_digests(lf: &ListedFile, actual: &Digests, listing: &Path) -> Result<()> {
+    let mismatch = |what: &str, want: &str, got: &str| {
+        import_err(
+            listing,
+            format!("{} has {what} {got}, but the listing says {want}", lf.name),
+        )
+    };
+    if lf.size != actual.size {
+        return Err(mismatch(
+            "size",
+            &lf.size.to_string(),
+            &actual.size.to_string(),
+        ));
+    }
+    for (what, want, got) in [
+        ("MD5", &lf.md5, &actual.md5),
+        ("SHA1", &lf.sha1, &actual.sha1),
+        ("SHA256", &lf.sha256, &actual.sha256),
+    ] {
+        if let Some(want) = want {
+            if want != got {
+                return Err(mismatch(what, want, got));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_listed(base: &Path, lf: &ListedFile, listing: &Path) -> Result<fs::File> {
+    fs::File::open(base.join(&lf.name)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            import_err(
+                listing,
+                format!("lists {} but that file is missing", lf.name),
+            )
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// Adds a listed file to the batch, refusing it unless every checksum matches.
+fn add_verified(
+    batch: &mut Batch<'_>,
+    base: &Path,
+    lf: &ListedFile,
+    listing: &Path,
+) -> Result<Digests> {
+    let f = open_listed(base, lf, listing)?;
+    let digests = batch.add_reader(f)?;
+    check_digests(lf, &digests, listing)?;
+    Ok(digests)
+}
+
+/// Hashes a listed file without storing it.
+fn verify_listed(_pool: &super::Pool, base: &Path, lf: &ListedFile, listing: &Path) -> Result<()> {
+    let mut f = open_listed(base, lf, listing)?;
+    let mut w = crate::hash::HashingWriter::new(std::io::sink());
+    std::io::copy(&mut f, &mut w)?;
+    check_digests(lf, &w.finish().1, listing)
+}

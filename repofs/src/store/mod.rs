@@ -1,0 +1,229 @@
+//! The on-disk store (docs/store-format.md): a content-addressed pool,
+//! the working state of every archive, immutable snapshot manifests, and
+//! channels with their history.
+//!
+//! Invariants: blobs are written once and never changed; every other file
+//! is replaced by rename; writers hold `lock`, readers take no lock and see
+//! either the old or the new version of any file.
+
+pub mod channels;
+pub mod export;
+pub mod failpoint;
+pub mod fsck;
+pub mod fsutil;
+pub mod gc;
+pub mod import;
+pub mod lock;
+pub mod pool;
+pub mod snapshots;
+pub mod state;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use serde::{Deserialize, Serialize};
+
+use crate::debian::name::NameError;
+use crate::model::PromoteError;
+
+pub use lock::WriteLock;
+pub use pool::Pool;
+
+/// The store format this code reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// The channels `halo init` creates, from least to most trusted.
+pub const DEFAULT_CHANNELS: [&str; 3] = ["trusty-unstable", "trusty-testing", "trusty"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(
+        "{0} is not a rustedhalo store (no store.json): run `halo init` first or pass --store"
+    )]
+    NotAStore(PathBuf),
+    #[error("{0} is already a rustedhalo store")]
+    AlreadyAStore(PathBuf),
+    #[error("store format {found} at {path} is not supported (this halo reads format {FORMAT})")]
+    Format { path: PathBuf, found: u32 },
+    #[error("store is damaged: {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("no snapshot {0}")]
+    UnknownSnapshot(String),
+    #[error("no channel {0} (see `halo channel list`)")]
+    UnknownChannel(String),
+    #[error("channel {0} points at no snapshot yet")]
+    EmptyChannel(String),
+    #[error("the store has no snapshot yet: run `halo snapshot create`")]
+    NoSnapshots,
+    #[error(transparent)]
+    Promote(#[from] PromoteError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::model::snapshot::BadSnapshotId),
+    #[error("{file}: {reason}")]
+    Import { file: PathBuf, reason: String },
+    #[error(transparent)]
+    Conflict(#[from] crate::model::state::Conflict),
+    #[error("signing key: {0}")]
+    Sign(#[from] crate::sign::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// True when the user (or an upstream) gave bad input, as opposed to a
+    /// damaged store or a failing system: decides exit code 1 versus 2.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(
+            self,
+            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. }
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `store.json`: the store's identity and defaults for rendering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreMeta {
+    pub format: u32,
+    /// `Origin` and `Label` of every Release we render.
+    pub origin: String,
+    pub label: String,
+    /// Architectures every dist lists even when it only holds `all`
+    /// packages, so apt on these machines finds its `binary-<arch>`.
+    pub architectures: Vec<String>,
+    pub created: String,
+}
+
+/// A handle on a store directory. Cheap; holds no lock.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    meta: StoreMeta,
+}
+
+impl Store {
+    /// Opens an existing store.
+    pub fn open(root: &Path) -> Result<Self> {
+        let meta_path = root.join("store.json");
+        let data = match fs::read(&meta_path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotAStore(root.to_path_buf()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let meta: StoreMeta = serde_json::from_slice(&data).map_err(|e| Error::Corrupt {
+            path: meta_path.clone(),
+            reason: e.to_string(),
+        })?;
+        if meta.format != FORMAT {
+            return Err(Error::Format {
+                path: meta_path,
+                found: meta.format,
+            });
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            meta,
+        })
+    }
+
+    /// Creates a store: directories, the signing key (secret in
+    /// `keys/secret.asc`, public in `keys/repo.gpg` and `keys/repo.asc`),
+    /// the default channels, and `store.json` last, so an interrupted init
+    /// is never mistaken for a store.
+    pub fn init(root: &Path, meta: StoreMeta, key: &crate::sign::SigningKey) -> Result<Self> {
+        if root.join("store.json").exists() {
+            return Err(Error::AlreadyAStore(root.to_path_buf()));
+        }
+        for arch in &meta.architectures {
+            crate::debian::name::check_arch(arch)?;
+        }
+        for dir in ["pool", "snapshots", "channels", "keys", "tmp"] {
+            fsutil::create_dir_synced(&root.join(dir))?;
+        }
+        let store = Self {
+            root: root.to_path_buf(),
+            meta,
+        };
+        let keys = store.keys_dir();
+        let tmp = store.tmp_dir();
+        fsutil::write_atomic(
+            &tmp,
+            &keys.join("secret.asc"),
+            key.to_armored_secret()?.as_bytes(),
+        )?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(
+                keys.join("secret.asc"),
+                std::fs::Permissions::from_mode(0o600),
+            )?;
+        }
+        fsutil::write_atomic(&tmp, &keys.join("repo.gpg"), &key.public_key_binary()?)?;
+        fsutil::write_atomic(
+            &tmp,
+            &keys.join("repo.asc"),
+            key.public_key_armored()?.as_bytes(),
+        )?;
+        for channel in DEFAULT_CHANNELS {
+            store.create_channel(channel)?;
+        }
+        let data = serde_json::to_vec_pretty(&store.meta).map_err(io::Error::other)?;
+        fsutil::write_atomic(&tmp, &root.join("store.json"), &data)?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    pub fn pool(&self) -> Pool {
+        Pool::new(self.root.join("pool"), self.tmp_dir())
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// Takes the single writer lock, waiting for another writer to finish.
+    pub fn lock(&self) -> Result<WriteLock> {
+        Ok(WriteLock::acquire(&self.root.join("lock"))?)
+    }
+
+    /// The store's signing key (`keys/secret.asc`).
+    pub fn load_signing_key(&self) -> Result<crate::sign::SigningKey> {
+        let data = fs::read(self.keys_dir().join("secret.asc"))?;
+        Ok(crate::sign::SigningKey::from_bytes(&data)?)
+    }
+}
+
+/// Writes `value` as JSON to `dest` atomically.
+pub(crate) fn save_json<T: Serialize>(store: &Store, dest: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    fsutil::write_atomic(&store.tmp_dir(), dest, &data)?;
+    Ok(())
+}
+
+/// Reads JSON, calling a parse failure store damage.
+pub(crate) fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let data = fs::read(path)?;
+    serde_json::from_slice(&data).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}

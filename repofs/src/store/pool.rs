@@ -1,0 +1,171 @@
+//! The content-addressed pool: `pool/<first two hex>/<sha256>`, one file
+//! per distinct content, read-only once written.
+//!
+//! Writes go through a [`Batch`]: content is streamed into temp files while
+//! hashed, then `commit` makes the data durable, renames each temp file to
+//! its hash (dropping duplicates) and makes the names durable. Only then
+//! may state that refers to the blobs be committed.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+
+use super::fsutil::{self, ClosedTemp, TempFile};
+use crate::hash::{self, Digests, HashingWriter};
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Pool {
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
+        Self { dir, tmp }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the blob with this hash lives (whether or not it exists).
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("__");
+        self.dir.join(prefix).join(sha256)
+    }
+
+    /// True when a blob of this hash and size is present. A blob of the
+    /// wrong size (a torn write on a file system that lost data) counts as
+    /// absent, so the next write replaces it.
+    pub fn has(&self, sha256: &str, size: u64) -> bool {
+        fs::metadata(self.path(sha256)).is_ok_and(|m| m.len() == size)
+    }
+
+    pub fn read(&self, sha256: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.path(sha256))
+    }
+
+    pub fn open(&self, sha256: &str) -> io::Result<fs::File> {
+        fs::File::open(self.path(sha256))
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            pool: self,
+            pending: Vec::new(),
+            queued: HashSet::new(),
+        }
+    }
+
+    /// Every blob name present, for fsck and gc.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for prefix in fs::read_dir(&self.dir)? {
+            let prefix = prefix?;
+            if !prefix.file_type()?.is_dir() {
+                out.push(prefix.file_name().to_string_lossy().into_owned());
+                continue;
+            }
+            for blob in fs::read_dir(prefix.path())? {
+                out.push(format!(
+                    "{}/{}",
+                    prefix.file_name().to_string_lossy(),
+                    blob?.file_name().to_string_lossy()
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Blobs being added; nothing is visible under a hash name before `commit`.
+pub struct Batch<'p> {
+    pool: &'p Pool,
+    pending: Vec<(String, ClosedTemp)>,
+    queued: HashSet<String>,
+}
+
+impl Batch<'_> {
+    /// Streams `reader` into the batch, returning its digests.
+    pub fn add_reader<R: Read>(&mut self, mut reader: R) -> io::Result<Digests> {
+        let mut tmp = TempFile::new(&self.pool.tmp)?;
+        let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, tmp.file()));
+        io::copy(&mut reader, &mut w)?;
+        let (mut buf, digests) = w.finish();
+        buf.flush()?;
+        drop(buf);
+        self.queue(digests.sha256.clone(), digests.size, tmp)?;
+        Ok(digests)
+    }
+
+    /// Adds bytes already in memory (rendered indices, manifests).
+    pub fn add_bytes(&mut self, data: &[u8]) -> io::Result<Digests> {
+        let digests = hash::digest(data);
+        if self.pool.has(&digests.sha256, digests.size) || self.queued.contains(&digests.sha256) {
+            return Ok(digests);
+        }
+        let mut tmp = TempFile::new(&self.pool.tmp)?;
+        tmp.file().write_all(data)?;
+        self.queue(digests.sha256.clone(), digests.size, tmp)?;
+        Ok(digests)
+    }
+
+    fn queue(&mut self, sha256: String, size: u64, tmp: TempFile) -> io::Result<()> {
+        if self.pool.has(&sha256, size) || !self.queued.insert(sha256.clone()) {
+            return Ok(()); // dropping `tmp` removes it
+        }
+        self.pending.push((sha256, tmp.close()?));
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Makes every added blob durable under its hash name.
+    pub fn commit(self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        fsutil::syncfs(&self.pool.dir)?;
+        let mut dirs = HashSet::new();
+        for (sha, tmp) in self.pending {
+            let dest = self.pool.path(&sha);
+            if let Some(dir) = dest.parent() {
+                if dirs.insert(dir.to_path_buf()) && !dir.is_dir() {
+                    fs::create_dir_all(dir)?;
+                }
+            }
+            tmp.rename_to(&dest)?;
+            let mut perms = fs::metadata(&dest)?.permissions();
+            perms.set_readonly(true);
+            fs::set_permissions(&dest, perms)?;
+        }
+        fsutil::syncfs(&self.pool.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_appear_only_on_commit_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
+        fs::create_dir_all(pool.dir()).unwrap();
+        let mut b = pool.batch();
+        let d = b.add_bytes(b"abc").unwrap();
+        b.add_reader(&b"abc"[..]).unwrap();
+        assert!(!pool.has(&d.sha256, 3));
+        b.commit().unwrap();
+        assert!(pool.has(&d.sha256, 3));
+        assert_eq!(pool.read(&d.sha256).unwrap(), b"abc");
+        assert_eq!(pool.list().unwrap().len(), 1);
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+}

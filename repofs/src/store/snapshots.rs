@@ -1,0 +1,241 @@
+//! Snapshots on disk: `snapshots/<id>.json`, written once, never changed.
+//!
+//! Making a snapshot renders the indices of every component that changed
+//! since the latest snapshot (unchanged components and dists reuse the
+//! blobs already rendered), signs each changed dist's Release once, and
+//! commits by writing the manifest. Nothing is re-rendered or re-signed
+//! afterwards: a promotion only moves a pointer.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use fs_err as fs;
+
+use super::pool::Batch;
+use super::{load_json, save_json, Error, Result, Store};
+use crate::hash::Digests;
+use crate::index::{dist as render, release};
+use crate::model::snapshot::{check_snapshot_id, plan_snapshot_id};
+use crate::model::{ArchiveSnapshot, ComponentState, DistFile, DistSnapshot, Snapshot};
+use crate::sign::SigningKey;
+
+/// The result of `snapshot create`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Created {
+    pub id: String,
+    /// False when nothing changed and the latest snapshot was returned.
+    pub new: bool,
+}
+
+impl Store {
+    /// Snapshot ids, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for e in fs::read_dir(self.root().join("snapshots"))? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json") {
+                if check_snapshot_id(id).is_ok() {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn snapshot_path(&self, id: &str) -> std::path::PathBuf {
+        self.root().join("snapshots").join(format!("{id}.json"))
+    }
+
+    pub fn load_snapshot(&self, id: &str) -> Result<Snapshot> {
+        check_snapshot_id(id)?;
+        let path = self.snapshot_path(id);
+        if !path.exists() {
+            return Err(Error::UnknownSnapshot(id.to_string()));
+        }
+        load_json(&path)
+    }
+
+    /// Freezes the working state. `now` is the snapshot's time.
+    pub fn create_snapshot(&self, now: jiff::Timestamp) -> Result<Created> {
+        let _lock = self.lock()?;
+        let state = self.load_state()?;
+        let latest = match self.list_snapshots()?.pop() {
+            Some(id) => Some(self.load_snapshot(&id)?),
+            None => None,
+        };
+        if let Some(prev) = &latest {
+            if prev.state_map() == state {
+                return Ok(Created {
+                    id: prev.id.clone(),
+                    new: false,
+                });
+            }
+        }
+        let id = plan_snapshot_id(now.as_millisecond(), latest.as_ref().map(|s| s.id.as_str()));
+        let key = self.load_signing_key()?;
+        let pool = self.pool();
+        let mut batch = pool.batch();
+        let date = release::render_date(now);
+        let mut archives = BTreeMap::new();
+        for (archive, dists) in &state {
+            let mut snap = ArchiveSnapshot::default();
+            for (dist, components) in dists {
+                let prev = latest
+                    .as_ref()
+                    .and_then(|s| s.archives.get(archive))
+                    .and_then(|a| a.dists.get(dist));
+                let ctx = DistContext {
+                    store: self,
+                    key: &key,
+                    date: &date,
+                    dist,
+                    prev,
+                };
+                let d = ctx.render(&mut batch, components)?;
+                snap.dists.insert(dist.clone(), d);
+            }
+            archives.insert(archive.clone(), snap);
+        }
+        super::failpoint::hit("snapshot:before-blobs");
+        batch.commit()?;
+        super::failpoint::hit("snapshot:before-manifest");
+        let snapshot = Snapshot {
+            id: id.clone(),
+            created: now.to_string(),
+            archives,
+        };
+        save_json(self, &self.snapshot_path(&id), &snapshot)?;
+        tracing::info!(snapshot = %id, "snapshot created");
+        Ok(Created { id, new: true })
+    }
+}
+
+struct DistContext<'a> {
+    store: &'a Store,
+    key: &'a SigningKey,
+    date: &'a str,
+    dist: &'a str,
+    prev: Option<&'a DistSnapshot>,
+}
+
+impl DistContext<'_> {
+    fn render(
+        &self,
+        batch: &mut Batch<'_>,
+        components: &BTreeMap<String, String>,
+    ) -> Result<DistSnapshot> {
+        if let Some(prev) = self.prev {
+            if &prev.components == components {
+                // Same content: the signed files of the previous snapshot
+                // are still true, byte for byte.
+                return Ok(prev.clone());
+            }
+        }
+        let mut states = BTreeMap::new();
+        for (comp, hash) in components {
+            states.insert(comp.clone(), self.store.load_component(hash)?);
+        }
+        let archs = self.architectures(&states);
+        let mut files: Vec<DistFile> = Vec::new();
+        for (comp, state) in &states {
+            if let Some(reused) = self.reusable(comp, &components[comp], &archs) {
+                files.extend(reused);
+                continue;
+            }
+            let rendered = render::render_compressed(render::render_plain(comp, state, &archs));
+            for f in rendered {
+                let d = batch.add_bytes(&f.data)?;
+                files.push(dist_file(f.path, &d));
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let listed: Vec<(String, Digests)> = files
+            .iter()
+            .map(|f| {
+                let d = Digests {
+                    size: f.size,
+                    md5: f.md5.clone(),
+                    sha1: String::new(),
+                    sha256: f.sha256.clone(),
+                };
+                (f.path.clone(), d)
+            })
+            .collect();
+        let comps: Vec<String> = components.keys().cloned().collect();
+        let meta = self.store.meta();
+        let release_text = release::render_release(
+            &release::ReleaseMeta {
+                origin: &meta.origin,
+                label: &meta.label,
+                dist: self.dist,
+                date: self.date,
+                architectures: &archs,
+                components: &comps,
+                description: None,
+            },
+            &listed,
+        );
+        let in_release = self.key.clearsign(&release_text)?;
+        let release_gpg = self.key.sign_detached(release_text.as_bytes())?;
+        for (path, data) in [
+            ("Release", release_text.as_bytes()),
+            ("InRelease", in_release.as_bytes()),
+            ("Release.gpg", release_gpg.as_bytes()),
+        ] {
+            let d = batch.add_bytes(data)?;
+            files.push(dist_file(path.to_string(), &d));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(DistSnapshot {
+            components: components.clone(),
+            architectures: archs,
+            files,
+        })
+    }
+
+    /// Concrete architectures of the packages plus the store's defaults.
+    fn architectures(&self, states: &BTreeMap<String, ComponentState>) -> Vec<String> {
+        let mut archs: Vec<String> = self.store.meta().architectures.clone();
+        for s in states.values() {
+            archs.extend(s.architectures().map(str::to_string));
+        }
+        archs.sort();
+        archs.dedup();
+        archs
+    }
+
+    /// The previous snapshot's files of a component whose content and
+    /// architecture list did not change.
+    fn reusable(&self, comp: &str, hash: &str, archs: &[String]) -> Option<Vec<DistFile>> {
+        let prev = self.prev?;
+        if prev.components.get(comp).map(String::as_str) != Some(hash)
+            || prev.architectures != archs
+        {
+            return None;
+        }
+        let prefix = format!("{comp}/");
+        Some(
+            prev.files
+                .iter()
+                .filter(|f| f.path.starts_with(&prefix))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+fn dist_file(path: String, d: &Digests) -> DistFile {
+    DistFile {
+        path,
+        sha256: d.sha256.clone(),
+        md5: d.md5.clone(),
+        size: d.size,
+    }
+}
+
+/// Removes a snapshot manifest (gc only; caller holds the lock).
+pub(crate) fn remove_snapshot(store: &Store, id: &str) -> io::Result<()> {
+    super::fsutil::remove_file(&store.snapshot_path(id))?;
+    super::fsutil::sync_dir(&store.root().join("snapshots"))
+}

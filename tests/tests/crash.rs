@@ -1,0 +1,222 @@
+//! Crash safety: writers killed with SIGKILL at random instants, and
+//! aborted at every failpoint between two durable steps. After each crash
+//! `fsck` passes, every channel still exports, channels point where they
+//! pointed, and the interrupted command run again succeeds.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use halo_tests::{ok, run, Deb, TestStore};
+
+/// A small deterministic generator (the seed is printed on failure).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn channels(t: &TestStore) -> String {
+    t.ok(&["channel", "list"])
+}
+
+/// fsck passes and every channel with a snapshot exports.
+fn check_after_crash(t: &TestStore, what: &str) {
+    let out = run(t.halo().arg("fsck"));
+    assert!(
+        out.status.success(),
+        "fsck after crash in {what}:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for line in channels(t).lines() {
+        let mut w = line.split_whitespace();
+        let (name, id) = (w.next().unwrap(), w.next().unwrap());
+        if id != "-" {
+            t.export_channel(name);
+        }
+    }
+}
+
+/// Runs `args`, killing it with SIGKILL after `delay`; true if it was killed.
+fn kill_after(t: &TestStore, args: &[String], delay: Duration) -> bool {
+    let mut child = t
+        .halo()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < delay {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let killed = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    child.wait().unwrap();
+    killed
+}
+
+fn import_args(files: &[std::path::PathBuf]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "import",
+        "--archive",
+        "rustedhalo",
+        "--dist",
+        "trusty",
+        "--component",
+        "main",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args
+}
+
+/// Measures how long a command takes uninterrupted, to pick kill instants
+/// that land inside it.
+fn duration_of(t: &TestStore, args: &[String]) -> Duration {
+    let start = Instant::now();
+    ok(t.halo().args(args));
+    start.elapsed()
+}
+
+#[test]
+fn writers_killed_at_random_instants_leave_a_sound_store() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    let t = TestStore::new();
+    let debs: Vec<_> = (0..120)
+        .map(|i| Deb::new(&format!("crash-pkg{i}"), "1.0").build(&t.path("in/batch")))
+        .collect();
+    t.import("trusty", &debs[..10]);
+    let base = t.snapshot();
+    t.ok(&["promote", "--to", "trusty", "--snapshot", &base]);
+
+    // Import: a batch of packages; each round uses new versions.
+    let mut killed = 0;
+    for round in 0..12 {
+        let files: Vec<_> = (0..40)
+            .map(|i| {
+                Deb::new(&format!("crash-pkg{i}"), &format!("2.{round}"))
+                    .build(&t.path(&format!("in/r{round}")))
+            })
+            .collect();
+        let args = import_args(&files);
+        let probe = duration_of(&TestStore::new(), &import_args(&files));
+        let delay = Duration::from_micros(rng.below(probe.as_micros() as u64 + 1));
+        let before = channels(&t);
+        killed += kill_after(&t, &args, delay) as u32;
+        check_after_crash(&t, "import");
+        assert_eq!(channels(&t), before, "a killed import moved a channel");
+        ok(t.halo().args(&args));
+
+        // Snapshot create.
+        let args: Vec<String> = vec!["snapshot".into(), "create".into()];
+        let delay = Duration::from_micros(rng.below(40_000));
+        killed += kill_after(&t, &args, delay) as u32;
+        check_after_crash(&t, "snapshot create");
+        let id = ok(t.halo().args(&args))
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string();
+
+        // Promote.
+        let args: Vec<String> = ["promote", "--to", "trusty-testing", "--snapshot", &id]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let delay = Duration::from_micros(rng.below(8_000));
+        killed += kill_after(&t, &args, delay) as u32;
+        check_after_crash(&t, "promote");
+        let now = t.channel("trusty-testing");
+        ok(t.halo().args(&args));
+        assert_eq!(t.channel("trusty-testing"), id, "was {now}");
+        assert_eq!(t.channel("trusty"), base);
+    }
+    eprintln!("{killed} of 36 runs were killed mid-way");
+    assert!(
+        killed > 0,
+        "no run was interrupted: the test proved nothing"
+    );
+}
+
+#[test]
+fn writers_aborted_at_every_failpoint_leave_a_sound_store() {
+    let t = TestStore::new();
+    t.import("trusty", &[Deb::new("fp-base", "1").build(&t.path("in/0"))]);
+    let base = t.snapshot();
+    t.ok(&["promote", "--to", "trusty", "--snapshot", &base]);
+    let mut n = 0;
+    for point in ["import:before-blobs", "import:before-state"] {
+        n += 1;
+        let deb = Deb::new("fp-pkg", &format!("{n}")).build(&t.path(&format!("in/{n}")));
+        let args = import_args(std::slice::from_ref(&deb));
+        let before = t.fingerprint();
+        let out = run(t.halo().args(&args).env("HALO_FAILPOINT", point));
+        assert!(!out.status.success(), "{point} not hit");
+        assert_eq!(t.fingerprint(), before, "{point}: state changed");
+        check_after_crash(&t, point);
+        ok(t.halo().args(&args));
+    }
+    for point in ["snapshot:before-blobs", "snapshot:before-manifest"] {
+        let before = t.ok(&["snapshot", "list"]);
+        let out = run(t
+            .halo()
+            .args(["snapshot", "create"])
+            .env("HALO_FAILPOINT", point));
+        assert!(!out.status.success(), "{point} not hit");
+        assert_eq!(t.ok(&["snapshot", "list"]), before, "{point}");
+        check_after_crash(&t, point);
+    }
+    let id = t.snapshot();
+    let out = run(t
+        .halo()
+        .args(["promote", "--to", "trusty", "--snapshot", &id])
+        .env("HALO_FAILPOINT", "promote:before-pointer"));
+    assert!(!out.status.success());
+    assert_eq!(
+        t.channel("trusty"),
+        base,
+        "pointer moved without its commit"
+    );
+    assert_eq!(
+        t.ok(&["channel", "history", "trusty"]).lines().count(),
+        1,
+        "uncommitted history shown"
+    );
+    check_after_crash(&t, "promote:before-pointer");
+    t.ok(&[
+        "promote",
+        "--to",
+        "trusty",
+        "--snapshot",
+        &id,
+        "--expect",
+        &base,
+    ]);
+    assert_eq!(t.channel("trusty"), id);
+    let history: serde_json::Value =
+        serde_json::from_str(&t.ok(&["channel", "history", "trusty", "--json"])).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history[1]["seq"], 2);
+    // gc clears the temp files the aborted writers left.
+    t.ok(&["gc"]);
+    assert!(fs_err::read_dir(t.store().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
