@@ -158,6 +158,14 @@ impl TestStore {
         (snapshots, channels, state)
     }
 
+    /// Temp files in the store, as `halo fsck --json` counts them.
+    pub fn temp_files(&self) -> u64 {
+        let out = run(self.halo().args(["fsck", "--json"]));
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("fsck --json output");
+        report["temp_files"].as_u64().expect("temp_files")
+    }
+
     pub fn assert_sound(&self) {
         let out = run(self.halo().arg("fsck"));
         assert!(

@@ -2,6 +2,8 @@
 //! `dpkg-scanpackages`/`dpkg-scansources`, signatures with `gpgv`, and the
 //! real `apt-get` resolving and downloading from `halo export` trees.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 

@@ -62,6 +62,17 @@ fn cmp_versions(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Position of each entry by identity; see [`ComponentState::index`].
+#[derive(Debug, Default)]
+pub struct EntryIndex {
+    binaries: std::collections::HashMap<(String, String, String), usize>,
+    sources: std::collections::HashMap<(String, String), usize>,
+}
+
+fn binary_key(b: &BinaryEntry) -> (String, String, String) {
+    (b.package.clone(), b.version.clone(), b.arch.clone())
+}
+
 /// What happened when an entry was added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -146,6 +157,93 @@ impl ComponentState {
         }
     }
 
+    /// Binary and source entries by identity, for adding many entries
+    /// without keeping the lists sorted on every insert.
+    pub fn index(&self) -> EntryIndex {
+        let mut index = EntryIndex::default();
+        for (i, b) in self.binaries.iter().enumerate() {
+            index.binaries.insert(binary_key(b), i);
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            index
+                .sources
+                .insert((s.package.clone(), s.version.clone()), i);
+        }
+        index
+    }
+
+    /// Adds a binary in O(1) through `index`; call [`Self::sort`] after the
+    /// last one.
+    pub fn push_binary(
+        &mut self,
+        index: &mut EntryIndex,
+        entry: BinaryEntry,
+    ) -> Result<Added, Conflict> {
+        let key = binary_key(&entry);
+        if let Some(&i) = index.binaries.get(&key) {
+            let old = &self.binaries[i];
+            if old.file.sha256 == entry.file.sha256 {
+                return Ok(Added::Unchanged);
+            }
+            return Err(Conflict {
+                key: format!("{}_{}_{}", entry.package, entry.version, entry.arch),
+                existing_origin: old.origin.clone(),
+                existing_sha256: old.file.sha256.clone(),
+                new_origin: entry.origin,
+                new_sha256: entry.file.sha256,
+            });
+        }
+        index.binaries.insert(key, self.binaries.len());
+        self.binaries.push(entry);
+        Ok(Added::New)
+    }
+
+    /// Adds a source package through `index`; call [`Self::sort`] after.
+    pub fn push_source(
+        &mut self,
+        index: &mut EntryIndex,
+        entry: SourceEntry,
+    ) -> Result<Added, Conflict> {
+        let key = (entry.package.clone(), entry.version.clone());
+        if let Some(&i) = index.sources.get(&key) {
+            let old = &self.sources[i];
+            if old.files == entry.files {
+                return Ok(Added::Unchanged);
+            }
+            return Err(Conflict {
+                key: format!("source {}_{}", entry.package, entry.version),
+                existing_origin: old.origin.clone(),
+                existing_sha256: old
+                    .files
+                    .first()
+                    .map(|f| f.sha256.clone())
+                    .unwrap_or_default(),
+                new_origin: entry.origin,
+                new_sha256: entry
+                    .files
+                    .first()
+                    .map(|f| f.sha256.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        index.sources.insert(key, self.sources.len());
+        self.sources.push(entry);
+        Ok(Added::New)
+    }
+
+    /// Restores the canonical order (name, dpkg version, arch).
+    pub fn sort(&mut self) {
+        self.binaries.sort_by_cached_key(|b| {
+            (
+                b.package.clone(),
+                Version::parse(&b.version).ok(),
+                b.arch.clone(),
+            )
+        });
+        self.sources
+            .sort_by_cached_key(|s| (s.package.clone(), Version::parse(&s.version).ok()));
+    }
+
     /// Every pool file this component refers to.
     pub fn pool_files(&self) -> impl Iterator<Item = &PoolFile> {
         self.binaries
@@ -194,5 +292,28 @@ mod tests {
         let err = c.add_binary(bin("b", "1.9", "9")).unwrap_err();
         assert!(err.to_string().contains("b-2.deb") && err.to_string().contains("b-9.deb"));
         assert_eq!(c.binaries.len(), 3);
+    }
+
+    #[test]
+    fn push_then_sort_matches_sorted_insert() {
+        let mut a = ComponentState::default();
+        let mut b = ComponentState::default();
+        let mut index = b.index();
+        for (p, v, s) in [
+            ("z", "1", "1"),
+            ("b", "1.10", "2"),
+            ("b", "1.9", "3"),
+            ("a", "2", "4"),
+        ] {
+            a.add_binary(bin(p, v, s)).unwrap();
+            assert_eq!(b.push_binary(&mut index, bin(p, v, s)), Ok(Added::New));
+        }
+        assert_eq!(
+            b.push_binary(&mut index, bin("b", "1.9", "3")),
+            Ok(Added::Unchanged)
+        );
+        assert!(b.push_binary(&mut index, bin("b", "1.9", "x")).is_err());
+        b.sort();
+        assert_eq!(a, b);
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 
@@ -59,8 +59,24 @@ impl Store {
             c.check_snapshot(&id);
         }
         c.check_channels()?;
-        c.report.temp_files = fs::read_dir(self.tmp_dir())?.count() as u64;
+        c.report.temp_files = self.count_temp_files()?;
         Ok(c.report)
+    }
+}
+
+impl Store {
+    /// Temp files left by writers (in `tmp/` and its shard directories).
+    pub fn count_temp_files(&self) -> Result<u64> {
+        let mut n = 0;
+        for e in fs::read_dir(self.tmp_dir())? {
+            let path = e?.path();
+            n += if path.is_dir() {
+                fs::read_dir(&path)?.count() as u64
+            } else {
+                1
+            };
+        }
+        Ok(n)
     }
 }
 
@@ -113,31 +129,31 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn need_blob(&mut self, owner: &PathBuf, sha256: &str, size: u64, what: &str) {
+    fn need_blob(&mut self, owner: &Path, sha256: &str, size: u64, what: &str) {
         match self.blobs.get(sha256) {
             Some(s) if *s == size => {}
             Some(s) => {
                 let s = *s;
                 self.problem(
-                    owner.clone(),
+                    owner.to_path_buf(),
                     format!("{what}: blob {sha256} has {s} bytes, expected {size}"),
                 );
             }
             None => self.problem(
-                owner.clone(),
+                owner.to_path_buf(),
                 format!("{what}: blob {sha256} is missing or damaged"),
             ),
         }
     }
 
-    fn check_component(&mut self, owner: &PathBuf, hash: &str) {
+    fn check_component(&mut self, owner: &Path, hash: &str) {
         if !self.components.insert(hash.to_string()) {
             return;
         }
         let state: ComponentState = match self.store.load_component(hash) {
             Ok(s) => s,
             Err(e) => {
-                self.problem(owner.clone(), format!("component state {hash}: {e}"));
+                self.problem(owner.to_path_buf(), format!("component state {hash}: {e}"));
                 return;
             }
         };
@@ -187,11 +203,11 @@ impl Checker<'_> {
 
     /// Release lists exactly the index files, and InRelease is Release
     /// signed by the store key.
-    fn check_release(&mut self, owner: &PathBuf, where_: &str, dist: &crate::model::DistSnapshot) {
+    fn check_release(&mut self, owner: &Path, where_: &str, dist: &crate::model::DistSnapshot) {
         let find = |name: &str| dist.files.iter().find(|f| f.path == name);
         let (Some(rel), Some(inrel)) = (find("Release"), find("InRelease")) else {
             return self.problem(
-                owner.clone(),
+                owner.to_path_buf(),
                 format!("{where_}: Release or InRelease missing"),
             );
         };
@@ -204,7 +220,7 @@ impl Checker<'_> {
         for f in dist.files.iter().filter(|f| f.path.contains('/')) {
             if !text.contains(&format!("{} ", f.sha256)) || !text.contains(&f.path) {
                 self.problem(
-                    owner.clone(),
+                    owner.to_path_buf(),
                     format!("{where_}/Release does not list {} with its hash", f.path),
                 );
             }
@@ -221,10 +237,10 @@ impl Checker<'_> {
         match keyring.verify_cleartext(&inrel_text, std::time::SystemTime::now()) {
             Ok(v) if v.text == rel_text => {}
             Ok(_) => self.problem(
-                owner.clone(),
+                owner.to_path_buf(),
                 format!("{where_}/InRelease does not sign Release's text"),
             ),
-            Err(e) => self.problem(owner.clone(), format!("{where_}/InRelease: {e}")),
+            Err(e) => self.problem(owner.to_path_buf(), format!("{where_}/InRelease: {e}")),
         }
     }
 

@@ -22,11 +22,19 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 impl TempFile {
     pub fn new(tmp_dir: &Path) -> io::Result<Self> {
+        Self::with_mode(tmp_dir, 0o644)
+    }
+
+    /// A temp file created with `mode` (pool blobs are born read-only,
+    /// which saves a chmod per blob).
+    pub fn with_mode(tmp_dir: &Path, mode: u32) -> io::Result<Self> {
+        use fs_err::os::unix::fs::OpenOptionsExt;
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = tmp_dir.join(format!("{}.{}.tmp", std::process::id(), n));
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(mode)
             .open(&path)?;
         Ok(Self {
             path,

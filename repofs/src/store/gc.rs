@@ -26,8 +26,16 @@ impl Store {
         let mut report = GcReport::default();
         // Under the lock no writer is running: every temp file is garbage.
         for e in fs::read_dir(self.tmp_dir())? {
-            fsutil::remove_file(&e?.path())?;
-            report.temp_files += 1;
+            let path = e?.path();
+            if path.is_dir() {
+                for f in fs::read_dir(&path)? {
+                    fsutil::remove_file(&f?.path())?;
+                    report.temp_files += 1;
+                }
+            } else {
+                fsutil::remove_file(&path)?;
+                report.temp_files += 1;
+            }
         }
         let pinned: HashSet<String> = self
             .list_channels()?

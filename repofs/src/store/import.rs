@@ -18,8 +18,11 @@ use crate::deb822;
 use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
 use crate::hash::Digests;
 use crate::index::stanza;
-use crate::model::state::Added;
+use crate::model::state::{Added, EntryIndex};
 use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
+
+/// Packages up to this size are read into memory once.
+const IN_MEMORY_MAX: u64 = 32 << 20;
 
 /// Where the packages go.
 #[derive(Debug, Clone)]
@@ -56,12 +59,14 @@ pub fn import(
     let _lock = store.lock()?;
     let mut state = store.load_state()?;
     let existing = store.load_archive_components(&state, target.archive)?;
+    let component = existing
+        .get(&(target.dist.to_string(), target.component.to_string()))
+        .cloned()
+        .unwrap_or_default();
     let mut session = Session {
         target,
-        component: existing
-            .get(&(target.dist.to_string(), target.component.to_string()))
-            .cloned()
-            .unwrap_or_default(),
+        index: component.index(),
+        component,
         pool_paths: pool_paths(&existing),
         pool: store.pool(),
         report: ImportReport::default(),
@@ -75,6 +80,7 @@ pub fn import(
     if session.report.added.is_empty() {
         return Ok(session.report);
     }
+    session.component.sort();
     let encoded = encode_component(&session.component)?;
     let digests = batch.add_bytes(&encoded)?;
     super::failpoint::hit("import:before-blobs");
@@ -122,6 +128,7 @@ fn pool_paths(
 struct Session<'a> {
     target: &'a Target<'a>,
     component: ComponentState,
+    index: EntryIndex,
     pool_paths: BTreeMap<String, (String, String)>,
     pool: super::Pool,
     report: ImportReport,
@@ -130,7 +137,7 @@ struct Session<'a> {
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
         // An input that cannot be read is the user's mistake, not ours.
-        if let Err(e) = std::fs::File::open(file) {
+        if let Err(e) = std::fs::metadata(file) {
             return Err(import_err(file, e));
         }
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -157,10 +164,23 @@ impl Session<'_> {
     }
 
     fn import_deb(&mut self, batch: &mut Batch<'_>, file: &Path, ext: &str) -> Result<()> {
-        let reader = std::io::BufReader::new(fs::File::open(file)?);
-        let control = deb::read_control(reader).map_err(|e| import_err(file, e))?;
+        // Small packages (nearly all) are read once; large ones are streamed twice.
+        let size = fs::metadata(file)?.len();
+        let data = if size <= IN_MEMORY_MAX {
+            Some(fs::read(file)?)
+        } else {
+            None
+        };
+        let control = match &data {
+            Some(d) => deb::read_control(&d[..]),
+            None => deb::read_control(std::io::BufReader::new(fs::File::open(file)?)),
+        }
+        .map_err(|e| import_err(file, e))?;
         let control = BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))?;
-        let digests = batch.add_reader(fs::File::open(file)?)?;
+        let digests = match &data {
+            Some(d) => batch.add_bytes(d)?,
+            None => batch.add_reader(fs::File::open(file)?)?,
+        };
         let path = format!(
             "{}/{}",
             name::pool_dir(self.target.component, &control.source),
@@ -180,7 +200,7 @@ impl Session<'_> {
             },
             origin: display_name(file),
         };
-        match self.component.add_binary(entry)? {
+        match self.component.push_binary(&mut self.index, entry)? {
             Added::New => self.report.added.push(key),
             Added::Unchanged => self.report.unchanged.push(key),
         }
@@ -228,7 +248,7 @@ impl Session<'_> {
             files,
             origin: display_name(file),
         };
-        match self.component.add_source(entry)? {
+        match self.component.push_source(&mut self.index, entry)? {
             Added::New => self.report.added.push(key),
             Added::Unchanged => self.report.unchanged.push(key),
         }
@@ -247,9 +267,9 @@ impl Session<'_> {
         }
         for lf in &changes.files {
             let path = base.join(&lf.name);
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("deb" | "udeb" | "dsc") => self.import_file(batch, &path)?,
-                _ => {}
+            // Other listed files (.buildinfo, tarballs) come in through their .dsc or not at all.
+            if let Some("deb" | "udeb" | "dsc") = path.extension().and_then(|e| e.to_str()) {
+                self.import_file(batch, &path)?;
             }
         }
         Ok(())

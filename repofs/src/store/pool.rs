@@ -56,6 +56,8 @@ impl Pool {
             pool: self,
             pending: Vec::new(),
             queued: HashSet::new(),
+            shards: HashSet::new(),
+            streamed: 0,
         }
     }
 
@@ -85,12 +87,18 @@ pub struct Batch<'p> {
     pool: &'p Pool,
     pending: Vec<(String, ClosedTemp)>,
     queued: HashSet<String>,
+    /// Shard directories of `tmp/` known to exist: creating thousands of
+    /// files in one directory costs several times more on ext4.
+    shards: HashSet<String>,
+    streamed: u64,
 }
 
 impl Batch<'_> {
     /// Streams `reader` into the batch, returning its digests.
     pub fn add_reader<R: Read>(&mut self, mut reader: R) -> io::Result<Digests> {
-        let mut tmp = TempFile::new(&self.pool.tmp)?;
+        self.streamed += 1;
+        let shard = format!("{:02x}", self.streamed % 256);
+        let mut tmp = self.temp_file(&shard)?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, tmp.file()));
         io::copy(&mut reader, &mut w)?;
         let (mut buf, digests) = w.finish();
@@ -106,10 +114,19 @@ impl Batch<'_> {
         if self.pool.has(&digests.sha256, digests.size) || self.queued.contains(&digests.sha256) {
             return Ok(digests);
         }
-        let mut tmp = TempFile::new(&self.pool.tmp)?;
+        let mut tmp = self.temp_file(&digests.sha256[..2])?;
         tmp.file().write_all(data)?;
         self.queue(digests.sha256.clone(), digests.size, tmp)?;
         Ok(digests)
+    }
+
+    fn temp_file(&mut self, shard: &str) -> io::Result<TempFile> {
+        let dir = self.pool.tmp.join(shard);
+        if !self.shards.contains(shard) {
+            fs::create_dir_all(&dir)?;
+            self.shards.insert(shard.to_string());
+        }
+        TempFile::with_mode(&dir, 0o444)
     }
 
     fn queue(&mut self, sha256: String, size: u64, tmp: TempFile) -> io::Result<()> {
@@ -139,9 +156,6 @@ impl Batch<'_> {
                 }
             }
             tmp.rename_to(&dest)?;
-            let mut perms = fs::metadata(&dest)?.permissions();
-            perms.set_readonly(true);
-            fs::set_permissions(&dest, perms)?;
         }
         fsutil::syncfs(&self.pool.dir)
     }
@@ -166,6 +180,10 @@ mod tests {
         assert!(pool.has(&d.sha256, 3));
         assert_eq!(pool.read(&d.sha256).unwrap(), b"abc");
         assert_eq!(pool.list().unwrap().len(), 1);
-        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+        let left = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum::<usize>();
+        assert_eq!(left, 0);
     }
 }
