@@ -4,7 +4,8 @@ N = 1,000, 10,000, 50,000; a snapshot after 1% churn; peak RSS of import. Prints
 promote(50k)/promote(1k) and, where aptly is installed, aptly's times for the same steps
 (repo add, snapshot create, publish snapshot, publish switch) side by side.
 
-Usage: bench/store.py [N ...]   (builds target/release/halo first: cargo build --release)
+Usage: bench/store.py [N ...]   (build first: cargo build --release --bins)
+BENCH_NO_PEER=1 skips aptly; BENCH_DIR puts the work directories elsewhere than /tmp.
 Not a test: it prints figures; docs/performance.md records them.
 """
 import json
@@ -73,7 +74,7 @@ def bench_halo(work, n, debs, churn):
 
 
 def bench_aptly(work, n, debs, churn):
-    if not shutil.which("aptly"):
+    if not shutil.which("aptly") or os.environ.get("BENCH_NO_PEER"):
         return None
     root = os.path.join(work, "aptly")
     conf = os.path.join(work, "aptly.conf")

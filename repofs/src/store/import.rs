@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use fs_err as fs;
 
 use super::pool::Batch;
-use super::state::encode_component;
+use super::state::add_component;
 use super::{Error, Result, Store};
 use crate::deb822;
 use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
@@ -81,8 +81,7 @@ pub fn import(
         return Ok(session.report);
     }
     session.component.sort();
-    let encoded = encode_component(&session.component)?;
-    let digests = batch.add_bytes(&encoded)?;
+    let component_hash = add_component(&mut batch, &session.component)?;
     super::failpoint::hit("import:before-blobs");
     batch.commit()?;
     super::failpoint::hit("import:before-state");
@@ -91,7 +90,7 @@ pub fn import(
         .or_default()
         .entry(target.dist.to_string())
         .or_default()
-        .insert(target.component.to_string(), digests.sha256);
+        .insert(target.component.to_string(), component_hash);
     store.save_state(&state)?;
     tracing::info!(
         archive = target.archive,

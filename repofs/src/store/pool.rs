@@ -108,6 +108,24 @@ impl Batch<'_> {
         Ok(digests)
     }
 
+    /// Adds what `write` produces, streamed to disk while hashed (a
+    /// component state of 50,000 packages is never held as one buffer).
+    pub fn add_with<F>(&mut self, write: F) -> io::Result<Digests>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()>,
+    {
+        self.streamed += 1;
+        let shard = format!("{:02x}", self.streamed % 256);
+        let mut tmp = self.temp_file(&shard)?;
+        let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, tmp.file()));
+        write(&mut w)?;
+        let (mut buf, digests) = w.finish();
+        buf.flush()?;
+        drop(buf);
+        self.queue(digests.sha256.clone(), digests.size, tmp)?;
+        Ok(digests)
+    }
+
     /// Adds bytes already in memory (rendered indices, manifests).
     pub fn add_bytes(&mut self, data: &[u8]) -> io::Result<Digests> {
         let digests = hash::digest(data);

@@ -51,8 +51,12 @@ impl Store {
     }
 }
 
-/// Serialises a component state for the pool (compact: it can hold tens of
-/// thousands of stanzas).
-pub fn encode_component(state: &ComponentState) -> io::Result<Vec<u8>> {
-    serde_json::to_vec(state).map_err(io::Error::other)
+/// Streams a component state into a pool batch (compact JSON: it can hold
+/// tens of thousands of stanzas); returns its blob hash.
+pub fn add_component(
+    batch: &mut super::pool::Batch<'_>,
+    state: &ComponentState,
+) -> io::Result<String> {
+    let digests = batch.add_with(|w| serde_json::to_writer(w, state).map_err(io::Error::other))?;
+    Ok(digests.sha256)
 }
