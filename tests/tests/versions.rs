@@ -82,7 +82,9 @@ fn version_order_matches_dpkg_compare_versions() {
 
 #[test]
 fn versions_dpkg_rejects_are_rejected() {
-    for bad in ["", "a1", "1.0 1", "1:a", "x:1", "1_0"] {
+    // dpkg --compare-versions takes "" as "no version"; a package needs one, so we refuse it
+    // too (covered by the unit tests), but dpkg is no oracle for it.
+    for bad in ["a1", "1.0 1", "1:a", "x:1", "1_0"] {
         let dpkg_ok = Command::new("dpkg")
             .args(["--compare-versions", bad, "eq", bad])
             .output()
