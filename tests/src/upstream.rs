@@ -110,6 +110,8 @@ pub struct Publish {
     pub by_hash: bool,
     /// A `Valid-Until` line (RFC 2822 date).
     pub valid_until: Option<String>,
+    /// Publish `source/Sources` for each component too.
+    pub sources: bool,
 }
 
 impl Default for Publish {
@@ -119,7 +121,68 @@ impl Default for Publish {
             architectures: vec!["amd64".into()],
             by_hash: true,
             valid_until: None,
+            sources: false,
         }
+    }
+}
+
+/// `tests/upstream_server.py` serving a directory on 127.0.0.1; stopped on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    control: PathBuf,
+}
+
+impl Server {
+    /// Serves `root`; the request log and faults live in `control`.
+    pub fn start(root: &Path, control: &Path) -> Self {
+        need_tool("python3", "python3");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/upstream_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .arg(control)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the upstream server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("server stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server port");
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("upstream server printed {line:?} instead of its port")
+        });
+        Self {
+            child,
+            port,
+            control: control.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Every request so far: (path, status).
+    pub fn requests(&self) -> Vec<(String, u16)> {
+        fs::read_to_string(self.control.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let _method = w.next()?;
+                Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -127,8 +190,7 @@ impl Default for Publish {
 pub struct Upstream {
     dir: tempfile::TempDir,
     pub gpg: Gpg,
-    server: Child,
-    port: u16,
+    server: Server,
 }
 
 impl Upstream {
@@ -150,33 +212,12 @@ impl Upstream {
         }
         let gpg = Gpg::new("Upstream Test <upstream@example.org>");
         gpg.export(&dir.path().join("upstream.gpg"));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/upstream_server.py");
-        let mut server = Command::new("python3")
-            .arg(script)
-            .arg(dir.path().join("repo"))
-            .arg(dir.path().join("control"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the upstream server");
-        let mut line = String::new();
-        let stdout = server.stdout.take().expect("server stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("server port");
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = server.kill();
-            panic!("upstream server printed {line:?} instead of its port")
-        });
-        Self {
-            dir,
-            gpg,
-            server,
-            port,
-        }
+        let server = Server::start(&dir.path().join("repo"), &dir.path().join("control"));
+        Self { dir, gpg, server }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        self.server.url()
     }
 
     /// The served directory.
@@ -210,6 +251,48 @@ impl Upstream {
         rel
     }
 
+    /// Makes a native source package with `dpkg-source -b` and puts its
+    /// files into the pool of `component`; returns their paths.
+    pub fn add_source(&self, component: &str, name: &str, version: &str) -> Vec<String> {
+        need_tool("dpkg-source", "dpkg-dev");
+        let top = self.debs().join(format!("src-{name}-{version}"));
+        let src = top.join(format!("{name}-{version}"));
+        fs::create_dir_all(src.join("debian/source")).expect("mkdir");
+        fs::write(src.join("debian/source/format"), "3.0 (native)\n").expect("write");
+        fs::write(src.join("README"), format!("{name} {version}\n")).expect("write");
+        fs::write(
+            src.join("debian/control"),
+            format!("Source: {name}\nMaintainer: Test <t@example.org>\nStandards-Version: 4.6.2\n\nPackage: {name}\nArchitecture: all\nDescription: test\n test\n"),
+        )
+        .expect("write");
+        fs::write(
+            src.join("debian/changelog"),
+            format!("{name} ({version}) stable; urgency=medium\n\n  * Test.\n\n -- Test <t@example.org>  Fri, 27 Nov 2026 00:00:00 +0000\n"),
+        )
+        .expect("write");
+        fs::write(src.join("debian/rules"), "#!/usr/bin/make -f\n").expect("write");
+        ok(Command::new("dpkg-source")
+            .arg("-b")
+            .arg(format!("{name}-{version}"))
+            .current_dir(&top));
+        let dir = format!("pool/{component}/{}/{name}", &name[..1]);
+        fs::create_dir_all(self.repo().join(&dir)).expect("mkdir");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&top).expect("read") {
+            let path = e.expect("entry").path();
+            if path.is_file() {
+                let rel = format!(
+                    "{dir}/{}",
+                    path.file_name().expect("name").to_string_lossy()
+                );
+                fs::copy(&path, self.repo().join(&rel)).expect("copy");
+                out.push(rel);
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Writes the indices, Release, InRelease and Release.gpg of `dist`.
     pub fn publish(&self, dist: &str, p: &Publish) {
         let repo = self.repo();
@@ -232,12 +315,22 @@ impl Upstream {
                     .arg(dir.join("Packages")));
                 ok(Command::new("xz").args(["-kf"]).arg(dir.join("Packages")));
                 if p.by_hash {
-                    let by_hash = dir.join("by-hash/SHA256");
-                    fs::create_dir_all(&by_hash).expect("mkdir");
-                    for name in ["Packages", "Packages.gz", "Packages.xz"] {
-                        let data = fs::read(dir.join(name)).expect("read");
-                        fs::write(by_hash.join(sha256_hex(&data)), data).expect("write");
-                    }
+                    by_hash(&dir, &["Packages", "Packages.gz", "Packages.xz"]);
+                }
+            }
+        }
+        if p.sources {
+            for comp in &p.components {
+                let dir = dists.join(comp).join("source");
+                fs::create_dir_all(&dir).expect("mkdir");
+                let sources = ok(Command::new("apt-ftparchive")
+                    .current_dir(&repo)
+                    .arg("sources")
+                    .arg(format!("pool/{comp}")));
+                fs::write(dir.join("Sources"), &sources).expect("write");
+                ok(Command::new("xz").args(["-kf"]).arg(dir.join("Sources")));
+                if p.by_hash {
+                    by_hash(&dir, &["Sources", "Sources.xz"]);
                 }
             }
         }
@@ -286,16 +379,7 @@ impl Upstream {
 
     /// Every request so far: (path, status).
     pub fn requests(&self) -> Vec<(String, u16)> {
-        let log = self.dir.path().join("control/requests.log");
-        fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                let _method = w.next()?;
-                Some((w.next()?.to_string(), w.next()?.parse().ok()?))
-            })
-            .collect()
+        self.server.requests()
     }
 
     /// Requests for exactly this path (`/pool/...`).
@@ -314,10 +398,13 @@ impl Default for Upstream {
     }
 }
 
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+/// Copies `names` in `dir` to `dir/by-hash/SHA256/<hex>`, as dak does.
+fn by_hash(dir: &Path, names: &[&str]) {
+    let by_hash = dir.join("by-hash/SHA256");
+    fs::create_dir_all(&by_hash).expect("mkdir");
+    for name in names {
+        let data = fs::read(dir.join(name)).expect("read");
+        fs::write(by_hash.join(sha256_hex(&data)), data).expect("write");
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fs_err as fs;
-use halo_tests::upstream::{Gpg, Publish, Upstream};
+use halo_tests::upstream::{Gpg, Publish, Server, Upstream};
 use halo_tests::{field, ok, parse_stanzas, run, Apt, Deb, TestStore};
 
 const DIST: &str = "stable";
@@ -246,11 +246,12 @@ fn verbatim_mirror_serves_the_upstream_signed_files_unchanged() {
         .arg(up.keyring())
         .arg(dists.join("InRelease")));
     t.assert_sound();
-    // apt trusts the upstream key, not the store's.
+    // apt, over HTTP from the exported tree, trusts the upstream key, not the store's.
+    let http = Server::start(&export, &t.root().join("http-control"));
     let sources = format!(
-        "deb [signed-by={}] copy:{}/up {DIST} main\n",
+        "deb [signed-by={}] {}up {DIST} main\n",
         up.keyring().display(),
-        export.display()
+        http.url()
     );
     let apt = Apt::new(&t.root().join("apt"), &sources);
     apt.update();
@@ -258,6 +259,17 @@ fn verbatim_mirror_serves_the_upstream_signed_files_unchanged() {
         .command("apt-get")
         .args(["install", "--download-only", "-y", "app"]));
     assert!(apt.dir.join("cache/archives/app_1.0_amd64.deb").exists());
+    // The upstream lists SHA512 and says Acquire-By-Hash: apt asks for
+    // by-hash/SHA512 (the tree has SHA256 names only) and falls back to the
+    // plain name; the index it reads is the one the signed Release lists.
+    let requests = http.requests();
+    eprintln!("apt's requests: {requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|(p, s)| p.contains("binary-amd64/") && *s == 200),
+        "{requests:?}"
+    );
     let with_store_key = format!(
         "deb [signed-by={}] copy:{}/up {DIST} main\n",
         t.store().join("keys/repo.gpg").display(),
@@ -577,4 +589,38 @@ fn configuration_errors_are_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no mirror made"), "{stderr}");
     assert_eq!(t.fingerprint(), before);
+}
+
+#[test]
+fn sources_are_mirrored_with_their_binaries() {
+    let up = Upstream::new();
+    populate(&up);
+    let app_src = up.add_source("main", "app", "1.0");
+    up.add_source("main", "unrelated", "0.1");
+    let publish = Publish {
+        sources: true,
+        ..Publish::default()
+    };
+    up.publish(DIST, &publish);
+    let t = store_with(&up, "packages = [\"app\"]\nsources = true");
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let sources =
+        fs::read_to_string(export.join(format!("up/dists/{DIST}/main/source/Sources"))).unwrap();
+    let names: Vec<_> = parse_stanzas(&sources)
+        .iter()
+        .map(|s| field(s, "Package").unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["app"]);
+    assert_eq!(app_src.len(), 2, "{app_src:?}");
+    for rel in &app_src {
+        assert_eq!(
+            fs::read(export.join("up").join(rel)).unwrap(),
+            fs::read(up.repo().join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert!(!export.join("up/pool/main/u/unrelated").exists());
+    t.assert_sound();
 }
