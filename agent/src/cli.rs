@@ -20,6 +20,9 @@ pub struct Cli {
     /// The store directory.
     #[arg(long, global = true, env = "HALO_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// The configuration file (mirrors, downloads); default: STORE/halo.toml.
+    #[arg(long, global = true, env = "HALO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Machine-readable JSON on stdout (list, show, diff, history and reports).
     #[arg(long, global = true)]
     pub json: bool,
@@ -79,6 +82,9 @@ working state nor any kept snapshot needs. With --keep-snapshots N, snapshots ol
 N are deleted unless a channel points at them.\n\nExample:\n  halo gc --keep-snapshots 100"
     )]
     Gc(GcArgs),
+    /// Refresh upstream APT mirrors from the configuration.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
     /// Demo on an embedded default: build, import, snapshot, promote, export.
     #[command(
         long_about = "Make a store in DIR, build a few example packages with dpkg-deb, import \
@@ -195,4 +201,30 @@ pub struct QuickstartArgs {
     /// Where to make the demo store, packages and exports.
     #[arg(long, default_value = "quickstart")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Fetch, verify and store what changed upstream; commit atomically.
+    #[command(
+        long_about = "Refresh mirrors named in the configuration ([[mirror]] in --config FILE, \
+$HALO_CONFIG or STORE/halo.toml). Each upstream InRelease (or Release + Release.gpg) is verified \
+against the mirror's keyring, the indices against the Release, and every pool file against its \
+index; files the store already holds are not downloaded again. The mirror's new state becomes \
+visible to the next snapshot only when everything is verified and stored; on any failure the \
+previous state stays. An unchanged upstream costs one conditional request per dist.\n\n\
+Example:\n  halo --config /etc/halo.toml mirror update --all\n  halo mirror update ubuntu ceph && halo snapshot create"
+    )]
+    Update(MirrorUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["names", "all"])))]
+pub struct MirrorUpdateArgs {
+    /// Mirrors to update, by name.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Update every configured mirror.
+    #[arg(long)]
+    pub all: bool,
 }

@@ -1,8 +1,11 @@
 //! The `halo` command: command-line types, output, and one module per
-//! subcommand wiring the `repofs` store to the user. Later: mirroring,
-//! building, acceptance and the Jenkins agent.
+//! subcommand wiring the `repofs` store to the user, the configuration
+//! file, and upstream mirroring. Later: building, acceptance and the
+//! Jenkins agent.
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod mirror;
 pub mod output;
 pub mod process;

@@ -23,6 +23,11 @@ impl Output {
         writeln!(out, "{}", text.as_ref())
     }
 
+    /// A line on stderr, whatever the mode (a failure among several).
+    pub fn error_line(&self, text: impl AsRef<str>) -> io::Result<()> {
+        writeln!(io::stderr().lock(), "halo: {}", text.as_ref())
+    }
+
     /// A JSON document (only in JSON mode).
     pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
         if !self.json {

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 
 use fs_err as fs;
 
+pub mod upstream;
+
 /// The directory holding the workspace's binaries (next to `deps/`, where
 /// the test executable runs from).
 pub fn bin_dir() -> PathBuf {

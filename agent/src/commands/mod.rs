@@ -6,6 +6,7 @@ pub mod export;
 pub mod fsck;
 pub mod import;
 pub mod init;
+pub mod mirror;
 pub mod quickstart;
 pub mod snapshot;
 
@@ -30,6 +31,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<repofs::Error>() {
             return if e.is_user_error() { 1 } else { 2 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::mirror::Error>() {
+            return if e.is_user_error() { 1 } else { 2 };
+        }
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+            return 1;
         }
     }
     2
@@ -67,6 +74,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Export(args) => export::run(&open_store(cli)?, args, out),
         Command::Fsck => fsck::fsck(&open_store(cli)?, out),
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),
+        Command::Mirror(cmd) => mirror::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),
     }
 }

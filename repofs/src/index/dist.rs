@@ -115,6 +115,7 @@ mod tests {
                 entry("cc", "arm64"),
             ],
             sources: vec![],
+            upstream: None,
         };
         let files = render_plain("main", &state, &["amd64".into(), "arm64".into()]);
         assert_eq!(files.len(), 2);

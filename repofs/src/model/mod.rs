@@ -7,6 +7,7 @@ pub mod diff;
 pub mod snapshot;
 pub mod state;
 pub mod tree;
+pub mod verbatim;
 
 pub use channel::{Action, ChannelPointer, HistoryEntry, PromoteError, Transition};
 pub use snapshot::{ArchiveSnapshot, DistFile, DistSnapshot, Snapshot, StateMap};

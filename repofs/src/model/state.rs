@@ -53,6 +53,11 @@ pub struct ComponentState {
     pub binaries: Vec<BinaryEntry>,
     #[serde(default)]
     pub sources: Vec<SourceEntry>,
+    /// Set by `verbatim` mirrors only: the upstream's own signed release and
+    /// index files to serve instead of rendering (see `model::verbatim`).
+    /// Absent from the JSON when unset, so other components hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<super::verbatim::UpstreamFiles>,
 }
 
 fn cmp_versions(a: &str, b: &str) -> Ordering {
@@ -250,6 +255,14 @@ impl ComponentState {
             .iter()
             .map(|b| &b.file)
             .chain(self.sources.iter().flat_map(|s| s.files.iter()))
+    }
+
+    /// Every blob this component needs: its pool files and, for a verbatim
+    /// mirror, the upstream's release, index and keyring blobs.
+    pub fn blobs(&self) -> impl Iterator<Item = &str> {
+        self.pool_files()
+            .map(|f| f.sha256.as_str())
+            .chain(self.upstream.iter().flat_map(|u| u.blobs()))
     }
 
     /// Concrete architectures of the binaries (not `all`).

@@ -101,6 +101,7 @@ mod tests {
                 origin: String::new(),
             }],
             sources: vec![],
+            upstream: None,
         };
         let tree = plan_tree(&a, |h| (h == "c1").then_some(&state));
         let paths: Vec<_> = tree.keys().map(String::as_str).collect();

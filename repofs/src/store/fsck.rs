@@ -5,6 +5,8 @@
 //! indices, InRelease against the store key), the working state, and every
 //! channel (pointer target exists, history agrees with the pointer).
 //! Leftover temp files of crashed writers are reported, not faults.
+//! A verbatim mirror's dist is checked against the upstream keyring its
+//! component states name instead of the store key.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -14,7 +16,7 @@ use fs_err as fs;
 
 use super::{Result, Store};
 use crate::hash::{is_sha256_hex, HashingWriter};
-use crate::model::{ComponentState, Snapshot};
+use crate::model::{ComponentState, DistFile, DistSnapshot, Snapshot};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Problem {
@@ -43,6 +45,9 @@ struct Checker<'a> {
     /// Blobs found whole, by hash -> size.
     blobs: HashMap<String, u64>,
     components: HashSet<String>,
+    /// Component hash -> the upstream release files and keyring it carries
+    /// (verbatim mirrors), for checking a snapshot's signed files.
+    upstream: HashMap<String, Option<(Vec<DistFile>, String)>>,
 }
 
 impl Store {
@@ -52,6 +57,7 @@ impl Store {
             report: FsckReport::default(),
             blobs: HashMap::new(),
             components: HashSet::new(),
+            upstream: HashMap::new(),
         };
         c.check_pool(progress)?;
         c.check_state()?;
@@ -160,6 +166,37 @@ impl Checker<'_> {
         for f in state.pool_files() {
             self.need_blob(owner, &f.sha256, f.size, &f.path);
         }
+        if let Some(up) = &state.upstream {
+            for f in up.release.iter().chain(up.indices.iter()) {
+                self.need_blob(owner, &f.sha256, f.size, &format!("upstream {}", f.path));
+            }
+            if !self.blobs.contains_key(&up.keyring) {
+                self.problem(
+                    owner.to_path_buf(),
+                    format!(
+                        "upstream keyring: blob {} is missing or damaged",
+                        up.keyring
+                    ),
+                );
+            }
+        }
+        let up = state.upstream.map(|u| (u.release, u.keyring));
+        self.upstream.insert(hash.to_string(), up);
+    }
+
+    /// The keyring blob when every component of `dist` carries the same
+    /// upstream release (the snapshot then serves it verbatim).
+    fn verbatim_keyring(&self, dist: &DistSnapshot) -> Option<String> {
+        let mut first: Option<&(Vec<DistFile>, String)> = None;
+        for hash in dist.components.values() {
+            let up = self.upstream.get(hash)?.as_ref()?;
+            match first {
+                None => first = Some(up),
+                Some(f) if f != up => return None,
+                Some(_) => {}
+            }
+        }
+        first.map(|(_, k)| k.clone())
     }
 
     fn check_state(&mut self) -> Result<()> {
@@ -196,7 +233,13 @@ impl Checker<'_> {
                 for hash in dist.components.values() {
                     self.check_component(&path, hash);
                 }
-                self.check_release(&path, &format!("{aname}/dists/{dname}"), dist);
+                let where_ = format!("{aname}/dists/{dname}");
+                match self.verbatim_keyring(dist) {
+                    Some(keyring) => {
+                        self.check_upstream_release(&path, &where_, dist, &keyring, &snap.created)
+                    }
+                    None => self.check_release(&path, &where_, dist),
+                }
             }
         }
     }
@@ -241,6 +284,71 @@ impl Checker<'_> {
                 format!("{where_}/InRelease does not sign Release's text"),
             ),
             Err(e) => self.problem(owner.to_path_buf(), format!("{where_}/InRelease: {e}")),
+        }
+    }
+
+    /// A verbatim mirror's dist: the upstream's InRelease (or Release with
+    /// Release.gpg) verifies against the keyring that accepted it, as of the
+    /// snapshot's creation (upstream keys expire; the snapshot does not), and
+    /// it lists every index file served with its hash.
+    fn check_upstream_release(
+        &mut self,
+        owner: &Path,
+        where_: &str,
+        dist: &DistSnapshot,
+        keyring: &str,
+        created: &str,
+    ) {
+        let pool = self.store.pool();
+        let Some(keys) = pool
+            .read(keyring)
+            .ok()
+            .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok())
+        else {
+            return self.problem(
+                owner.to_path_buf(),
+                format!("{where_}: upstream keyring unreadable"),
+            );
+        };
+        let when = created
+            .parse::<jiff::Timestamp>()
+            .map(std::time::SystemTime::from)
+            .unwrap_or_else(|_| std::time::SystemTime::now());
+        let read = |name: &str| {
+            dist.files
+                .iter()
+                .find(|f| f.path == name)
+                .and_then(|f| pool.read(&f.sha256).ok())
+        };
+        let text = match (read("InRelease"), read("Release"), read("Release.gpg")) {
+            (Some(inrel), _, _) => keys.verify_cleartext(&inrel, when).map(|v| v.text),
+            (None, Some(rel), Some(sig)) => keys.verify_detached(&rel, &sig, when).map(|_| rel),
+            _ => {
+                return self.problem(
+                    owner.to_path_buf(),
+                    format!("{where_}: neither InRelease nor Release with Release.gpg"),
+                )
+            }
+        };
+        let text = match text {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(e) => {
+                return self.problem(
+                    owner.to_path_buf(),
+                    format!("{where_}: upstream signature: {e}"),
+                )
+            }
+        };
+        for f in dist.files.iter().filter(|f| f.path.contains('/')) {
+            if !text.contains(&format!("{} ", f.sha256)) || !text.contains(&f.path) {
+                self.problem(
+                    owner.to_path_buf(),
+                    format!(
+                        "{where_}: the upstream Release does not list {} with its hash",
+                        f.path
+                    ),
+                );
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! `halo gc`: removes what nothing needs: temp files of crashed writers,
 //! snapshots beyond `--keep-snapshots` that no channel points at, and blobs
-//! no remaining snapshot or the working state refers to.
+//! no remaining snapshot or the working state refers to (nor the pending
+//! downloads of an interrupted mirror update, see `store::mirrors`).
 //!
 //! Manifests go before blobs, so a gc killed half-way leaves only more
 //! garbage, never a manifest naming a removed blob.
@@ -77,7 +78,8 @@ impl Store {
 
     /// Blobs the working state and the given snapshots need.
     fn live_blobs(&self, snapshots: &[String]) -> Result<HashSet<String>> {
-        let mut live = HashSet::new();
+        // Downloads of an interrupted mirror update, kept for its resumption.
+        let mut live: HashSet<String> = self.mirror_pending_blobs()?;
         let mut components: HashSet<String> = HashSet::new();
         for comps in self.load_state()?.values().flat_map(|d| d.values()) {
             components.extend(comps.values().cloned());
@@ -91,7 +93,7 @@ impl Store {
         }
         for hash in &components {
             let state = self.load_component(hash)?;
-            live.extend(state.pool_files().map(|f| f.sha256.clone()));
+            live.extend(state.blobs().map(str::to_string));
             live.insert(hash.clone());
         }
         Ok(live)

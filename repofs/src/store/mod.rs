@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod import;
 pub mod lock;
+pub mod mirrors;
 pub mod pool;
 pub mod snapshots;
 pub mod state;

@@ -51,6 +51,21 @@ impl Pool {
         fs::File::open(self.path(sha256))
     }
 
+    /// A writer for one blob whose bytes arrive piecemeal (a download):
+    /// hashes while writing into a temp file; hand the finished blob to
+    /// [`Batch::add_finished`]. Independent of any batch, so many downloads
+    /// can write at once and one batch collects them.
+    pub fn blob_writer(&self) -> io::Result<BlobWriter> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.tmp.join(format!("w{:02x}", n % 64));
+        fs::create_dir_all(&dir)?;
+        Ok(BlobWriter {
+            tmp: TempFile::with_mode(&dir, 0o444)?,
+            hasher: hash::Hasher::new(),
+        })
+    }
+
     pub fn batch(&self) -> Batch<'_> {
         Batch {
             pool: self,
@@ -79,6 +94,47 @@ impl Pool {
             }
         }
         Ok(out)
+    }
+}
+
+/// One blob being written; see [`Pool::blob_writer`]. Dropping it removes
+/// the temp file.
+pub struct BlobWriter {
+    tmp: TempFile,
+    hasher: hash::Hasher,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tmp.file().write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.file().flush()
+    }
+}
+
+impl BlobWriter {
+    /// Closes the temp file; the digests say what was written.
+    pub fn finish(self) -> io::Result<FinishedBlob> {
+        Ok(FinishedBlob {
+            digests: self.hasher.finish(),
+            tmp: self.tmp.close()?,
+        })
+    }
+}
+
+/// A written blob waiting for a batch (temp file removed if dropped).
+pub struct FinishedBlob {
+    tmp: ClosedTemp,
+    digests: Digests,
+}
+
+impl FinishedBlob {
+    pub fn digests(&self) -> &Digests {
+        &self.digests
     }
 }
 
@@ -136,6 +192,22 @@ impl Batch<'_> {
         tmp.file().write_all(data)?;
         self.queue(digests.sha256.clone(), digests.size, tmp)?;
         Ok(digests)
+    }
+
+    /// Adds a blob written by a [`BlobWriter`].
+    pub fn add_finished(&mut self, blob: FinishedBlob) -> Digests {
+        let FinishedBlob { tmp, digests } = blob;
+        if !self.pool.has(&digests.sha256, digests.size)
+            && self.queued.insert(digests.sha256.clone())
+        {
+            self.pending.push((digests.sha256.clone(), tmp));
+        }
+        digests
+    }
+
+    /// Number of blobs waiting for `commit`.
+    pub fn len(&self) -> usize {
+        self.pending.len()
     }
 
     fn temp_file(&mut self, shard: &str) -> io::Result<TempFile> {

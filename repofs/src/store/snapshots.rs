@@ -4,7 +4,9 @@
 //! since the latest snapshot (unchanged components and dists reuse the
 //! blobs already rendered), signs each changed dist's Release once, and
 //! commits by writing the manifest. Nothing is re-rendered or re-signed
-//! afterwards: a promotion only moves a pointer.
+//! afterwards: a promotion only moves a pointer. A dist whose components
+//! all carry the same upstream release (a `verbatim` mirror) is not
+//! rendered: its snapshot serves the upstream's files (`model::verbatim`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -137,6 +139,14 @@ impl DistContext<'_> {
             states.insert(comp.clone(), self.store.load_component(hash)?);
         }
         let archs = self.architectures(&states);
+        if let Some(v) = crate::model::verbatim::plan_verbatim_dist(&states) {
+            // A verbatim mirror: the upstream's signed files, unchanged.
+            return Ok(DistSnapshot {
+                components: components.clone(),
+                architectures: archs,
+                files: v.files,
+            });
+        }
         let mut files: Vec<DistFile> = Vec::new();
         for (comp, state) in &states {
             if let Some(reused) = self.reusable(comp, &components[comp], &archs) {

@@ -1,0 +1,407 @@
+//! PURE: upstream `Packages` and `Sources` indices: decompression, and a
+//! zero-copy parse into records that borrow the index text (a 50 MB
+//! Packages index is read in one pass, one small struct per stanza).
+//!
+//! Only the fields the mirror needs are picked out; the stanza text itself
+//! is kept byte for byte (it becomes the stanza we serve). Pool paths from
+//! the upstream are checked to be plain relative paths: they become paths
+//! of the exported tree and of the mount.
+
+use std::io::Read;
+
+use super::release::Compression;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot decompress: {0}")]
+    Decompress(String),
+    #[error("is not UTF-8 text")]
+    NotUtf8,
+    #[error("stanza at line {line}: no {field} field")]
+    MissingField { line: usize, field: &'static str },
+    #[error("stanza at line {line}: {field} {value:?} is not valid")]
+    BadField {
+        line: usize,
+        field: &'static str,
+        value: String,
+    },
+    #[error("stanza at line {line}: pool path {path:?} is not a plain relative path under the repository")]
+    UnsafePath { line: usize, path: String },
+}
+
+/// Decompresses an index as fetched.
+pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, IndexError> {
+    let mut out = Vec::with_capacity(data.len() * 6);
+    let r = match compression {
+        Compression::None => return Ok(data.to_vec()),
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out),
+        Compression::Xz => liblzma::read::XzDecoder::new_multi_decoder(data).read_to_end(&mut out),
+    };
+    r.map_err(|e| IndexError::Decompress(e.to_string()))?;
+    Ok(out)
+}
+
+/// One binary package of a `Packages` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRecord<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub arch: &'a str,
+    pub filename: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    pub depends: Option<&'a str>,
+    pub pre_depends: Option<&'a str>,
+    pub provides: Option<&'a str>,
+    /// `Source: name` or `Source: name (version)`, when it differs from the package.
+    pub source: Option<&'a str>,
+    /// The whole stanza, ending with a newline, without the blank separator.
+    pub stanza: &'a str,
+    /// 1-based line of the stanza's first field.
+    pub line: usize,
+}
+
+impl PackageRecord<'_> {
+    /// The source package's name.
+    pub fn source_name(&self) -> &str {
+        self.source
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or(self.package)
+    }
+}
+
+/// One file of a source package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+/// One source package of a `Sources` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub directory: &'a str,
+    /// From `Checksums-Sha256`, the `.dsc` first.
+    pub files: Vec<SourceFile<'a>>,
+    pub stanza: &'a str,
+    pub line: usize,
+}
+
+/// A stanza as a list of (field name, value) with the value spanning its
+/// continuation lines; values borrow the text.
+struct Stanza<'a> {
+    text: &'a str,
+    line: usize,
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Stanza<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    fn need(&self, name: &'static str) -> Result<&'a str, IndexError> {
+        match self.get(name) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(IndexError::MissingField {
+                line: self.line,
+                field: name,
+            }),
+        }
+    }
+
+    fn single(&self, name: &'static str) -> Result<&'a str, IndexError> {
+        let v = self.need(name)?;
+        if v.contains(char::is_whitespace) {
+            return Err(self.bad(name, v));
+        }
+        Ok(v)
+    }
+
+    fn bad(&self, field: &'static str, value: &str) -> IndexError {
+        IndexError::BadField {
+            line: self.line,
+            field,
+            value: value.to_string(),
+        }
+    }
+}
+
+/// Splits deb822 text into stanzas (fields not interpreted). Values are
+/// trimmed; multi-line values keep their inner line breaks.
+fn stanzas(text: &str) -> impl Iterator<Item = Stanza<'_>> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let mut line_no = 0;
+    std::iter::from_fn(move || {
+        let mut start = None;
+        let mut first_line = 0;
+        // End (exclusive, with its newline) of the stanza's last line.
+        let mut last_end = 0;
+        let mut fields: Vec<(&str, &str)> = Vec::with_capacity(16);
+        // (name, value start, value end) of the field being read.
+        let mut cur: Option<(&str, usize, usize)> = None;
+        while pos < bytes.len() {
+            let end = memchr_newline(bytes, pos);
+            let line = &text[pos..end];
+            let next = (end + 1).min(bytes.len());
+            line_no += 1;
+            if line.trim().is_empty() {
+                if start.is_some() {
+                    pos = next;
+                    break;
+                }
+            } else if line.starts_with([' ', '\t']) {
+                if start.is_none() {
+                    start = Some(pos);
+                    first_line = line_no;
+                }
+                if let Some((_, _, e)) = cur.as_mut() {
+                    *e = end;
+                }
+                last_end = next;
+            } else {
+                if start.is_none() {
+                    start = Some(pos);
+                    first_line = line_no;
+                }
+                if let Some((n, s, e)) = cur.take() {
+                    fields.push((n, text[s..e].trim()));
+                }
+                match line.find(':') {
+                    Some(c) => cur = Some((&line[..c], pos + c + 1, end)),
+                    None => cur = None, // not a field: ignored, as apt does
+                }
+                last_end = next;
+            }
+            pos = next;
+        }
+        let start = start?;
+        if let Some((n, s, e)) = cur.take() {
+            fields.push((n, text[s..e].trim()));
+        }
+        Some(Stanza {
+            text: &text[start..last_end],
+            line: first_line,
+            fields,
+        })
+    })
+}
+
+fn memchr_newline(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| from + i)
+}
+
+/// A pool path the upstream gives must be relative, plain and outside
+/// `dists/`: it becomes a path of our tree.
+pub fn is_safe_pool_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with("dists/")
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\\', '\0']))
+}
+
+fn check_sha256(st: &Stanza<'_>, field: &'static str, v: &str) -> Result<(), IndexError> {
+    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(st.bad(field, v))
+    }
+}
+
+/// Parses a `Packages` index.
+pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord<'_>>, IndexError> {
+    let mut out = Vec::new();
+    for st in stanzas(text) {
+        let filename = st.single("Filename")?;
+        if !is_safe_pool_path(filename) {
+            return Err(IndexError::UnsafePath {
+                line: st.line,
+                path: filename.to_string(),
+            });
+        }
+        let size = st.need("Size")?;
+        let sha256 = st.single("SHA256")?;
+        check_sha256(&st, "SHA256", sha256)?;
+        out.push(PackageRecord {
+            package: st.single("Package")?,
+            version: st.single("Version")?,
+            arch: st.single("Architecture")?,
+            filename,
+            size: size.parse().map_err(|_| st.bad("Size", size))?,
+            sha256,
+            depends: st.get("Depends"),
+            pre_depends: st.get("Pre-Depends"),
+            provides: st.get("Provides"),
+            source: st.get("Source"),
+            stanza: st.text,
+            line: st.line,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses a `Sources` index.
+pub fn parse_sources(text: &str) -> Result<Vec<SourceRecord<'_>>, IndexError> {
+    let mut out = Vec::new();
+    for st in stanzas(text) {
+        let directory = st.single("Directory")?;
+        if !is_safe_pool_path(directory) {
+            return Err(IndexError::UnsafePath {
+                line: st.line,
+                path: directory.to_string(),
+            });
+        }
+        let mut files = Vec::new();
+        for l in st.need("Checksums-Sha256")?.lines() {
+            let mut w = l.split_whitespace();
+            let (Some(sha256), Some(size), Some(name), None) =
+                (w.next(), w.next(), w.next(), w.next())
+            else {
+                return Err(st.bad("Checksums-Sha256", l));
+            };
+            check_sha256(&st, "Checksums-Sha256", sha256)?;
+            if name.contains('/') || name == ".." || name == "." {
+                return Err(IndexError::UnsafePath {
+                    line: st.line,
+                    path: format!("{directory}/{name}"),
+                });
+            }
+            files.push(SourceFile {
+                name,
+                size: size.parse().map_err(|_| st.bad("Checksums-Sha256", l))?,
+                sha256,
+            });
+        }
+        files.sort_by_key(|f| !f.name.ends_with(".dsc"));
+        out.push(SourceRecord {
+            package: st.single("Package")?,
+            version: st.single("Version")?,
+            directory,
+            files,
+            stanza: st.text,
+            line: st.line,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn packages() -> String {
+        format!(
+            "Package: hello\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: A <a@b>\n\
+Depends: libc6 (>= 2.17),\n libfoo | libbar\nFilename: pool/main/h/hello/hello_1.0-1_amd64.deb\n\
+Size: 1234\nSHA256: {SHA}\nDescription: hi\n multi line\n\n\n\
+Package: hello-doc\nSource: hello (1.0-1)\nVersion: 1.0-1\nArchitecture: all\n\
+Filename: pool/main/h/hello/hello-doc_1.0-1_all.deb\nSize: 5\nSHA256: {SHA}\n"
+        )
+    }
+
+    #[test]
+    fn records_borrow_fields_and_keep_the_stanza() {
+        let text = packages();
+        let recs = parse_packages(&text).unwrap();
+        assert_eq!(recs.len(), 2);
+        let h = &recs[0];
+        assert_eq!((h.package, h.version, h.arch), ("hello", "1.0-1", "amd64"));
+        assert_eq!(h.size, 1234);
+        assert_eq!(h.depends, Some("libc6 (>= 2.17),\n libfoo | libbar"));
+        assert!(h.stanza.starts_with("Package: hello\n"));
+        assert!(h.stanza.ends_with(" multi line\n"), "{:?}", h.stanza);
+        assert_eq!(h.line, 1);
+        assert_eq!(recs[1].source_name(), "hello");
+        assert_eq!(h.source_name(), "hello");
+        assert_eq!(recs[1].line, 14);
+        assert!(recs[1].stanza.ends_with(&format!("SHA256: {SHA}\n")));
+    }
+
+    #[test]
+    fn a_stanza_without_trailing_newline_still_ends_with_one() {
+        let text = packages();
+        let text = text.trim_end();
+        let recs = parse_packages(text).unwrap();
+        assert!(recs[1].stanza.ends_with(SHA), "{:?}", recs[1].stanza);
+    }
+
+    #[test]
+    fn missing_or_bad_fields_name_the_line() {
+        let text = packages().replace("Size: 5\n", "");
+        assert_eq!(
+            parse_packages(&text).unwrap_err().to_string(),
+            "stanza at line 14: no Size field"
+        );
+        let text = packages().replace(
+            &format!("SHA256: {SHA}\nDescription"),
+            "SHA256: abc\nDescription",
+        );
+        assert!(matches!(
+            parse_packages(&text),
+            Err(IndexError::BadField {
+                line: 1,
+                field: "SHA256",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unsafe_pool_paths_are_refused() {
+        for p in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "pool//x.deb",
+            "dists/x/InRelease",
+            "pool/./x",
+        ] {
+            assert!(!is_safe_pool_path(p), "{p}");
+            let text = packages().replace("pool/main/h/hello/hello_1.0-1_amd64.deb", p);
+            assert!(
+                matches!(parse_packages(&text), Err(IndexError::UnsafePath { .. })),
+                "{p}"
+            );
+        }
+        assert!(is_safe_pool_path("pool/main/h/hello/hello_1.0_amd64.deb"));
+    }
+
+    #[test]
+    fn sources_list_the_dsc_first() {
+        let text = format!(
+            "Package: hello\nVersion: 1.0-1\nDirectory: pool/main/h/hello\n\
+Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
+        );
+        let s = parse_sources(&text).unwrap();
+        assert_eq!(s[0].files[0].name, "hello_1.0-1.dsc");
+        assert_eq!(s[0].files[1].size, 10);
+        let bad = text.replace("hello_1.0-1.dsc", "../x.dsc");
+        assert!(matches!(
+            parse_sources(&bad),
+            Err(IndexError::UnsafePath { .. })
+        ));
+    }
+
+    #[test]
+    fn decompresses_what_it_is_given() {
+        let data = b"Package: x\n".repeat(100);
+        let gz = repofs::index::compress::gzip(&data);
+        let xz = repofs::index::compress::xz(&data);
+        assert_eq!(decompress(&gz, Compression::Gzip).unwrap(), data);
+        assert_eq!(decompress(&xz, Compression::Xz).unwrap(), data);
+        assert_eq!(decompress(&data, Compression::None).unwrap(), data);
+        assert!(decompress(b"junk", Compression::Xz).is_err());
+    }
+}

@@ -1,0 +1,704 @@
+//! Wiring of one mirror update: load, verify, fetch, decide, commit.
+//!
+//! 1. Under the store's writer lock, fetch each dist's `InRelease` (else
+//!    `Release` + `Release.gpg`) conditionally and verify it with the
+//!    mirror's keyring. A dist whose release is unchanged since the last
+//!    committed update (HTTP 304, or the same bytes) is not looked at again.
+//! 2. Fetch the indices the release lists (by-hash when offered), each
+//!    checked against the release's SHA256; parse them; filter.
+//! 3. Download the pool files the store lacks, concurrently, committing
+//!    finished ones to the pool in batches and recording them as pending in
+//!    `mirrors/<name>.json`, so an interrupted update resumes without
+//!    fetching them again (and `gc` keeps them meanwhile).
+//! 4. Commit: component state blobs, then `state.json` (the one commit
+//!    point), then the mirror record. Any failure before leaves the mirror's
+//!    previous state in place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Instant, SystemTime};
+
+use futures_util::StreamExt;
+use repofs::hash::Digests;
+use repofs::model::verbatim::UpstreamFiles;
+use repofs::model::{ComponentState, DistFile, PoolFile};
+use repofs::sign::Keyring;
+use repofs::store::mirrors::{FetchedRelease, MirrorRecord};
+use repofs::store::state::add_component;
+use repofs::Store;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::fetch::{Conditional, Expected, FetchError, FetchErrorKind, Fetcher, Validators};
+use super::filter::{self, Candidate};
+use super::index::{self, IndexError};
+use super::plan::{self, ComponentInput, Parsed};
+use super::release::{self, IndexFetch, IndexKind, Release, Wanted};
+use super::{Error, Progress};
+use crate::config::MirrorConfig;
+
+/// Pool files committed per batch while downloading (also every few seconds).
+const BATCH_FILES: usize = 256;
+const BATCH_SECONDS: u64 = 5;
+
+/// Everything one update needs, resolved by the caller.
+pub struct Update<'a> {
+    pub store: &'a Store,
+    pub mirror: &'a MirrorConfig,
+    /// The keyring file's bytes (`None` only for `trusted` mirrors).
+    pub keyring: Option<&'a [u8]>,
+    pub fetcher: &'a Fetcher,
+    pub concurrency: usize,
+    pub now: jiff::Timestamp,
+    pub progress: &'a dyn Progress,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DistReport {
+    pub dist: String,
+    /// The upstream release had not changed: nothing was fetched for it.
+    pub unchanged: bool,
+    pub packages: usize,
+    pub sources: usize,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    pub mirror: String,
+    /// The mirror's working state changed (the next snapshot will differ).
+    pub changed: bool,
+    pub dists: Vec<DistReport>,
+    /// Pool files downloaded.
+    pub files: u64,
+    /// Bytes received over HTTP (release files, indices and pool files).
+    pub bytes: u64,
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+/// A release fetched and verified.
+struct FreshRelease {
+    release: Release,
+    /// The upstream's signed files as fetched (for verbatim mirrors).
+    files: Vec<(String, Vec<u8>)>,
+    record: FetchedRelease,
+}
+
+enum ReleaseOutcome {
+    Unchanged,
+    Fresh(Box<FreshRelease>),
+}
+
+/// An index fetched, verified and decompressed.
+struct FetchedIndex {
+    plan: IndexFetch,
+    url: String,
+    raw: Vec<u8>,
+    text: String,
+}
+
+struct FreshDist {
+    dist: String,
+    release: FreshRelease,
+    indices: Vec<FetchedIndex>,
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+impl Update<'_> {
+    fn dist_url(&self, dist: &str, path: &str) -> String {
+        format!("{}dists/{dist}/{path}", self.mirror.base_url())
+    }
+
+    pub async fn run(&self) -> Result<UpdateReport, Error> {
+        let start = Instant::now();
+        let (requests0, bytes0) = (self.fetcher.requests(), self.fetcher.bytes());
+        let name = self.mirror.name.as_str();
+        let keyring = self
+            .keyring
+            .map(Keyring::from_bytes)
+            .transpose()
+            .map_err(|e| Error::Keyring {
+                path: self.mirror.keyring.clone().unwrap_or_default().into(),
+                reason: super::chain(&e),
+            })?;
+        let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
+        self.progress.stage("waiting for the store lock");
+        let _lock = blocking(|| self.store.lock())?;
+        let state = self.store.load_state()?;
+        let record = self.store.load_mirror_record(name)?;
+        let current = state.get(name).cloned().unwrap_or_default();
+        if record.is_none() && !current.is_empty() {
+            return Err(Error::NotAMirror(name.to_string()));
+        }
+        let mut record = record.unwrap_or_default();
+        // The record describes the committed state only if it agrees with it.
+        let trusted_record = record.config == fingerprint && record.committed == current;
+
+        let mut fresh = Vec::new();
+        let mut unchanged = BTreeSet::new();
+        for dist in &self.mirror.dists {
+            self.progress.stage(&format!("{dist}: release"));
+            let prev = record
+                .dists
+                .get(dist)
+                .filter(|_| trusted_record && current.contains_key(dist));
+            match self.fetch_release(dist, prev, keyring.as_ref()).await? {
+                ReleaseOutcome::Unchanged => {
+                    unchanged.insert(dist.clone());
+                }
+                ReleaseOutcome::Fresh(r) => fresh.push((dist.clone(), *r)),
+            }
+        }
+        // A filter's closure spans every dist: when one changed, redo all.
+        if !fresh.is_empty() && self.mirror.packages.is_some() && !unchanged.is_empty() {
+            for dist in std::mem::take(&mut unchanged) {
+                let r = self.fetch_release(&dist, None, keyring.as_ref()).await?;
+                if let ReleaseOutcome::Fresh(r) = r {
+                    fresh.push((dist, *r));
+                }
+            }
+        }
+        let mut report = UpdateReport {
+            mirror: name.to_string(),
+            changed: false,
+            dists: Vec::new(),
+            files: 0,
+            bytes: 0,
+            requests: 0,
+            seconds: 0.0,
+        };
+        let mut new_dists: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for dist in &unchanged {
+            let comps = current.get(dist).cloned().unwrap_or_default();
+            report.dists.push(DistReport {
+                dist: dist.clone(),
+                unchanged: true,
+                packages: 0,
+                sources: 0,
+            });
+            new_dists.insert(dist.clone(), comps);
+        }
+        if !fresh.is_empty() {
+            let mut dists = Vec::new();
+            for (dist, release) in fresh {
+                self.progress.stage(&format!("{dist}: indices"));
+                let indices = self.fetch_indices(&dist, &release.release).await?;
+                dists.push(FreshDist {
+                    dist,
+                    release,
+                    indices,
+                });
+            }
+            let committed = self
+                .plan_and_commit(&dists, keyring.is_some(), &mut report, &mut record)
+                .await?;
+            for (dist, comps) in committed {
+                new_dists.insert(dist, comps);
+            }
+            for d in &dists {
+                record
+                    .dists
+                    .insert(d.dist.clone(), d.release.record.clone());
+            }
+        }
+        record.dists.retain(|d, _| new_dists.contains_key(d));
+        report.changed = new_dists != current;
+        if report.changed {
+            let mut state = self.store.load_state()?;
+            state.insert(name.to_string(), new_dists.clone());
+            self.store.save_state(&state)?;
+            tracing::info!(mirror = name, "mirror state committed");
+        }
+        let new_record = MirrorRecord {
+            config: fingerprint,
+            dists: record.dists,
+            committed: new_dists,
+            pending: BTreeSet::new(),
+        };
+        if self.store.load_mirror_record(name)?.as_ref() != Some(&new_record) {
+            self.store.save_mirror_record(name, &new_record)?;
+        }
+        report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
+        report.requests = self.fetcher.requests() - requests0;
+        report.bytes = self.fetcher.bytes() - bytes0;
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Fetches and verifies the release of `dist`, or finds it unchanged
+    /// since `prev` (the last committed fetch).
+    async fn fetch_release(
+        &self,
+        dist: &str,
+        prev: Option<&FetchedRelease>,
+        keyring: Option<&Keyring>,
+    ) -> Result<ReleaseOutcome, Error> {
+        let inrelease_url = self.dist_url(dist, "InRelease");
+        let release_url = self.dist_url(dist, "Release");
+        // Ask first for the file the upstream had last time.
+        let release_first = prev.is_some_and(|p| p.url == release_url);
+        if !release_first {
+            let validators = prev.filter(|p| p.url == inrelease_url).map(validators_of);
+            match self
+                .fetcher
+                .fetch_conditional(&inrelease_url, validators.as_ref())
+                .await?
+            {
+                Conditional::NotModified => return self.unchanged(prev, &inrelease_url),
+                Conditional::Body { data, validators } => {
+                    if prev.is_some_and(|p| p.url == inrelease_url && p.sha256 == sha256_hex(&data))
+                    {
+                        return self.unchanged(prev, &inrelease_url);
+                    }
+                    return self.verify_inrelease(dist, data, validators, keyring).await;
+                }
+                Conditional::NotFound => {}
+            }
+        }
+        let validators = prev.filter(|p| p.url == release_url).map(validators_of);
+        match self
+            .fetcher
+            .fetch_conditional(&release_url, validators.as_ref())
+            .await?
+        {
+            Conditional::NotModified => self.unchanged(prev, &release_url),
+            Conditional::Body { data, validators } => {
+                if prev.is_some_and(|p| p.url == release_url && p.sha256 == sha256_hex(&data)) {
+                    return self.unchanged(prev, &release_url);
+                }
+                self.verify_release(dist, data, validators, keyring).await
+            }
+            Conditional::NotFound if release_first => {
+                // The upstream switched to InRelease.
+                Box::pin(self.fetch_release(dist, None, keyring)).await
+            }
+            Conditional::NotFound => Err(Error::NoRelease {
+                url: inrelease_url,
+                dist: dist.to_string(),
+            }),
+        }
+    }
+
+    /// An unchanged release is still refused once its Valid-Until passed.
+    fn unchanged(&self, prev: Option<&FetchedRelease>, url: &str) -> Result<ReleaseOutcome, Error> {
+        let valid_until = prev
+            .and_then(|p| p.valid_until.as_deref())
+            .and_then(|v| v.parse::<jiff::Timestamp>().ok());
+        release::check_valid_until(valid_until, self.now).map_err(|source| Error::Release {
+            url: url.to_string(),
+            source,
+        })?;
+        Ok(ReleaseOutcome::Unchanged)
+    }
+
+    fn now_system(&self) -> SystemTime {
+        SystemTime::from(self.now)
+    }
+
+    async fn verify_inrelease(
+        &self,
+        dist: &str,
+        data: Vec<u8>,
+        validators: Validators,
+        keyring: Option<&Keyring>,
+    ) -> Result<ReleaseOutcome, Error> {
+        let url = self.dist_url(dist, "InRelease");
+        let text = match keyring {
+            Some(k) => {
+                let v = k
+                    .verify_cleartext(&data, self.now_system())
+                    .map_err(|e| signature_error(url.clone(), e))?;
+                String::from_utf8(v.text).map_err(|_| not_utf8(&url))?
+            }
+            None => {
+                tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
+                let text = std::str::from_utf8(&data).map_err(|_| not_utf8(&url))?;
+                repofs::deb822::strip_cleartext_signature(text).map_err(|e| Error::Release {
+                    url: url.clone(),
+                    source: e.into(),
+                })?
+            }
+        };
+        let mut files = vec![("InRelease".to_string(), data)];
+        if self.mirror.verbatim {
+            // Serve Release and Release.gpg too when the upstream has them,
+            // for clients that do not read InRelease.
+            let rel_url = self.dist_url(dist, "Release");
+            let gpg_url = self.dist_url(dist, "Release.gpg");
+            if let Conditional::Body { data: rel, .. } =
+                self.fetcher.fetch_conditional(&rel_url, None).await?
+            {
+                if let Conditional::Body { data: sig, .. } =
+                    self.fetcher.fetch_conditional(&gpg_url, None).await?
+                {
+                    if let Some(k) = keyring {
+                        k.verify_detached(&rel, &sig, self.now_system())
+                            .map_err(|e| signature_error(gpg_url, e))?;
+                    }
+                    files.push(("Release".to_string(), rel));
+                    files.push(("Release.gpg".to_string(), sig));
+                }
+            }
+        }
+        self.accept_release(url, &text, files, validators)
+    }
+
+    async fn verify_release(
+        &self,
+        dist: &str,
+        data: Vec<u8>,
+        validators: Validators,
+        keyring: Option<&Keyring>,
+    ) -> Result<ReleaseOutcome, Error> {
+        let url = self.dist_url(dist, "Release");
+        let gpg_url = self.dist_url(dist, "Release.gpg");
+        let mut files = Vec::new();
+        match self.fetcher.fetch_conditional(&gpg_url, None).await? {
+            Conditional::Body { data: sig, .. } => {
+                if let Some(k) = keyring {
+                    k.verify_detached(&data, &sig, self.now_system())
+                        .map_err(|e| signature_error(gpg_url.clone(), e))?;
+                }
+                files.push(("Release.gpg".to_string(), sig));
+            }
+            _ if keyring.is_none() => {}
+            _ => return Err(Error::Unsigned { url: gpg_url }),
+        }
+        if keyring.is_none() {
+            tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
+        }
+        let text = String::from_utf8(data.clone()).map_err(|_| not_utf8(&url))?;
+        files.push(("Release".to_string(), data));
+        self.accept_release(url, &text, files, validators)
+    }
+
+    fn accept_release(
+        &self,
+        url: String,
+        text: &str,
+        files: Vec<(String, Vec<u8>)>,
+        validators: Validators,
+    ) -> Result<ReleaseOutcome, Error> {
+        let err = |source| Error::Release {
+            url: url.clone(),
+            source,
+        };
+        let release = release::parse_release(text).map_err(err)?;
+        release::check_release(&release, &self.wanted(), self.now).map_err(err)?;
+        // The signed file as fetched: what the next update compares against.
+        let signed = files
+            .iter()
+            .find(|(n, _)| url.ends_with(&format!("/{n}")))
+            .map(|(_, d)| sha256_hex(d))
+            .unwrap_or_default();
+        let record = FetchedRelease {
+            url: url.clone(),
+            sha256: signed,
+            etag: validators.etag,
+            last_modified: validators.last_modified,
+            valid_until: release.valid_until.map(|v| v.to_string()),
+        };
+        Ok(ReleaseOutcome::Fresh(Box::new(FreshRelease {
+            release,
+            files,
+            record,
+        })))
+    }
+
+    fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            components: &self.mirror.components,
+            architectures: &self.mirror.architectures,
+            sources: self.mirror.sources,
+        }
+    }
+
+    /// Fetches, verifies and decompresses the indices of one dist.
+    async fn fetch_indices(
+        &self,
+        dist: &str,
+        release: &Release,
+    ) -> Result<Vec<FetchedIndex>, Error> {
+        let url = self.dist_url(dist, "Release");
+        let plans = release::plan_indices(release, &self.wanted())
+            .map_err(|source| Error::Release { url, source })?;
+        let mut out = Vec::new();
+        for plan in plans {
+            let url = self.dist_url(dist, &plan.fetch_path);
+            let expected = Expected {
+                size: plan.listed.size,
+                sha256: plan.listed.hash.clone(),
+            };
+            let raw = self.fetcher.fetch_verified(&url, &expected).await?;
+            let plain =
+                blocking(|| index::decompress(&raw, plan.compression)).map_err(|source| {
+                    Error::Index {
+                        url: url.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(listed) = &plan.plain {
+                let plain_url = self.dist_url(
+                    dist,
+                    plan.path.rsplit_once('.').map_or(&plan.path, |(p, _)| p),
+                );
+                let got = blocking(|| sha256_hex(&plain));
+                if plain.len() as u64 != listed.size || got != listed.hash {
+                    return Err(FetchError {
+                        url: plain_url,
+                        kind: FetchErrorKind::HashMismatch {
+                            got,
+                            expected: listed.hash.clone(),
+                        },
+                    }
+                    .into());
+                }
+            }
+            let text = String::from_utf8(plain).map_err(|_| Error::Index {
+                url: url.clone(),
+                source: IndexError::NotUtf8,
+            })?;
+            out.push(FetchedIndex {
+                plan,
+                url,
+                raw,
+                text,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Parses, filters, downloads and commits the blobs; returns the new
+    /// dist -> component map of the fresh dists (not yet in `state.json`).
+    async fn plan_and_commit(
+        &self,
+        dists: &[FreshDist],
+        signed: bool,
+        report: &mut UpdateReport,
+        record: &mut MirrorRecord,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
+        self.progress.stage("parsing indices");
+        let inputs = blocking(|| parse_dists(dists))?;
+        let keep = match &self.mirror.packages {
+            Some(names) => {
+                let universe: Vec<Candidate<'_>> = inputs
+                    .values()
+                    .flat_map(|comps| comps.values())
+                    .flat_map(|c| c.candidates())
+                    .collect();
+                let sel = filter::select(&universe, names, self.mirror.with_deps);
+                if !sel.unknown.is_empty() {
+                    return Err(Error::UnknownPackages(sel.unknown.join(", ")));
+                }
+                Some(sel.keep)
+            }
+            None => None,
+        };
+        let mut states: BTreeMap<(String, String), ComponentState> = BTreeMap::new();
+        for (dist, comps) in &inputs {
+            let mut dr = DistReport {
+                dist: dist.clone(),
+                unchanged: false,
+                packages: 0,
+                sources: 0,
+            };
+            for (comp, input) in comps {
+                let state = plan::plan_component(input, keep.as_ref())?;
+                dr.packages += state.binaries.len();
+                dr.sources += state.sources.len();
+                states.insert((dist.clone(), comp.clone()), state);
+            }
+            report.dists.push(dr);
+        }
+        let pool = self.store.pool();
+        let wanted = plan::plan_fetch(states.values(), |h, s| pool.has(h, s))?;
+        if !wanted.is_empty() {
+            record
+                .pending
+                .extend(wanted.iter().map(|f| f.sha256.clone()));
+            self.store.save_mirror_record(&self.mirror.name, record)?;
+            report.files = self.download(&pool, &wanted).await?;
+        }
+        // The component states (with the verbatim files) go into the pool last.
+        self.progress.stage("committing");
+        let mut batch = pool.batch();
+        let keyring_blob = match (self.mirror.verbatim && signed, self.keyring) {
+            (true, Some(k)) => Some(batch.add_bytes(k)?.sha256),
+            _ => None,
+        };
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for d in dists {
+            let release_files = match &keyring_blob {
+                Some(_) => d
+                    .release
+                    .files
+                    .iter()
+                    .map(|(path, data)| Ok(dist_file(path, &batch.add_bytes(data)?)))
+                    .collect::<std::io::Result<Vec<_>>>()?,
+                None => Vec::new(),
+            };
+            for comp in &self.mirror.components {
+                let Some(mut state) = states.remove(&(d.dist.clone(), comp.clone())) else {
+                    continue;
+                };
+                if let Some(keyring) = &keyring_blob {
+                    state.upstream = Some(UpstreamFiles {
+                        release: release_files.clone(),
+                        indices: verbatim_indices(&mut batch, d, comp)?,
+                        keyring: keyring.clone(),
+                    });
+                }
+                let hash = add_component(&mut batch, &state)?;
+                out.entry(d.dist.clone())
+                    .or_default()
+                    .insert(comp.clone(), hash);
+            }
+        }
+        blocking(|| batch.commit())?;
+        Ok(out)
+    }
+
+    /// Downloads `files` into the pool; returns how many. Keeps going after
+    /// a failed file so that a retry needs only the failures, commits what
+    /// finished, then reports the first failure.
+    async fn download(&self, pool: &repofs::store::Pool, files: &[PoolFile]) -> Result<u64, Error> {
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        self.progress.start_downloads(files.len() as u64, total);
+        let base = self.mirror.base_url();
+        let mut results = futures_util::stream::iter(files.iter().map(|f| {
+            let url = format!("{base}{}", f.path);
+            let expected = Expected {
+                size: f.size,
+                sha256: f.sha256.clone(),
+            };
+            async move { self.fetcher.fetch_blob(pool, &url, &expected).await }
+        }))
+        .buffer_unordered(self.concurrency);
+        let mut batch = pool.batch();
+        let mut last_commit = Instant::now();
+        let (mut done, mut failed, mut first_error) = (0u64, 0usize, None);
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(blob) => {
+                    self.progress.downloaded(blob.digests().size);
+                    batch.add_finished(blob);
+                    done += 1;
+                    if batch.len() >= BATCH_FILES
+                        || last_commit.elapsed().as_secs() >= BATCH_SECONDS
+                    {
+                        let full = std::mem::replace(&mut batch, pool.batch());
+                        blocking(|| full.commit())?;
+                        last_commit = Instant::now();
+                    }
+                }
+                Err(e) if !e.is_upstream() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %super::chain(&e), "download failed");
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        drop(results);
+        blocking(|| batch.commit())?;
+        match first_error {
+            Some(first) => Err(Error::Downloads { failed, first }),
+            None => Ok(done),
+        }
+    }
+}
+
+fn signature_error(url: impl Into<String>, e: repofs::sign::Error) -> Error {
+    Error::Signature {
+        url: url.into(),
+        source: Box::new(e),
+    }
+}
+
+fn validators_of(p: &FetchedRelease) -> Validators {
+    Validators {
+        etag: p.etag.clone(),
+        last_modified: p.last_modified.clone(),
+    }
+}
+
+fn not_utf8(url: &str) -> Error {
+    Error::Release {
+        url: url.to_string(),
+        source: release::ReleaseError::Syntax(repofs::deb822::ParseError {
+            line: 1,
+            kind: repofs::deb822::ParseErrorKind::NotUtf8,
+        }),
+    }
+}
+
+fn dist_file(path: &str, d: &Digests) -> DistFile {
+    DistFile {
+        path: path.to_string(),
+        sha256: d.sha256.clone(),
+        md5: d.md5.clone(),
+        size: d.size,
+    }
+}
+
+/// The index files of `comp` as fetched (and the plain one when listed).
+fn verbatim_indices(
+    batch: &mut repofs::store::pool::Batch<'_>,
+    d: &FreshDist,
+    comp: &str,
+) -> std::io::Result<Vec<DistFile>> {
+    let mut out = Vec::new();
+    for idx in d.indices.iter().filter(|i| i.plan.kind.component() == comp) {
+        out.push(dist_file(&idx.plan.path, &batch.add_bytes(&idx.raw)?));
+        if idx.plan.plain.is_some() {
+            let plain_path = idx
+                .plan
+                .path
+                .rsplit_once('.')
+                .map_or(idx.plan.path.as_str(), |(p, _)| p);
+            out.push(dist_file(
+                plain_path,
+                &batch.add_bytes(idx.text.as_bytes())?,
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+type Inputs<'a> = BTreeMap<String, BTreeMap<String, ComponentInput<'a>>>;
+
+/// dist -> component -> parsed indices.
+fn parse_dists(dists: &[FreshDist]) -> Result<Inputs<'_>, Error> {
+    let mut out: Inputs<'_> = BTreeMap::new();
+    for d in dists {
+        let comps = out.entry(d.dist.clone()).or_default();
+        for idx in &d.indices {
+            let err = |source| Error::Index {
+                url: idx.url.clone(),
+                source,
+            };
+            let input = comps
+                .entry(idx.plan.kind.component().to_string())
+                .or_default();
+            match &idx.plan.kind {
+                IndexKind::Packages { .. } => input.packages.push(Parsed {
+                    url: idx.url.clone(),
+                    records: index::parse_packages(&idx.text).map_err(err)?,
+                }),
+                IndexKind::Sources { .. } => input.sources.push(Parsed {
+                    url: idx.url.clone(),
+                    records: index::parse_sources(&idx.text).map_err(err)?,
+                }),
+            }
+        }
+    }
+    Ok(out)
+}

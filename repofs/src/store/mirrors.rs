@@ -1,0 +1,103 @@
+//! `mirrors/<name>.json`: what the store remembers about each upstream
+//! mirror between updates. It is a cache and a guard, never the truth: the
+//! mirror's packages are in the working state like any archive's.
+//!
+//! - `dists`: per dist, what the last committed update fetched (the
+//!   `InRelease` hash, `ETag`, `Last-Modified`, `Valid-Until`), so the next
+//!   update can ask conditionally and recognise an unchanged upstream.
+//! - `committed`: the dist -> component map that update committed. The
+//!   record is written after `state.json`; a crash in between leaves a
+//!   record that disagrees with the state, and the next update then does a
+//!   full (idempotent) update instead of trusting it.
+//! - `pending`: blobs an update in progress has downloaded into the pool
+//!   before its commit. `gc` keeps them, so an interrupted update resumes
+//!   without fetching finished files again; the next successful update
+//!   clears the list (what it did not reference becomes garbage).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io;
+
+use fs_err as fs;
+use serde::{Deserialize, Serialize};
+
+use super::{fsutil, load_json, save_json, Result, Store};
+use crate::debian::name;
+
+/// What was fetched for one dist at the last committed update.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRelease {
+    /// The URL of the signed release file (`.../InRelease` or `.../Release`).
+    pub url: String,
+    /// SHA-256 of its content.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// The release's `Valid-Until` (RFC 3339), checked again when the
+    /// upstream says "not modified".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorRecord {
+    /// Hash of the mirror's configuration when `dists` was fetched: a
+    /// changed configuration means a full update.
+    #[serde(default)]
+    pub config: String,
+    #[serde(default)]
+    pub dists: BTreeMap<String, FetchedRelease>,
+    /// dist -> component -> component state blob, as committed.
+    #[serde(default)]
+    pub committed: BTreeMap<String, BTreeMap<String, String>>,
+    /// Blobs downloaded by an update that has not committed yet.
+    #[serde(default)]
+    pub pending: BTreeSet<String>,
+}
+
+impl Store {
+    fn mirrors_dir(&self) -> std::path::PathBuf {
+        self.root().join("mirrors")
+    }
+
+    /// The record of mirror `name` (empty when it was never updated).
+    pub fn load_mirror_record(&self, name: &str) -> Result<Option<MirrorRecord>> {
+        name::check_segment("mirror", name)?;
+        let path = self.mirrors_dir().join(format!("{name}.json"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        load_json(&path).map(Some)
+    }
+
+    /// Replaces the record of mirror `name`. Caller holds the lock.
+    pub fn save_mirror_record(&self, name: &str, record: &MirrorRecord) -> Result<()> {
+        name::check_segment("mirror", name)?;
+        fsutil::create_dir_synced(&self.mirrors_dir())?;
+        save_json(
+            self,
+            &self.mirrors_dir().join(format!("{name}.json")),
+            record,
+        )
+    }
+
+    /// Every pending blob of every mirror record (kept by `gc`).
+    pub fn mirror_pending_blobs(&self) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        let dir = self.mirrors_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries {
+            let path = e?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                let record: MirrorRecord = load_json(&path)?;
+                out.extend(record.pending);
+            }
+        }
+        Ok(out)
+    }
+}

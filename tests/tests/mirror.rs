@@ -1,0 +1,626 @@
+//! `halo mirror update` against a real signed upstream (dpkg-deb,
+//! apt-ftparchive, gpg) served over 127.0.0.1: mirrored, snapshotted,
+//! exported and installed from with the real apt; an unchanged upstream
+//! costs at most two requests; every refusal leaves the previous state and
+//! a sound store; transient failures are retried and an interrupted update
+//! resumes without fetching finished files again; filters keep exactly
+//! the expected packages.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fs_err as fs;
+use halo_tests::upstream::{Gpg, Publish, Server, Upstream};
+use halo_tests::{field, ok, parse_stanzas, run, Apt, Deb, TestStore};
+
+const DIST: &str = "stable";
+
+/// The packages of the test upstream: `app` needs `lib (>= 2)` and an MTA
+/// (virtual, provided by `mta`), `lib` comes in two versions.
+fn populate(up: &Upstream) -> Vec<String> {
+    vec![
+        up.add(
+            "main",
+            &Deb::new("app", "1.0")
+                .arch("amd64")
+                .fields("Depends: lib (>= 2), nonexistent | mail-transport-agent\n"),
+        ),
+        up.add("main", &Deb::new("lib", "1.0")),
+        up.add("main", &Deb::new("lib", "2.0")),
+        up.add(
+            "main",
+            &Deb::new("mta", "3.0").fields("Provides: mail-transport-agent\n"),
+        ),
+        up.add("main", &Deb::new("app-doc", "1.0").fields("Depends: app\n")),
+        up.add("main", &Deb::new("unrelated", "0.1").arch("amd64")),
+    ]
+}
+
+fn mirror_toml(name: &str, up: &Upstream, extra: &str) -> String {
+    format!(
+        "[fetch]\ndownload_concurrency = 3\nretries = 2\nretry_backoff_ms = 20\ntimeout_seconds = 10\n\n\
+[[mirror]]\nname = \"{name}\"\nurl = \"{}\"\ndists = [\"{DIST}\"]\ncomponents = [\"main\"]\n\
+architectures = [\"amd64\"]\nkeyring = \"{}\"\n{extra}\n",
+        up.url(),
+        up.keyring().display()
+    )
+}
+
+/// A store with `halo.toml` (STORE/halo.toml: the default place).
+fn store_with(up: &Upstream, extra: &str) -> TestStore {
+    let t = TestStore::new();
+    fs::write(t.store().join("halo.toml"), mirror_toml("up", up, extra)).unwrap();
+    t
+}
+
+fn update(t: &TestStore) -> std::process::Output {
+    run(t.halo().args(["mirror", "update", "up"]))
+}
+
+fn update_ok(t: &TestStore) -> String {
+    let out = update(t);
+    assert!(
+        out.status.success(),
+        "mirror update failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The update fails with exit 1 and one stderr line naming `url_part` and
+/// `reason`; the store is as it was and sound.
+fn assert_refused(t: &TestStore, url_part: &str, reason: &str) {
+    let before = t.fingerprint();
+    let out = update(t);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("halo:")).collect();
+    assert_eq!(lines.len(), 1, "one error line: {stderr}");
+    eprintln!("refused as expected: {}", lines[0]);
+    assert!(
+        lines[0].contains(url_part) && lines[0].contains(reason),
+        "want {url_part:?} and {reason:?} in: {stderr}"
+    );
+    assert_eq!(t.fingerprint(), before, "state changed by a refused update");
+    t.assert_sound();
+}
+
+/// Package names (name=version) in an exported Packages index.
+fn exported_packages(dir: &Path, archive: &str) -> BTreeSet<String> {
+    let text = fs::read_to_string(
+        dir.join(archive)
+            .join(format!("dists/{DIST}/main/binary-amd64/Packages")),
+    )
+    .unwrap();
+    parse_stanzas(&text)
+        .iter()
+        .map(|s| {
+            format!(
+                "{}={}",
+                field(s, "Package").unwrap(),
+                field(s, "Version").unwrap()
+            )
+        })
+        .collect()
+}
+
+fn export_snapshot(t: &TestStore, id: &str, name: &str) -> PathBuf {
+    let dir = t.root().join(name);
+    t.ok(&["export", "--snapshot", id, dir.to_str().unwrap()]);
+    dir
+}
+
+fn pool_requests(up: &Upstream) -> Vec<String> {
+    up.requests()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.starts_with("/pool/"))
+        .collect()
+}
+
+#[test]
+fn mirror_snapshot_export_and_install_with_apt_then_a_noop_update() {
+    let up = Upstream::new();
+    let debs = populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    let out = update_ok(&t);
+    assert!(
+        out.contains("mirror up: 6 files") && out.contains("state updated"),
+        "{out}"
+    );
+    // Indices came by hash, as the upstream offered.
+    assert!(
+        up.requests()
+            .iter()
+            .any(|(p, s)| p.contains("/by-hash/SHA256/") && *s == 200),
+        "{:?}",
+        up.requests()
+    );
+    t.assert_sound();
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert_eq!(
+        exported_packages(&export, "up"),
+        BTreeSet::from([
+            "app=1.0".into(),
+            "app-doc=1.0".into(),
+            "lib=1.0".into(),
+            "lib=2.0".into(),
+            "mta=3.0".into(),
+            "unrelated=0.1".into(),
+        ])
+    );
+    // Pool paths are the upstream's, files byte for byte.
+    for rel in &debs {
+        assert_eq!(
+            fs::read(export.join("up").join(rel)).unwrap(),
+            fs::read(up.repo().join(rel)).unwrap()
+        );
+    }
+    // The real apt installs from it, trusting the store's key (re-signed).
+    let sources = format!(
+        "deb [signed-by={}] copy:{}/up {DIST} main\n",
+        t.store().join("keys/repo.gpg").display(),
+        export.display()
+    );
+    let apt = Apt::new(&t.root().join("apt"), &sources);
+    apt.update();
+    let plan = apt.simulate_install(&["app"]);
+    let names: BTreeSet<_> = plan.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["app=1.0".into(), "lib=2.0".into(), "mta=3.0".into()])
+    );
+    ok(apt
+        .command("apt-get")
+        .args(["install", "--download-only", "-y", "app"]));
+    assert_eq!(
+        fs::read(apt.dir.join("cache/archives/app_1.0_amd64.deb")).unwrap(),
+        fs::read(up.repo().join(&debs[0])).unwrap()
+    );
+
+    // Nothing new upstream: at most two requests, nothing downloaded, no new snapshot.
+    up.clear_requests();
+    let state = fs::read(t.store().join("state.json")).unwrap();
+    let out = update_ok(&t);
+    let requests = up.requests();
+    assert!(requests.len() <= 2, "{requests:?}");
+    assert!(
+        requests.iter().all(|(p, _)| p.ends_with("InRelease")),
+        "{requests:?}"
+    );
+    assert!(
+        out.contains("0 files") && out.contains("unchanged"),
+        "{out}"
+    );
+    assert_eq!(fs::read(t.store().join("state.json")).unwrap(), state);
+    assert_eq!(t.snapshot(), id);
+
+    // A new upstream version: only the new file is downloaded.
+    up.add("main", &Deb::new("lib", "3.0"));
+    up.publish(DIST, &Publish::default());
+    up.clear_requests();
+    let json: serde_json::Value =
+        serde_json::from_str(&t.ok(&["mirror", "update", "--all", "--json"])).unwrap();
+    assert_eq!(json[0]["files"], 1, "{json}");
+    assert_eq!(json[0]["changed"], true, "{json}");
+    assert_eq!(pool_requests(&up), ["/pool/main/l/lib/lib_3.0_all.deb"]);
+    let id2 = t.snapshot();
+    assert_ne!(id, id2);
+    let diff = t.ok(&["snapshot", "diff", &id, &id2]);
+    assert!(diff.contains("lib"), "{diff}");
+    t.assert_sound();
+}
+
+#[test]
+fn verbatim_mirror_serves_the_upstream_signed_files_unchanged() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "verbatim = true");
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let dists = export.join("up/dists").join(DIST);
+    for f in [
+        "InRelease",
+        "Release",
+        "Release.gpg",
+        "main/binary-amd64/Packages.xz",
+        "main/binary-amd64/Packages",
+    ] {
+        assert_eq!(
+            fs::read(dists.join(f)).unwrap(),
+            fs::read(up.dist_file(DIST, f)).unwrap(),
+            "{f} differs from the upstream's"
+        );
+    }
+    // gpgv agrees that the upstream key signed it.
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(up.keyring())
+        .arg(dists.join("InRelease")));
+    t.assert_sound();
+    // apt, over HTTP from the exported tree, trusts the upstream key, not the store's.
+    let http = Server::start(&export, &t.root().join("http-control"));
+    let sources = format!(
+        "deb [signed-by={}] {}up {DIST} main\n",
+        up.keyring().display(),
+        http.url()
+    );
+    let apt = Apt::new(&t.root().join("apt"), &sources);
+    apt.update();
+    ok(apt
+        .command("apt-get")
+        .args(["install", "--download-only", "-y", "app"]));
+    assert!(apt.dir.join("cache/archives/app_1.0_amd64.deb").exists());
+    // The upstream lists SHA512 and says Acquire-By-Hash: apt asks for
+    // by-hash/SHA512 (the tree has SHA256 names only) and falls back to the
+    // plain name; the index it reads is the one the signed Release lists.
+    let requests = http.requests();
+    eprintln!("apt's requests: {requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|(p, s)| p.contains("binary-amd64/") && *s == 200),
+        "{requests:?}"
+    );
+    let with_store_key = format!(
+        "deb [signed-by={}] copy:{}/up {DIST} main\n",
+        t.store().join("keys/repo.gpg").display(),
+        export.display()
+    );
+    let apt = Apt::new(&t.root().join("apt-storekey"), &with_store_key);
+    let out = run(apt.command("apt-get").arg("update"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("NO_PUBKEY") || text.contains("not signed") || !out.status.success(),
+        "apt accepted the upstream's InRelease with the store key: {text}"
+    );
+}
+
+#[test]
+fn refused_bad_signature() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    update_ok(&t);
+    up.add("main", &Deb::new("new", "1"));
+    up.publish(DIST, &Publish::default());
+    let inrelease = up.dist_file(DIST, "InRelease");
+    let text = fs::read_to_string(&inrelease).unwrap();
+    fs::write(
+        &inrelease,
+        text.replace("Origin: Upstream", "Origin: Upstreaa"),
+    )
+    .unwrap();
+    assert_refused(&t, "/dists/stable/InRelease", "bad signature");
+}
+
+#[test]
+fn refused_unknown_key() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    update_ok(&t);
+    up.add("main", &Deb::new("new", "1"));
+    up.publish(DIST, &Publish::default());
+    Gpg::new("Intruder <evil@example.org>").sign_release(&up.dist_file(DIST, ""));
+    assert_refused(&t, "/dists/stable/InRelease", "unknown key");
+}
+
+#[test]
+fn refused_expired_valid_until() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    update_ok(&t);
+    let expired = Publish {
+        valid_until: Some("Mon, 01 Jan 2001 00:00:00 UTC".into()),
+        ..Publish::default()
+    };
+    up.add("main", &Deb::new("new", "1"));
+    up.publish(DIST, &expired);
+    assert_refused(&t, "/dists/stable/InRelease", "expired");
+}
+
+/// Publishes a new package, then breaks `path` with `kind`; the update
+/// must be refused naming `path` and `reason`.
+fn refused_with_fault(kind: &str, on_index: bool, reason: &str) {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(
+        DIST,
+        &Publish {
+            by_hash: false,
+            ..Publish::default()
+        },
+    );
+    let t = store_with(&up, "");
+    update_ok(&t);
+    let rel = up.add("main", &Deb::new("new", "1"));
+    up.publish(
+        DIST,
+        &Publish {
+            by_hash: false,
+            ..Publish::default()
+        },
+    );
+    let path = if on_index {
+        format!("/dists/{DIST}/main/binary-amd64/Packages.xz")
+    } else {
+        format!("/{rel}")
+    };
+    up.faults(&format!(r#"[{{"path": "{path}", "kind": "{kind}"}}]"#));
+    assert_refused(&t, &path, reason);
+}
+
+#[test]
+fn refused_pool_file_with_wrong_hash() {
+    refused_with_fault("corrupt", false, "SHA256 mismatch");
+}
+
+#[test]
+fn refused_index_with_wrong_hash() {
+    refused_with_fault("corrupt", true, "SHA256 mismatch");
+}
+
+#[test]
+fn refused_truncated_download() {
+    refused_with_fault("truncate", false, "truncated");
+}
+
+#[test]
+fn refused_missing_pool_file() {
+    refused_with_fault("404", false, "404");
+}
+
+#[test]
+fn refused_missing_dist_and_component() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = TestStore::new();
+    let config = t.path("conf/mirrors.toml");
+    fs::write(
+        &config,
+        mirror_toml("up", &up, "").replace("[\"stable\"]", "[\"oldstable\"]"),
+    )
+    .unwrap();
+    let out = run(t
+        .halo()
+        .arg("--config")
+        .arg(&config)
+        .args(["mirror", "update", "--all"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dists/oldstable/InRelease") && stderr.contains("oldstable"),
+        "{stderr}"
+    );
+    fs::write(
+        &config,
+        mirror_toml("up", &up, "").replace("[\"main\"]", "[\"main\", \"contrib\"]"),
+    )
+    .unwrap();
+    let out = run(t
+        .halo()
+        .env("HALO_CONFIG", &config)
+        .args(["mirror", "update", "up"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lists no component contrib"), "{stderr}");
+    assert!(!t.store().join("state.json").exists());
+}
+
+#[test]
+fn a_500_then_success_is_retried() {
+    let up = Upstream::new();
+    let debs = populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    let pool = format!("/{}", debs[1]);
+    up.faults(&format!(
+        r#"[{{"path": "{pool}", "kind": "500", "times": 1}},
+            {{"path": "/dists/{DIST}/InRelease", "kind": "500", "times": 1}}]"#
+    ));
+    update_ok(&t);
+    assert_eq!(up.count(&pool), 2);
+    assert_eq!(up.count(&format!("/dists/{DIST}/InRelease")), 2);
+    t.assert_sound();
+}
+
+#[test]
+fn a_connection_dropped_mid_file_is_retried_and_an_interrupted_update_resumes() {
+    let up = Upstream::new();
+    let debs = populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    // Dropped once: the retry fetches it.
+    let once = format!("/{}", debs[0]);
+    up.faults(&format!(
+        r#"[{{"path": "{once}", "kind": "drop", "times": 1}}]"#
+    ));
+    update_ok(&t);
+    assert_eq!(up.count(&once), 2);
+
+    // Dropped every time: the update fails and keeps the previous state...
+    let before = t.fingerprint();
+    up.add(
+        "main",
+        &Deb::new("big", "1")
+            .payload(&"x".repeat(200_000))
+            .compression("none"),
+    );
+    up.add("main", &Deb::new("other", "1"));
+    up.add("main", &Deb::new("third", "1"));
+    up.publish(DIST, &Publish::default());
+    up.clear_requests();
+    let big = "/pool/main/b/big/big_1_all.deb";
+    up.faults(&format!(r#"[{{"path": "{big}", "kind": "drop"}}]"#));
+    let out = update(&t);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(big), "{stderr}");
+    assert_eq!(t.fingerprint(), before);
+    t.assert_sound();
+    // ...gc does not throw the finished downloads away...
+    t.ok(&["gc"]);
+    // ...and the next update fetches only what did not finish.
+    up.faults("[]");
+    update_ok(&t);
+    for f in [
+        "/pool/main/o/other/other_1_all.deb",
+        "/pool/main/t/third/third_1_all.deb",
+    ] {
+        assert_eq!(
+            up.count(f),
+            1,
+            "{f} fetched again: {:?}",
+            pool_requests(&up)
+        );
+    }
+    assert_eq!(up.count(big), 3 + 1, "{:?}", pool_requests(&up));
+    t.assert_sound();
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert!(exported_packages(&export, "up").contains("big=1"));
+}
+
+#[test]
+fn packages_filter_without_and_with_deps() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = TestStore::new();
+    let config = t.path("halo.toml");
+    fs::write(
+        &config,
+        format!(
+            "{}{}",
+            mirror_toml("only", &up, "packages = [\"app\"]"),
+            mirror_toml("closure", &up, "packages = [\"app\"]\nwith_deps = true")
+                .split_once("[[mirror]]")
+                .map(|(_, m)| format!("[[mirror]]{m}"))
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    ok(t.halo()
+        .arg("--config")
+        .arg(&config)
+        .args(["mirror", "update", "--all"]));
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert_eq!(
+        exported_packages(&export, "only"),
+        BTreeSet::from(["app=1.0".to_string()])
+    );
+    assert_eq!(
+        exported_packages(&export, "closure"),
+        BTreeSet::from([
+            "app=1.0".to_string(),
+            "lib=2.0".to_string(),
+            "mta=3.0".to_string()
+        ])
+    );
+    // Only the kept files were downloaded (app once: both mirrors share the blob).
+    let mut fetched = pool_requests(&up);
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        [
+            "/pool/main/a/app/app_1.0_amd64.deb",
+            "/pool/main/l/lib/lib_2.0_all.deb",
+            "/pool/main/m/mta/mta_3.0_all.deb"
+        ]
+    );
+    // A package in no dist is a configuration error.
+    fs::write(&config, mirror_toml("x", &up, "packages = [\"nope\"]")).unwrap();
+    let out = run(t
+        .halo()
+        .arg("--config")
+        .arg(&config)
+        .args(["mirror", "update", "x"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn configuration_errors_are_one_line_and_exit_1() {
+    let t = TestStore::new();
+    let out = run(t.halo().args(["mirror", "update", "--all"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("halo.toml does not exist"), "{stderr}");
+    fs::write(
+        t.store().join("halo.toml"),
+        "[[mirror]]\nname = \"x\"\nurl = 3\n",
+    )
+    .unwrap();
+    let out = run(t.halo().args(["mirror", "update", "--all"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("halo.toml"), "{stderr}");
+    let out = run(t.halo().args(["mirror", "update"]));
+    assert_ne!(out.status.code(), Some(0));
+    // A mirror may not take over an archive imports made.
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    fs::write(
+        t.store().join("halo.toml"),
+        mirror_toml("rustedhalo", &up, ""),
+    )
+    .unwrap();
+    t.import("trusty", &[Deb::new("local", "1").build(&t.path("in"))]);
+    let before = t.fingerprint();
+    let out = run(t.halo().args(["mirror", "update", "rustedhalo"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no mirror made"), "{stderr}");
+    assert_eq!(t.fingerprint(), before);
+}
+
+#[test]
+fn sources_are_mirrored_with_their_binaries() {
+    let up = Upstream::new();
+    populate(&up);
+    let app_src = up.add_source("main", "app", "1.0");
+    up.add_source("main", "unrelated", "0.1");
+    let publish = Publish {
+        sources: true,
+        ..Publish::default()
+    };
+    up.publish(DIST, &publish);
+    let t = store_with(&up, "packages = [\"app\"]\nsources = true");
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let sources =
+        fs::read_to_string(export.join(format!("up/dists/{DIST}/main/source/Sources"))).unwrap();
+    let names: Vec<_> = parse_stanzas(&sources)
+        .iter()
+        .map(|s| field(s, "Package").unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["app"]);
+    assert_eq!(app_src.len(), 2, "{app_src:?}");
+    for rel in &app_src {
+        assert_eq!(
+            fs::read(export.join("up").join(rel)).unwrap(),
+            fs::read(up.repo().join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert!(!export.join("up/pool/main/u/unrelated").exists());
+    t.assert_sound();
+}
