@@ -16,9 +16,12 @@
 //! - [`store`] (edge): the directory on disk. Blobs are content-addressed
 //!   and immutable; everything else is replaced by rename under one writer
 //!   lock; readers never lock. See docs/store-format.md.
+//! - [`fs`] (edge): the read-only FUSE view (`repofs STORE MOUNTPOINT`):
+//!   every snapshot and channel as an APT tree, served from the pool.
 
 pub mod deb822;
 pub mod debian;
+pub mod fs;
 pub mod hash;
 pub mod index;
 pub mod model;

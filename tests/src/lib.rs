@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use fs_err as fs;
 
+pub mod mount;
 pub mod upstream;
 
 /// The directory holding the workspace's binaries (next to `deps/`, where

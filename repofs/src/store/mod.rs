@@ -16,6 +16,7 @@ pub mod import;
 pub mod lock;
 pub mod mirrors;
 pub mod pool;
+pub mod read;
 pub mod snapshots;
 pub mod state;
 
