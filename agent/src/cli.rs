@@ -194,6 +194,11 @@ pub struct GcArgs {
     /// Keep only the newest N snapshots (plus those channels point at).
     #[arg(long, value_name = "N")]
     pub keep_snapshots: Option<usize>,
+    /// Also keep, per channel, the snapshots it left in its last N moves:
+    /// the mount serves them to clients mid-update and `channel rollback`
+    /// returns to them.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub keep_previous: usize,
 }
 
 #[derive(Debug, Args)]

@@ -448,3 +448,37 @@ fn gc_keeps_what_channels_and_kept_snapshots_need() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM"));
 }
+
+#[test]
+fn gc_keeps_the_snapshots_a_channel_left_recently() {
+    let t = TestStore::new();
+    let mut ids = Vec::new();
+    for v in 1..=4 {
+        t.import(
+            "trusty",
+            &[Deb::new("pkg-a", &format!("{v}.0")).build(&t.path(&format!("in/{v}")))],
+        );
+        ids.push(t.snapshot());
+    }
+    for id in &ids[..3] {
+        t.ok(&["promote", "--to", "trusty", "--snapshot", id]);
+    }
+    let kept = |t: &TestStore| t.ok(&["snapshot", "list"]);
+    // trusty moved ids[0] -> ids[1] -> ids[2]: with one previous move kept,
+    // ids[1] stays beside the target and the newest; ids[0] goes.
+    t.ok(&["gc", "--keep-snapshots", "1", "--keep-previous", "1"]);
+    let list = kept(&t);
+    assert!(!list.contains(&ids[0]), "{list}");
+    assert!(list.contains(&ids[1]) && list.contains(&ids[2]) && list.contains(&ids[3]));
+    t.assert_sound();
+    // The rollback target is still whole.
+    t.ok(&["channel", "rollback", "trusty"]);
+    let channels = t.ok(&["channel", "list"]);
+    assert!(channels.contains(&ids[1]), "{channels}");
+    t.assert_sound();
+    t.ok(&["gc", "--keep-snapshots", "0", "--keep-previous", "0"]);
+    let list = kept(&t);
+    assert!(list.contains(&ids[1]), "the target stays: {list}");
+    assert!(!list.contains(&ids[2]) && !list.contains(&ids[3]), "{list}");
+    t.assert_sound();
+}

@@ -40,7 +40,7 @@ pub fn fsck(store: &Store, out: &Output) -> Result<ExitCode> {
 }
 
 pub fn gc(store: &Store, args: &GcArgs, out: &Output) -> Result<ExitCode> {
-    let report = store.gc(args.keep_snapshots)?;
+    let report = store.gc(args.keep_snapshots, args.keep_previous)?;
     out.line(format!(
         "removed {} blobs ({} bytes), {} snapshots, {} temp files",
         report.blobs,

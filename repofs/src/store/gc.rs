@@ -1,7 +1,13 @@
 //! `halo gc`: removes what nothing needs: temp files of crashed writers,
-//! snapshots beyond `--keep-snapshots` that no channel points at, and blobs
+//! snapshots beyond `--keep-snapshots` that no channel points at (nor
+//! pointed at in its last `keep_previous` moves), and blobs
 //! no remaining snapshot or the working state refers to (nor the pending
 //! downloads of an interrupted mirror update, see `store::mirrors`).
+//!
+//! A channel's recent earlier targets are kept because the FUSE view still
+//! answers for them (by-hash indices and pool files of the snapshot a
+//! channel just left, for clients mid-update), and because they are what
+//! `halo channel rollback` goes back to.
 //!
 //! Manifests go before blobs, so a gc killed half-way leaves only more
 //! garbage, never a manifest naming a removed blob.
@@ -22,7 +28,10 @@ pub struct GcReport {
 }
 
 impl Store {
-    pub fn gc(&self, keep_snapshots: Option<usize>) -> Result<GcReport> {
+    /// `keep_snapshots`: keep at most this many snapshots beyond the pinned
+    /// ones (`None`: remove no snapshot). `keep_previous`: per channel, the
+    /// targets of its last N moves are pinned too.
+    pub fn gc(&self, keep_snapshots: Option<usize>, keep_previous: usize) -> Result<GcReport> {
         let _lock = self.lock()?;
         let mut report = GcReport::default();
         // Under the lock no writer is running: every temp file is garbage.
@@ -38,11 +47,20 @@ impl Store {
                 report.temp_files += 1;
             }
         }
-        let pinned: HashSet<String> = self
-            .list_channels()?
-            .into_iter()
-            .filter_map(|(_, p)| p.snapshot)
-            .collect();
+        let mut pinned: HashSet<String> = HashSet::new();
+        for (name, pointer) in self.list_channels()? {
+            pinned.extend(pointer.snapshot);
+            if keep_previous > 0 {
+                let history = self.channel_history(&name)?;
+                pinned.extend(
+                    history
+                        .iter()
+                        .rev()
+                        .take(keep_previous)
+                        .filter_map(|e| e.from.clone()),
+                );
+            }
+        }
         let mut snapshots = self.list_snapshots()?;
         if let Some(keep) = keep_snapshots {
             let cut = snapshots.len().saturating_sub(keep);
