@@ -592,7 +592,81 @@ fn bad_invocations_fail_with_one_line() {
         ],
         "grace",
     );
+    // No /dev/fuse: in a private mount namespace whose /dev is an empty tmpfs.
+    need_tool("unshare", "util-linux");
+    let out = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /dev && exec \"$0\" \"$1\" \"$2\" -f")
+        .arg(bin("repofs"))
+        .arg(&store)
+        .arg(&free));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/dev/fuse is missing"), "{stderr}");
+    assert!(!is_mounted(&free));
     let m = mount(&t);
     one_line_failure(&[store.as_os_str(), m.dir.as_os_str()], "busy");
     assert!(is_mounted(&m.dir), "the running mount is untouched");
+}
+
+#[test]
+fn mount_8_mounts_an_fstab_line() {
+    need_fuse();
+    need_tool("mount.fuse3", "fuse3");
+    let (t, id) = store_at_v1();
+    let dir = t.root().join("mnt-fstab");
+    fs::create_dir_all(&dir).unwrap();
+    // mount(8) runs helpers with a fixed PATH, so the test names the binary
+    // by its absolute path in the `PROGRAM#SOURCE` form mount.fuse3 takes;
+    // with repofs installed on PATH the line reads `STORE DIR fuse.repofs ...`.
+    let fstab = t.path("fstab");
+    fs::write(
+        &fstab,
+        format!(
+            "{}#{} {} fuse ro,allow_other,noatime,_netdev 0 0\n",
+            bin("repofs").display(),
+            t.store().display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    ok(Command::new("mount").arg("-T").arg(&fstab).arg(&dir));
+    assert!(is_mounted(&dir));
+    assert_eq!(
+        fs::read_link(dir.join("channels/trusty.snapshot")).unwrap(),
+        Path::new("../snapshots").join(&id)
+    );
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
+        .unwrap();
+    assert!(
+        line.contains(" fuse.repofs ro,") && line.contains("allow_other"),
+        "{line}"
+    );
+    ok(Command::new("umount").arg(&dir));
+    wait_until("the mount to go", Duration::from_secs(10), || {
+        !is_mounted(&dir)
+    });
+    // A line naming something that is not a store fails with repofs's reason.
+    let bad = t.path("fstab-bad");
+    let not_store = t.path("not-a-store");
+    fs::create_dir_all(&not_store).unwrap();
+    fs::write(
+        &bad,
+        format!(
+            "{}#{} {} fuse ro 0 0\n",
+            bin("repofs").display(),
+            not_store.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new("mount").arg("-T").arg(&bad).arg(&dir));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a rustedhalo store"), "{stderr}");
+    assert!(!is_mounted(&dir));
 }
