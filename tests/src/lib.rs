@@ -402,3 +402,37 @@ pub fn field<'a>(stanza: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+/// Builds a native source package and its binary with dpkg-buildpackage,
+/// returning the directory holding .dsc, .tar.xz, .deb and .changes.
+pub fn build_source_package(t: &TestStore, name: &str, version: &str) -> PathBuf {
+    need_tool("dpkg-buildpackage", "dpkg-dev");
+    let top = t
+        .path(&format!("src-{name}/x"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let src = top.join(format!("{name}-{version}"));
+    fs::create_dir_all(src.join("debian/source")).unwrap();
+    fs::write(src.join("debian/source/format"), "3.0 (native)\n").unwrap();
+    fs::write(src.join("hello.txt"), format!("{name} {version}\n")).unwrap();
+    fs::write(
+        src.join("debian/control"),
+        format!("Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <t@example.org>\nBuild-Depends: make\nStandards-Version: 4.6.2\n\nPackage: {name}\nArchitecture: all\nDescription: test source package\n Built from source by the tests.\n"),
+    )
+    .unwrap();
+    fs::write(
+        src.join("debian/changelog"),
+        format!("{name} ({version}) trusty; urgency=medium\n\n  * Test.\n\n -- Test <t@example.org>  Fri, 27 Nov 2026 00:00:00 +0000\n"),
+    )
+    .unwrap();
+    let rules = format!(
+        "#!/usr/bin/make -f\nbuild build-arch build-indep:\n\ttrue\nclean:\n\trm -rf debian/tmp debian/files\nbinary binary-arch binary-indep:\n\tmkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/{name}\n\tcp hello.txt debian/tmp/usr/share/{name}/\n\tdpkg-gencontrol -p{name} -Pdebian/tmp\n\tdpkg-deb --root-owner-group --build debian/tmp ..\n"
+    );
+    fs::write(src.join("debian/rules"), rules).unwrap();
+    set_mode(&src.join("debian/rules"), 0o755);
+    ok(Command::new("dpkg-buildpackage")
+        .args(["-us", "-uc", "-d", "-F"])
+        .current_dir(&src));
+    top
+}

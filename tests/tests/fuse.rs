@@ -312,6 +312,9 @@ fn the_mount_and_halo_export_are_the_same_tree_with_the_same_times() {
             "main",
         ])
         .arg(&other));
+    // A source package too, so Sources, Sources.gz and Sources.xz are compared.
+    let src = halo_tests::build_source_package(&t, "halo-src", "1.0");
+    t.import("trusty", &[src.join("halo-src_1.0_amd64.changes")]);
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-testing", "--snapshot", &id]);
     let m = mount(&t);
@@ -327,6 +330,13 @@ fn the_mount_and_halo_export_are_the_same_tree_with_the_same_times() {
     // Sizes and mtimes are the pool blobs', which the export hard-links.
     let listed = files(&export);
     assert!(listed.len() > 10, "{listed:?}");
+    for index in ["Sources", "Sources.gz", "Sources.xz"] {
+        let rel = Path::new("rustedhalo/dists/trusty/main/source").join(index);
+        assert!(listed.contains(&rel), "{index} missing: {listed:?}");
+    }
+    assert!(listed
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with("halo-src_1.0.dsc")));
     for rel in &listed {
         let (a, b) = (
             fs::metadata(snap.join(rel)).unwrap(),

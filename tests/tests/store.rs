@@ -260,45 +260,11 @@ fn bad_packages_are_refused_with_one_line_and_change_nothing() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-/// Builds a native source package and its binary with dpkg-buildpackage,
-/// returning the directory holding .dsc, .tar.xz, .deb and .changes.
-fn build_source_package(t: &TestStore, name: &str, version: &str) -> std::path::PathBuf {
-    need_tool("dpkg-buildpackage", "dpkg-dev");
-    let top = t
-        .path(&format!("src-{name}/x"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let src = top.join(format!("{name}-{version}"));
-    fs::create_dir_all(src.join("debian/source")).unwrap();
-    fs::write(src.join("debian/source/format"), "3.0 (native)\n").unwrap();
-    fs::write(src.join("hello.txt"), format!("{name} {version}\n")).unwrap();
-    fs::write(
-        src.join("debian/control"),
-        format!("Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <t@example.org>\nBuild-Depends: make\nStandards-Version: 4.6.2\n\nPackage: {name}\nArchitecture: all\nDescription: test source package\n Built from source by the tests.\n"),
-    )
-    .unwrap();
-    fs::write(
-        src.join("debian/changelog"),
-        format!("{name} ({version}) trusty; urgency=medium\n\n  * Test.\n\n -- Test <t@example.org>  Fri, 27 Nov 2026 00:00:00 +0000\n"),
-    )
-    .unwrap();
-    let rules = format!(
-        "#!/usr/bin/make -f\nbuild build-arch build-indep:\n\ttrue\nclean:\n\trm -rf debian/tmp debian/files\nbinary binary-arch binary-indep:\n\tmkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/{name}\n\tcp hello.txt debian/tmp/usr/share/{name}/\n\tdpkg-gencontrol -p{name} -Pdebian/tmp\n\tdpkg-deb --root-owner-group --build debian/tmp ..\n"
-    );
-    fs::write(src.join("debian/rules"), rules).unwrap();
-    halo_tests::set_mode(&src.join("debian/rules"), 0o755);
-    ok(Command::new("dpkg-buildpackage")
-        .args(["-us", "-uc", "-d", "-F"])
-        .current_dir(&src));
-    top
-}
-
 #[test]
 fn changes_and_dsc_import_with_sources_index_matching_dpkg_scansources() {
     need_tool("dpkg-scansources", "dpkg-dev");
     let t = TestStore::new();
-    let dir = build_source_package(&t, "halo-src", "1.0");
+    let dir = halo_tests::build_source_package(&t, "halo-src", "1.0");
     let changes = dir.join("halo-src_1.0_amd64.changes");
     let out = t.import("trusty", &[changes]);
     assert!(
@@ -333,7 +299,7 @@ fn changes_and_dsc_import_with_sources_index_matching_dpkg_scansources() {
 #[test]
 fn broken_uploads_are_refused() {
     let t = TestStore::new();
-    let dir = build_source_package(&t, "broken", "1.0");
+    let dir = halo_tests::build_source_package(&t, "broken", "1.0");
     t.import("trusty", &[Deb::new("seed", "1").build(&t.path("in"))]);
     t.snapshot();
 
