@@ -16,6 +16,7 @@ Usage: bench/mirror.py [N]    (N = 10000; needs `cargo build --release --workspa
 import glob
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ GEN = os.path.join(ROOT, "bench", "gen_debs.py")
 SERVER = os.path.join(ROOT, "tests", "upstream_server.py")
 CONCURRENCY = 8
 DIST = "bench"
+# BENCH_TOOLS=halo,aptly skips the others (debmirror fetches one file at a time: slow).
+TOOLS = os.environ.get("BENCH_TOOLS", "halo,aptly,debmirror").split(",")
 
 
 def run(cmd, **kw):
@@ -39,10 +42,16 @@ def run(cmd, **kw):
     return p.stdout
 
 
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, **kw):
-    start = time.perf_counter()
+    """Wall seconds, the command's CPU seconds (user + sys, its children included), output."""
+    start, cpu0 = time.perf_counter(), cpu_children()
     out = run(cmd, **kw)
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, cpu_children() - cpu0, out
 
 
 def make_upstream(work, n):
@@ -101,6 +110,12 @@ class Server:
         except FileNotFoundError:
             pass
 
+    def cpu(self):
+        """The server's CPU seconds so far (user + sys)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.proc.kill()
         self.proc.wait()
@@ -116,13 +131,15 @@ def bench_halo(work, server, keyring):
                 f"architectures = [\"amd64\"]\nkeyring = \"{keyring}\"\n")
     r = {}
     server.clear()
-    r["update"], out = timed([HALO, "mirror", "update", "bench", "--json"], env=env)
+    server_cpu0 = server.cpu()
+    r["update"], r["update_cpu"], out = timed([HALO, "mirror", "update", "bench", "--json"], env=env)
+    r["server_cpu"] = server.cpu() - server_cpu0
     report = json.loads(out)[0]
     r["files"], r["bytes"], r["requests"] = report["files"], report["bytes"], len(server.requests())
     server.clear()
-    r["noop"], _ = timed([HALO, "mirror", "update", "bench"], env=env)
+    r["noop"], r["noop_cpu"], _ = timed([HALO, "mirror", "update", "bench"], env=env)
     r["noop_requests"] = len(server.requests())
-    r["snapshot"], _ = timed([HALO, "snapshot", "create"], env=env)
+    r["snapshot"], _, _ = timed([HALO, "snapshot", "create"], env=env)
     return r
 
 
@@ -139,10 +156,12 @@ def bench_aptly(work, server, keyring):
                            "bench", server.url, DIST, "main"])
     r = {}
     server.clear()
-    r["update"], _ = timed(["aptly"] + cfg + ["mirror", "update", f"-keyring={keyring}", "bench"])
+    server_cpu0 = server.cpu()
+    r["update"], r["update_cpu"], _ = timed(["aptly"] + cfg + ["mirror", "update", f"-keyring={keyring}", "bench"])
+    r["server_cpu"] = server.cpu() - server_cpu0
     r["requests"] = len(server.requests())
     server.clear()
-    r["noop"], _ = timed(["aptly"] + cfg + ["mirror", "update", f"-keyring={keyring}", "bench"])
+    r["noop"], r["noop_cpu"], _ = timed(["aptly"] + cfg + ["mirror", "update", f"-keyring={keyring}", "bench"])
     r["noop_requests"] = len(server.requests())
     return r
 
@@ -153,15 +172,15 @@ def bench_debmirror(work, server, keyring):
     dest = os.path.join(work, "debmirror")
     cmd = ["debmirror", f"--host=127.0.0.1:{server.port}", "--root=/", "--method=http",
            f"--dist={DIST}", "--section=main", "--arch=amd64", "--nosource", "--no-check-gpg",
-           "--rsync-extra=none", "--diff=none", "--i18n", "--getcontents", "--nocleanup", dest]
-    # --getcontents/--i18n off in effect: the upstream has neither (debmirror only warns).
-    cmd = [c for c in cmd if c not in ("--i18n", "--getcontents")]
+           "--rsync-extra=none", "--diff=none", "--nocleanup", dest]
     r = {}
     server.clear()
-    r["update"], _ = timed(cmd, env=dict(os.environ, GNUPGHOME=os.path.join(work, "dm-gnupg")))
+    server_cpu0 = server.cpu()
+    r["update"], r["update_cpu"], _ = timed(cmd)
+    r["server_cpu"] = server.cpu() - server_cpu0
     r["requests"] = len(server.requests())
     server.clear()
-    r["noop"], _ = timed(cmd)
+    r["noop"], r["noop_cpu"], _ = timed(cmd)
     r["noop_requests"] = len(server.requests())
     r["note"] = "signature check off (--no-check-gpg): debmirror wants the key in a GnuPG home"
     return r
@@ -194,9 +213,10 @@ def main():
         print(f"upstream of {n} packages built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         server = Server(repo, os.path.join(work, "control"))
         try:
-            results = {"packages": n, "halo": bench_halo(work, server, keyring),
-                       "aptly": bench_aptly(work, server, keyring),
-                       "debmirror": bench_debmirror(work, server, keyring)}
+            results = {"packages": n}
+            for name, bench in (("halo", bench_halo), ("aptly", bench_aptly),
+                                ("debmirror", bench_debmirror)):
+                results[name] = bench(work, server, keyring) if name in TOOLS else None
         finally:
             server.stop()
         results["parse"] = bench_parse()
@@ -204,13 +224,16 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
     h, a, d = results["halo"], results["aptly"], results["debmirror"]
-    print(f"\n| tool | update {n} pkgs (s) | requests | no-op update (s) | no-op requests |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"\n| tool | update {n} pkgs (s) | CPU user+sys (s) | server CPU (s) | requests "
+          "| no-op update (s) | no-op requests |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in (("halo", h), ("aptly", a), ("debmirror", d)):
         if r:
-            print(f"| {name} | {r['update']:.2f} | {r['requests']} | {r['noop']:.2f} | {r['noop_requests']} |")
-    if a:
-        print(f"\nhalo vs aptly, update: {a['update'] / h['update']:.2f}x faster")
+            print(f"| {name} | {r['update']:.2f} | {r['update_cpu']:.2f} | {r['server_cpu']:.2f} | {r['requests']} "
+                  f"| {r['noop']:.2f} | {r['noop_requests']} |")
+    if a and h:
+        print(f"\naptly/halo, update wall: {a['update'] / h['update']:.2f}, "
+              f"CPU: {a['update_cpu'] / h['update_cpu']:.2f}; no-op wall: {a['noop'] / h['noop']:.1f}")
     p = results["parse"]
     if "parse_s" in p:
         print(f"bookworm main amd64 Packages: {p['bytes']} bytes, {p['stanzas']} stanzas, "

@@ -55,10 +55,10 @@ fn load_keyring(mirror: &MirrorConfig, config_path: &Path) -> Result<Option<Vec<
         return Ok(None);
     };
     let path = config_path.parent().unwrap_or(Path::new(".")).join(k);
-    fs_err::read(&path).map(Some).map_err(|e| Error::Keyring {
-        path,
-        reason: e.kind().to_string(),
-    })
+    // std's error, not fs_err's: the error variant names the path already.
+    std::fs::read(&path)
+        .map(Some)
+        .map_err(|source| Error::KeyringRead { path, source })
 }
 
 fn update(

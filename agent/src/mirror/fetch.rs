@@ -23,7 +23,6 @@ use futures_util::StreamExt;
 use repofs::store::pool::{FinishedBlob, Pool};
 use reqwest::header::{HeaderMap, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
-use sha2::{Digest, Sha256};
 
 use crate::config::FetchConfig;
 
@@ -46,6 +45,8 @@ pub enum FetchErrorKind {
     Store(#[source] std::io::Error),
 }
 
+/// One URL that failed, and why: the URL is the line's subject, the kind
+/// its cause (printed after it by the error chain).
 #[derive(Debug, thiserror::Error)]
 #[error("{url}")]
 pub struct FetchError {
@@ -98,6 +99,9 @@ pub enum Conditional {
 /// Largest release file (InRelease, Release, Release.gpg) accepted.
 const RELEASE_MAX: u64 = 64 << 20;
 
+/// The HTTP client of a `halo mirror update` run, shared by every mirror
+/// and download task. It counts requests and body bytes so that the
+/// summary (and the tests) can show that a no-op update fetched nothing.
 pub struct Fetcher {
     client: reqwest::Client,
     retries: u32,
@@ -254,7 +258,7 @@ impl Fetcher {
             check(
                 url,
                 data.len() as u64,
-                &hex::encode(Sha256::digest(&data)),
+                &repofs::hash::sha256_hex(&data),
                 expected,
             )?;
             Ok(data)

@@ -58,10 +58,20 @@ pub enum Error {
         "{url}: not found (HTTP 404): the upstream is unsigned (set trusted = true to accept that)"
     )]
     Unsigned { url: String },
-    #[error("keyring {path}: {reason}")]
-    Keyring { path: PathBuf, reason: String },
-    #[error("packages named in the configuration are in no dist of the mirror: {0}")]
-    UnknownPackages(String),
+    #[error("keyring {path}")]
+    KeyringRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("keyring {path}")]
+    Keyring {
+        path: PathBuf,
+        #[source]
+        source: Box<repofs::sign::Error>,
+    },
+    #[error("packages named in the configuration are in no dist of the mirror: {}", .0.join(", "))]
+    UnknownPackages(Vec<String>),
     #[error("the store has an archive {0:?} that no mirror made: a mirror owns its archive, so choose another name")]
     NotAMirror(String),
     #[error(transparent)]

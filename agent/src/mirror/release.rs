@@ -20,6 +20,7 @@ pub struct Listed {
     pub hash: String,
 }
 
+/// What a verified Release promises, reduced to what the mirror acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     pub suite: Option<String>,
@@ -42,6 +43,8 @@ pub struct Release {
 pub enum ReleaseError {
     #[error("not a Release file: {0}")]
     Syntax(#[from] deb822::ParseError),
+    #[error("not a Release file: text is not UTF-8")]
+    NotUtf8,
     #[error("{field} line {line:?} is not `<hash> <size> <path>`")]
     ChecksumLine { field: &'static str, line: String },
     #[error("{field} {value:?} is not an RFC 2822 date")]
@@ -164,6 +167,9 @@ pub fn check_release(
     Ok(())
 }
 
+/// Refuses a release past its `Valid-Until`, as apt does. Also applied to
+/// an unchanged release on a no-op update: a 304 must not keep serving a
+/// release that has since expired.
 pub fn check_valid_until(
     valid_until: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
@@ -213,6 +219,17 @@ pub struct IndexFetch {
     /// The uncompressed file's entry, when the Release lists it: the
     /// decompressed content is checked against it too.
     pub plain: Option<Listed>,
+}
+
+impl IndexFetch {
+    /// The uncompressed file's name (`main/binary-amd64/Packages`): its
+    /// entry in the Release is [`IndexFetch::plain`].
+    pub fn plain_path(&self) -> &str {
+        match self.compression {
+            Compression::None => &self.path,
+            _ => self.path.rsplit_once('.').map_or(&self.path, |(p, _)| p),
+        }
+    }
 }
 
 /// The index files to fetch for `wanted`, best variant each.
@@ -389,6 +406,7 @@ mod tests {
         );
         assert_eq!(plan[0].compression, Compression::Xz);
         assert_eq!(plan[0].plain.as_ref().unwrap().size, 10);
+        assert_eq!(plan[0].plain_path(), "main/binary-amd64/Packages");
         assert_eq!(plan[1].path, "main/source/Sources.gz");
         assert_eq!(plan[1].compression, Compression::Gzip);
         assert_eq!(plan[1].plain, None);

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
-use repofs::hash::Digests;
+use repofs::hash::{sha256_hex, Digests};
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
@@ -26,7 +26,6 @@ use repofs::store::mirrors::{FetchedRelease, MirrorRecord};
 use repofs::store::state::add_component;
 use repofs::Store;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::fetch::{Conditional, Expected, FetchError, FetchErrorKind, Fetcher, Validators};
 use super::filter::{self, Candidate};
@@ -92,8 +91,11 @@ enum ReleaseOutcome {
 /// An index fetched, verified and decompressed.
 struct FetchedIndex {
     plan: IndexFetch,
+    /// The URL it was fetched from (named in errors, kept as entries' origin).
     url: String,
+    /// The bytes as fetched (served as they are by verbatim mirrors).
     raw: Vec<u8>,
+    /// The decompressed text, which the parsed records borrow.
     text: String,
 }
 
@@ -103,12 +105,12 @@ struct FreshDist {
     indices: Vec<FetchedIndex>,
 }
 
+/// Runs CPU- or disk-bound work (decompression, hashing, pool commits) in
+/// place without stalling the other downloads: tokio moves this worker's
+/// tasks elsewhere meanwhile. Needs the multi-thread runtime that
+/// `commands::mirror` builds.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 impl Update<'_> {
@@ -126,7 +128,7 @@ impl Update<'_> {
             .transpose()
             .map_err(|e| Error::Keyring {
                 path: self.mirror.keyring.clone().unwrap_or_default().into(),
-                reason: super::chain(&e),
+                source: Box::new(e),
             })?;
         let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
         self.progress.stage("waiting for the store lock");
@@ -445,10 +447,7 @@ impl Update<'_> {
                     }
                 })?;
             if let Some(listed) = &plan.plain {
-                let plain_url = self.dist_url(
-                    dist,
-                    plan.path.rsplit_once('.').map_or(&plan.path, |(p, _)| p),
-                );
+                let plain_url = self.dist_url(dist, plan.plain_path());
                 let got = blocking(|| sha256_hex(&plain));
                 if plain.len() as u64 != listed.size || got != listed.hash {
                     return Err(FetchError {
@@ -495,7 +494,7 @@ impl Update<'_> {
                     .collect();
                 let sel = filter::select(&universe, names, self.mirror.with_deps);
                 if !sel.unknown.is_empty() {
-                    return Err(Error::UnknownPackages(sel.unknown.join(", ")));
+                    return Err(Error::UnknownPackages(sel.unknown));
                 }
                 Some(sel.keep)
             }
@@ -632,10 +631,7 @@ fn validators_of(p: &FetchedRelease) -> Validators {
 fn not_utf8(url: &str) -> Error {
     Error::Release {
         url: url.to_string(),
-        source: release::ReleaseError::Syntax(repofs::deb822::ParseError {
-            line: 1,
-            kind: repofs::deb822::ParseErrorKind::NotUtf8,
-        }),
+        source: release::ReleaseError::NotUtf8,
     }
 }
 
@@ -658,13 +654,8 @@ fn verbatim_indices(
     for idx in d.indices.iter().filter(|i| i.plan.kind.component() == comp) {
         out.push(dist_file(&idx.plan.path, &batch.add_bytes(&idx.raw)?));
         if idx.plan.plain.is_some() {
-            let plain_path = idx
-                .plan
-                .path
-                .rsplit_once('.')
-                .map_or(idx.plan.path.as_str(), |(p, _)| p);
             out.push(dist_file(
-                plain_path,
+                idx.plan.plain_path(),
                 &batch.add_bytes(idx.text.as_bytes())?,
             ));
         }
