@@ -15,6 +15,8 @@ use super::release::Compression;
 pub enum IndexError {
     #[error("cannot decompress: {0}")]
     Decompress(String),
+    #[error("decompresses to more than {limit} bytes")]
+    TooLarge { limit: u64 },
     #[error("is not UTF-8 text")]
     NotUtf8,
     #[error("stanza at line {line}: no {field} field")]
@@ -29,15 +31,37 @@ pub enum IndexError {
     UnsafePath { line: usize, path: String },
 }
 
-/// Decompresses an index as fetched.
-pub fn decompress(data: &[u8], compression: Compression) -> Result<Vec<u8>, IndexError> {
-    let mut out = Vec::with_capacity(data.len() * 6);
-    let r = match compression {
+/// The largest decompressed index accepted when the Release does not list
+/// the uncompressed size: Debian's biggest `Packages` is about 50 MB, so a
+/// gigabyte is a broken or hostile upstream, not a big archive.
+pub const MAX_INDEX_SIZE: u64 = 1 << 30;
+
+/// Decompresses an index as fetched, refusing output beyond `limit` bytes:
+/// the compressed file's hash is checked before this, but a signed
+/// upstream can still serve a decompression bomb, and the store must not
+/// run out of memory for it.
+pub fn decompress(
+    data: &[u8],
+    compression: Compression,
+    limit: u64,
+) -> Result<Vec<u8>, IndexError> {
+    let reader: Box<dyn Read + '_> = match compression {
+        Compression::None if data.len() as u64 > limit => {
+            return Err(IndexError::TooLarge { limit })
+        }
         Compression::None => return Ok(data.to_vec()),
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out),
-        Compression::Xz => liblzma::read::XzDecoder::new_multi_decoder(data).read_to_end(&mut out),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(data)),
     };
-    r.map_err(|e| IndexError::Decompress(e.to_string()))?;
+    let expect = (data.len() as u64).saturating_mul(6).min(limit);
+    let mut out = Vec::with_capacity(usize::try_from(expect).unwrap_or(0));
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| IndexError::Decompress(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(IndexError::TooLarge { limit });
+    }
     Ok(out)
 }
 
@@ -399,9 +423,21 @@ Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
         let data = b"Package: x\n".repeat(100);
         let gz = repofs::index::compress::gzip(&data);
         let xz = repofs::index::compress::xz(&data);
-        assert_eq!(decompress(&gz, Compression::Gzip).unwrap(), data);
-        assert_eq!(decompress(&xz, Compression::Xz).unwrap(), data);
-        assert_eq!(decompress(&data, Compression::None).unwrap(), data);
-        assert!(decompress(b"junk", Compression::Xz).is_err());
+        let max = MAX_INDEX_SIZE;
+        assert_eq!(decompress(&gz, Compression::Gzip, max).unwrap(), data);
+        assert_eq!(decompress(&xz, Compression::Xz, max).unwrap(), data);
+        assert_eq!(decompress(&data, Compression::None, max).unwrap(), data);
+        assert!(decompress(b"junk", Compression::Xz, max).is_err());
+        // Exactly the limit passes; one byte less refuses.
+        let n = data.len() as u64;
+        for c in [Compression::Gzip, Compression::Xz] {
+            let packed = if c == Compression::Gzip { &gz } else { &xz };
+            assert_eq!(decompress(packed, c, n).unwrap(), data);
+            assert_eq!(
+                decompress(packed, c, n - 1),
+                Err(IndexError::TooLarge { limit: n - 1 })
+            );
+        }
+        assert!(decompress(&data, Compression::None, n - 1).is_err());
     }
 }

@@ -439,13 +439,17 @@ impl Update<'_> {
                 sha256: plan.listed.hash.clone(),
             };
             let raw = self.fetcher.fetch_verified(&url, &expected).await?;
-            let plain =
-                blocking(|| index::decompress(&raw, plan.compression)).map_err(|source| {
-                    Error::Index {
-                        url: url.clone(),
-                        source,
-                    }
-                })?;
+            // The Release's size of the uncompressed file bounds the output.
+            let limit = plan
+                .plain
+                .as_ref()
+                .map_or(index::MAX_INDEX_SIZE, |p| p.size.min(index::MAX_INDEX_SIZE));
+            let plain = blocking(|| index::decompress(&raw, plan.compression, limit)).map_err(
+                |source| Error::Index {
+                    url: url.clone(),
+                    source,
+                },
+            )?;
             if let Some(listed) = &plan.plain {
                 let plain_url = self.dist_url(dist, plan.plain_path());
                 let got = blocking(|| sha256_hex(&plain));
