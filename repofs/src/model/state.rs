@@ -177,6 +177,12 @@ impl ComponentState {
         index
     }
 
+    /// Room for `n` more binaries, so a large import does not hold the
+    /// entries twice while the vector grows.
+    pub fn reserve_binaries(&mut self, n: usize) {
+        self.binaries.reserve_exact(n);
+    }
+
     /// Adds a binary in O(1) through `index`; call [`Self::sort`] after the
     /// last one.
     pub fn push_binary(

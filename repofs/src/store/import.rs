@@ -58,16 +58,21 @@ pub fn import(
     name::check_segment("component", target.component)?;
     let _lock = store.lock()?;
     let mut state = store.load_state()?;
-    let existing = store.load_archive_components(&state, target.archive)?;
-    let component = existing
-        .get(&(target.dist.to_string(), target.component.to_string()))
-        .cloned()
+    // The target component is taken out, not copied, and the archive's
+    // other components are dropped once their pool paths are known: a
+    // re-import into a large component holds it once.
+    let mut existing = store.load_archive_components(&state, target.archive)?;
+    let mut component = existing
+        .remove(&(target.dist.to_string(), target.component.to_string()))
         .unwrap_or_default();
+    let pool_paths = pool_paths(existing.values().chain([&component]));
+    drop(existing);
+    component.reserve_binaries(files.len());
     let mut session = Session {
         target,
         index: component.index(),
         component,
-        pool_paths: pool_paths(&existing),
+        pool_paths,
         pool: store.pool(),
         report: ImportReport::default(),
     };
@@ -104,11 +109,11 @@ pub fn import(
 
 /// Pool path -> (blob, origin) across the whole archive: one pool path
 /// can hold only one content, whatever dist refers to it.
-fn pool_paths(
-    components: &BTreeMap<(String, String), ComponentState>,
+fn pool_paths<'c>(
+    components: impl Iterator<Item = &'c ComponentState>,
 ) -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
-    for c in components.values() {
+    for c in components {
         for b in &c.binaries {
             out.insert(
                 b.file.path.clone(),
