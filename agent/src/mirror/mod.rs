@@ -14,6 +14,7 @@ pub mod index;
 pub mod plan;
 pub mod release;
 pub mod update;
+mod verify_release;
 
 use std::path::PathBuf;
 

@@ -3,7 +3,8 @@
 //! 1. Under the store's writer lock, fetch each dist's `InRelease` (else
 //!    `Release` + `Release.gpg`) conditionally and verify it with the
 //!    mirror's keyring. A dist whose release is unchanged since the last
-//!    committed update (HTTP 304, or the same bytes) is not looked at again.
+//!    committed update (HTTP 304, or the same bytes) is not looked at again
+//!    (`verify_release`).
 //! 2. Fetch the indices the release lists (by-hash when offered), each
 //!    checked against the release's SHA256; parse them; filter.
 //! 3. Download the pool files the store lacks, concurrently, committing
@@ -15,23 +16,24 @@
 //!    previous state in place.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use repofs::hash::{sha256_hex, Digests};
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
-use repofs::store::mirrors::{FetchedRelease, MirrorRecord};
+use repofs::store::mirrors::MirrorRecord;
 use repofs::store::state::add_component;
 use repofs::Store;
 use serde::Serialize;
 
-use super::fetch::{Conditional, Expected, FetchError, FetchErrorKind, Fetcher, Validators};
+use super::fetch::{Expected, FetchError, FetchErrorKind, Fetcher};
 use super::filter::{self, Candidate};
 use super::index::{self, IndexError};
 use super::plan::{self, ComponentInput, Parsed};
 use super::release::{self, IndexFetch, IndexKind, Release, Wanted};
+use super::verify_release::{FreshRelease, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
 
@@ -75,19 +77,6 @@ pub struct UpdateReport {
     pub seconds: f64,
 }
 
-/// A release fetched and verified.
-struct FreshRelease {
-    release: Release,
-    /// The upstream's signed files as fetched (for verbatim mirrors).
-    files: Vec<(String, Vec<u8>)>,
-    record: FetchedRelease,
-}
-
-enum ReleaseOutcome {
-    Unchanged,
-    Fresh(Box<FreshRelease>),
-}
-
 /// An index fetched, verified and decompressed.
 struct FetchedIndex {
     plan: IndexFetch,
@@ -114,7 +103,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Update<'_> {
-    fn dist_url(&self, dist: &str, path: &str) -> String {
+    pub(super) fn dist_url(&self, dist: &str, path: &str) -> String {
         format!("{}dists/{dist}/{path}", self.mirror.base_url())
     }
 
@@ -234,187 +223,7 @@ impl Update<'_> {
         Ok(report)
     }
 
-    /// Fetches and verifies the release of `dist`, or finds it unchanged
-    /// since `prev` (the last committed fetch).
-    async fn fetch_release(
-        &self,
-        dist: &str,
-        prev: Option<&FetchedRelease>,
-        keyring: Option<&Keyring>,
-    ) -> Result<ReleaseOutcome, Error> {
-        let inrelease_url = self.dist_url(dist, "InRelease");
-        let release_url = self.dist_url(dist, "Release");
-        // Ask first for the file the upstream had last time.
-        let release_first = prev.is_some_and(|p| p.url == release_url);
-        if !release_first {
-            let validators = prev.filter(|p| p.url == inrelease_url).map(validators_of);
-            match self
-                .fetcher
-                .fetch_conditional(&inrelease_url, validators.as_ref())
-                .await?
-            {
-                Conditional::NotModified => return self.unchanged(prev, &inrelease_url),
-                Conditional::Body { data, validators } => {
-                    if prev.is_some_and(|p| p.url == inrelease_url && p.sha256 == sha256_hex(&data))
-                    {
-                        return self.unchanged(prev, &inrelease_url);
-                    }
-                    return self.verify_inrelease(dist, data, validators, keyring).await;
-                }
-                Conditional::NotFound => {}
-            }
-        }
-        let validators = prev.filter(|p| p.url == release_url).map(validators_of);
-        match self
-            .fetcher
-            .fetch_conditional(&release_url, validators.as_ref())
-            .await?
-        {
-            Conditional::NotModified => self.unchanged(prev, &release_url),
-            Conditional::Body { data, validators } => {
-                if prev.is_some_and(|p| p.url == release_url && p.sha256 == sha256_hex(&data)) {
-                    return self.unchanged(prev, &release_url);
-                }
-                self.verify_release(dist, data, validators, keyring).await
-            }
-            Conditional::NotFound if release_first => {
-                // The upstream switched to InRelease.
-                Box::pin(self.fetch_release(dist, None, keyring)).await
-            }
-            Conditional::NotFound => Err(Error::NoRelease {
-                url: inrelease_url,
-                dist: dist.to_string(),
-            }),
-        }
-    }
-
-    /// An unchanged release is still refused once its Valid-Until passed.
-    fn unchanged(&self, prev: Option<&FetchedRelease>, url: &str) -> Result<ReleaseOutcome, Error> {
-        let valid_until = prev
-            .and_then(|p| p.valid_until.as_deref())
-            .and_then(|v| v.parse::<jiff::Timestamp>().ok());
-        release::check_valid_until(valid_until, self.now).map_err(|source| Error::Release {
-            url: url.to_string(),
-            source,
-        })?;
-        Ok(ReleaseOutcome::Unchanged)
-    }
-
-    fn now_system(&self) -> SystemTime {
-        SystemTime::from(self.now)
-    }
-
-    async fn verify_inrelease(
-        &self,
-        dist: &str,
-        data: Vec<u8>,
-        validators: Validators,
-        keyring: Option<&Keyring>,
-    ) -> Result<ReleaseOutcome, Error> {
-        let url = self.dist_url(dist, "InRelease");
-        let text = match keyring {
-            Some(k) => {
-                let v = k
-                    .verify_cleartext(&data, self.now_system())
-                    .map_err(|e| signature_error(url.clone(), e))?;
-                String::from_utf8(v.text).map_err(|_| not_utf8(&url))?
-            }
-            None => {
-                tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
-                let text = std::str::from_utf8(&data).map_err(|_| not_utf8(&url))?;
-                repofs::deb822::strip_cleartext_signature(text).map_err(|e| Error::Release {
-                    url: url.clone(),
-                    source: e.into(),
-                })?
-            }
-        };
-        let mut files = vec![("InRelease".to_string(), data)];
-        if self.mirror.verbatim {
-            // Serve Release and Release.gpg too when the upstream has them,
-            // for clients that do not read InRelease.
-            let rel_url = self.dist_url(dist, "Release");
-            let gpg_url = self.dist_url(dist, "Release.gpg");
-            if let Conditional::Body { data: rel, .. } =
-                self.fetcher.fetch_conditional(&rel_url, None).await?
-            {
-                if let Conditional::Body { data: sig, .. } =
-                    self.fetcher.fetch_conditional(&gpg_url, None).await?
-                {
-                    if let Some(k) = keyring {
-                        k.verify_detached(&rel, &sig, self.now_system())
-                            .map_err(|e| signature_error(gpg_url, e))?;
-                    }
-                    files.push(("Release".to_string(), rel));
-                    files.push(("Release.gpg".to_string(), sig));
-                }
-            }
-        }
-        self.accept_release(url, &text, files, validators)
-    }
-
-    async fn verify_release(
-        &self,
-        dist: &str,
-        data: Vec<u8>,
-        validators: Validators,
-        keyring: Option<&Keyring>,
-    ) -> Result<ReleaseOutcome, Error> {
-        let url = self.dist_url(dist, "Release");
-        let gpg_url = self.dist_url(dist, "Release.gpg");
-        let mut files = Vec::new();
-        match self.fetcher.fetch_conditional(&gpg_url, None).await? {
-            Conditional::Body { data: sig, .. } => {
-                if let Some(k) = keyring {
-                    k.verify_detached(&data, &sig, self.now_system())
-                        .map_err(|e| signature_error(gpg_url.clone(), e))?;
-                }
-                files.push(("Release.gpg".to_string(), sig));
-            }
-            _ if keyring.is_none() => {}
-            _ => return Err(Error::Unsigned { url: gpg_url }),
-        }
-        if keyring.is_none() {
-            tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
-        }
-        let text = String::from_utf8(data.clone()).map_err(|_| not_utf8(&url))?;
-        files.push(("Release".to_string(), data));
-        self.accept_release(url, &text, files, validators)
-    }
-
-    fn accept_release(
-        &self,
-        url: String,
-        text: &str,
-        files: Vec<(String, Vec<u8>)>,
-        validators: Validators,
-    ) -> Result<ReleaseOutcome, Error> {
-        let err = |source| Error::Release {
-            url: url.clone(),
-            source,
-        };
-        let release = release::parse_release(text).map_err(err)?;
-        release::check_release(&release, &self.wanted(), self.now).map_err(err)?;
-        // The signed file as fetched: what the next update compares against.
-        let signed = files
-            .iter()
-            .find(|(n, _)| url.ends_with(&format!("/{n}")))
-            .map(|(_, d)| sha256_hex(d))
-            .unwrap_or_default();
-        let record = FetchedRelease {
-            url: url.clone(),
-            sha256: signed,
-            etag: validators.etag,
-            last_modified: validators.last_modified,
-            valid_until: release.valid_until.map(|v| v.to_string()),
-        };
-        Ok(ReleaseOutcome::Fresh(Box::new(FreshRelease {
-            release,
-            files,
-            record,
-        })))
-    }
-
-    fn wanted(&self) -> Wanted<'_> {
+    pub(super) fn wanted(&self) -> Wanted<'_> {
         Wanted {
             components: &self.mirror.components,
             architectures: &self.mirror.architectures,
@@ -615,27 +424,6 @@ impl Update<'_> {
             Some(first) => Err(Error::Downloads { failed, first }),
             None => Ok(done),
         }
-    }
-}
-
-fn signature_error(url: impl Into<String>, e: repofs::sign::Error) -> Error {
-    Error::Signature {
-        url: url.into(),
-        source: Box::new(e),
-    }
-}
-
-fn validators_of(p: &FetchedRelease) -> Validators {
-    Validators {
-        etag: p.etag.clone(),
-        last_modified: p.last_modified.clone(),
-    }
-}
-
-fn not_utf8(url: &str) -> Error {
-    Error::Release {
-        url: url.to_string(),
-        source: release::ReleaseError::NotUtf8,
     }
 }
 
