@@ -400,7 +400,7 @@ impl Update<'_> {
             match result {
                 Ok(blob) => {
                     self.progress.downloaded(blob.digests().size);
-                    batch.add_finished(blob);
+                    batch.add_finished(blob)?;
                     done += 1;
                     if batch.len() >= BATCH_FILES
                         || last_commit.elapsed().as_secs() >= BATCH_SECONDS

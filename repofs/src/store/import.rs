@@ -68,9 +68,11 @@ pub fn import(
     let pool_paths = pool_paths(existing.values().chain([&component]));
     drop(existing);
     component.reserve_binaries(files.len());
+    let mut index = component.index();
+    index.reserve_binaries(files.len());
     let mut session = Session {
         target,
-        index: component.index(),
+        index,
         component,
         pool_paths,
         pool: store.pool(),

@@ -138,11 +138,29 @@ impl FinishedBlob {
     }
 }
 
+/// A blob's SHA-256 as bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BlobId([u8; 32]);
+
+impl BlobId {
+    fn from_hex(sha256: &str) -> io::Result<Self> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(sha256, &mut id).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{sha256:?} is not a SHA-256: {e}"),
+            )
+        })?;
+        Ok(Self(id))
+    }
+}
+
 /// Blobs being added; nothing is visible under a hash name before `commit`.
 pub struct Batch<'p> {
     pool: &'p Pool,
-    pending: Vec<(String, ClosedTemp)>,
-    queued: HashSet<String>,
+    /// Hashes as bytes, not hex: a 50,000-package import queues 50,000.
+    pending: Vec<(BlobId, ClosedTemp)>,
+    queued: HashSet<BlobId>,
     /// Shard directories of `tmp/` known to exist: creating thousands of
     /// files in one directory costs several times more on ext4.
     shards: HashSet<String>,
@@ -185,7 +203,9 @@ impl Batch<'_> {
     /// Adds bytes already in memory (rendered indices, manifests).
     pub fn add_bytes(&mut self, data: &[u8]) -> io::Result<Digests> {
         let digests = hash::digest(data);
-        if self.pool.has(&digests.sha256, digests.size) || self.queued.contains(&digests.sha256) {
+        if self.pool.has(&digests.sha256, digests.size)
+            || self.queued.contains(&BlobId::from_hex(&digests.sha256)?)
+        {
             return Ok(digests);
         }
         let mut tmp = self.temp_file(&digests.sha256[..2])?;
@@ -195,14 +215,13 @@ impl Batch<'_> {
     }
 
     /// Adds a blob written by a [`BlobWriter`].
-    pub fn add_finished(&mut self, blob: FinishedBlob) -> Digests {
+    pub fn add_finished(&mut self, blob: FinishedBlob) -> io::Result<Digests> {
         let FinishedBlob { tmp, digests } = blob;
-        if !self.pool.has(&digests.sha256, digests.size)
-            && self.queued.insert(digests.sha256.clone())
-        {
-            self.pending.push((digests.sha256.clone(), tmp));
+        let id = BlobId::from_hex(&digests.sha256)?;
+        if !self.pool.has(&digests.sha256, digests.size) && self.queued.insert(id) {
+            self.pending.push((id, tmp));
         }
-        digests
+        Ok(digests)
     }
 
     /// Number of blobs waiting for `commit`.
@@ -220,10 +239,11 @@ impl Batch<'_> {
     }
 
     fn queue(&mut self, sha256: String, size: u64, tmp: TempFile) -> io::Result<()> {
-        if self.pool.has(&sha256, size) || !self.queued.insert(sha256.clone()) {
+        let id = BlobId::from_hex(&sha256)?;
+        if self.pool.has(&sha256, size) || !self.queued.insert(id) {
             return Ok(()); // dropping `tmp` removes it
         }
-        self.pending.push((sha256, tmp.close()?));
+        self.pending.push((id, tmp.close()?));
         Ok(())
     }
 
@@ -238,8 +258,8 @@ impl Batch<'_> {
         }
         fsutil::syncfs(&self.pool.dir)?;
         let mut dirs = HashSet::new();
-        for (sha, tmp) in self.pending {
-            let dest = self.pool.path(&sha);
+        for (id, tmp) in self.pending {
+            let dest = self.pool.path(&hex::encode(id.0));
             if let Some(dir) = dest.parent() {
                 if dirs.insert(dir.to_path_buf()) && !dir.is_dir() {
                     fs::create_dir_all(dir)?;
