@@ -10,19 +10,26 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fs_err as fs;
+use rayon::prelude::*;
 
-use super::pool::Batch;
+use super::pool::{Batch, FinishedBlob, Pool};
 use super::state::add_component;
 use super::{Error, Result, Store};
 use crate::deb822;
 use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
-use crate::hash::Digests;
+use crate::hash::{self, Digests};
 use crate::index::stanza;
 use crate::model::state::{Added, EntryIndex};
 use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
 
 /// Packages up to this size are read into memory once.
 const IN_MEMORY_MAX: u64 = 32 << 20;
+
+/// Inputs read ahead on every core. Reading, unpacking and hashing a
+/// package and writing its blob's temp file are most of an import and need
+/// nothing from the session; claiming pool paths and adding entries stay
+/// sequential, in input order, so the first bad input is the one reported.
+const READ_AHEAD: usize = 64;
 
 /// Where the packages go.
 #[derive(Debug, Clone)]
@@ -80,9 +87,15 @@ pub fn import(
     };
     let pool = store.pool();
     let mut batch = pool.batch();
-    for file in files {
-        session.import_file(&mut batch, file)?;
-        progress(file);
+    for window in files.chunks(READ_AHEAD) {
+        let read: Vec<Result<Input>> = window
+            .par_iter()
+            .map(|file| read_input(&pool, file))
+            .collect();
+        for (file, input) in window.iter().zip(read) {
+            session.import_input(&mut batch, file, input?)?;
+            progress(file);
+        }
     }
     if session.report.added.is_empty() {
         return Ok(session.report);
@@ -142,16 +155,16 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        // An input that cannot be read is the user's mistake, not ours.
-        if let Err(e) = std::fs::metadata(file) {
-            return Err(import_err(file, e));
-        }
+        let input = read_input(&self.pool, file)?;
+        self.import_input(batch, file, input)
+    }
+
+    fn import_input(&mut self, batch: &mut Batch<'_>, file: &Path, input: Input) -> Result<()> {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-        match ext {
-            "deb" | "udeb" => self.import_deb(batch, file, ext),
-            "dsc" => self.import_dsc(batch, file),
-            "changes" => self.import_changes(batch, file),
-            _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
+        match input {
+            Input::Deb(read) => self.add_deb(batch, file, ext, *read),
+            Input::Dsc => self.import_dsc(batch, file),
+            Input::Changes => self.import_changes(batch, file),
         }
     }
 
@@ -169,24 +182,21 @@ impl Session<'_> {
         }
     }
 
-    fn import_deb(&mut self, batch: &mut Batch<'_>, file: &Path, ext: &str) -> Result<()> {
-        // Small packages (nearly all) are read once; large ones are streamed twice.
-        let size = fs::metadata(file)?.len();
-        let data = if size <= IN_MEMORY_MAX {
-            Some(fs::read(file)?)
-        } else {
-            None
-        };
-        let control = match &data {
-            Some(d) => deb::read_control(&d[..]),
-            None => deb::read_control(std::io::BufReader::new(fs::File::open(file)?)),
+    fn add_deb(
+        &mut self,
+        batch: &mut Batch<'_>,
+        file: &Path,
+        ext: &str,
+        read: ReadDeb,
+    ) -> Result<()> {
+        let ReadDeb {
+            control,
+            digests,
+            blob,
+        } = read;
+        if let Some(blob) = blob {
+            batch.add_finished(blob)?;
         }
-        .map_err(|e| import_err(file, e))?;
-        let control = BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))?;
-        let digests = match &data {
-            Some(d) => batch.add_bytes(d)?,
-            None => batch.add_reader(fs::File::open(file)?)?,
-        };
         let path = format!(
             "{}/{}",
             name::pool_dir(self.target.component, &control.source),
@@ -280,6 +290,70 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+/// An input as read ahead: a package ready to be added, or a `.dsc` or
+/// `.changes` to import in order (they name other files).
+enum Input {
+    Deb(Box<ReadDeb>),
+    Dsc,
+    Changes,
+}
+
+/// A package read, its control file checked, its blob hashed and written.
+struct ReadDeb {
+    control: BinaryControl,
+    digests: Digests,
+    /// The blob's temp file; `None` when the pool holds it already.
+    blob: Option<FinishedBlob>,
+}
+
+fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
+    // An input that cannot be read is the user's mistake, not ours.
+    let size = match std::fs::metadata(file) {
+        Ok(m) => m.len(),
+        Err(e) => return Err(import_err(file, e)),
+    };
+    match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "deb" | "udeb" => Ok(Input::Deb(Box::new(read_deb(pool, file, size)?))),
+        "dsc" => Ok(Input::Dsc),
+        "changes" => Ok(Input::Changes),
+        _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
+    }
+}
+
+/// Small packages (nearly all) are read once; large ones are streamed twice.
+fn read_deb(pool: &Pool, file: &Path, size: u64) -> Result<ReadDeb> {
+    let checked = |control: std::result::Result<deb822::Paragraph, deb::DebError>| {
+        let control = control.map_err(|e| import_err(file, e))?;
+        BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))
+    };
+    if size <= IN_MEMORY_MAX {
+        let data = fs::read(file)?;
+        let control = checked(deb::read_control(&data[..]))?;
+        let digests = hash::digest(&data);
+        let blob = if pool.has(&digests.sha256, digests.size) {
+            None
+        } else {
+            Some(pool.write_blob(&data, digests.clone())?)
+        };
+        return Ok(ReadDeb {
+            control,
+            digests,
+            blob,
+        });
+    }
+    let control = checked(deb::read_control(std::io::BufReader::new(fs::File::open(
+        file,
+    )?)))?;
+    let mut writer = pool.blob_writer()?;
+    std::io::copy(&mut fs::File::open(file)?, &mut writer)?;
+    let blob = writer.finish()?;
+    Ok(ReadDeb {
+        control,
+        digests: blob.digests().clone(),
+        blob: Some(blob),
+    })
 }
 
 fn display_name(file: &Path) -> String {

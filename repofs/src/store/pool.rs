@@ -56,14 +56,37 @@ impl Pool {
     /// [`Batch::add_finished`]. Independent of any batch, so many downloads
     /// can write at once and one batch collects them.
     pub fn blob_writer(&self) -> io::Result<BlobWriter> {
+        Ok(BlobWriter {
+            tmp: self.shared_temp()?,
+            hasher: hash::Hasher::new(),
+        })
+    }
+
+    /// Bytes already in memory and hashed, written to a temp file for
+    /// [`Batch::add_finished`]; like [`Pool::blob_writer`], usable from
+    /// many threads at once.
+    pub fn write_blob(&self, data: &[u8], digests: Digests) -> io::Result<FinishedBlob> {
+        let mut tmp = self.shared_temp()?;
+        tmp.file().write_all(data)?;
+        Ok(FinishedBlob {
+            tmp: tmp.close()?,
+            digests,
+        })
+    }
+
+    /// A read-only temp file in one of 64 shards of `tmp/` (one directory
+    /// of tens of thousands of files is several times slower on ext4).
+    fn shared_temp(&self) -> io::Result<TempFile> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = self.tmp.join(format!("w{:02x}", n % 64));
-        fs::create_dir_all(&dir)?;
-        Ok(BlobWriter {
-            tmp: TempFile::with_mode(&dir, 0o444)?,
-            hasher: hash::Hasher::new(),
-        })
+        match TempFile::with_mode(&dir, 0o444) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir)?;
+                TempFile::with_mode(&dir, 0o444)
+            }
+            other => other,
+        }
     }
 
     pub fn batch(&self) -> Batch<'_> {
