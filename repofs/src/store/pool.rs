@@ -225,7 +225,12 @@ impl Batch<'_> {
 
     /// Adds bytes already in memory (rendered indices, manifests).
     pub fn add_bytes(&mut self, data: &[u8]) -> io::Result<Digests> {
-        let digests = hash::digest(data);
+        self.add_hashed(data, hash::digest(data))
+    }
+
+    /// Adds bytes already in memory whose `digests` the caller computed
+    /// (the snapshot hashes indices beside their compression).
+    pub fn add_hashed(&mut self, data: &[u8], digests: Digests) -> io::Result<Digests> {
         if self.pool.has(&digests.sha256, digests.size)
             || self.queued.contains(&BlobId::from_hex(&digests.sha256)?)
         {

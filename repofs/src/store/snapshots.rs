@@ -134,10 +134,16 @@ impl DistContext<'_> {
                 return Ok(prev.clone());
             }
         }
+        let started = std::time::Instant::now();
         let mut states = BTreeMap::new();
         for (comp, hash) in components {
             states.insert(comp.clone(), self.store.load_component(hash)?);
         }
+        tracing::debug!(
+            dist = self.dist,
+            ms = started.elapsed().as_millis() as u64,
+            "component states loaded"
+        );
         let archs = self.architectures(&states);
         if let Some(v) = crate::model::verbatim::plan_verbatim_dist(&states) {
             // A verbatim mirror: the upstream's signed files, unchanged.
@@ -153,11 +159,23 @@ impl DistContext<'_> {
                 files.extend(reused);
                 continue;
             }
-            let rendered = render::render_compressed(render::render_plain(comp, state, &archs));
+            let started = std::time::Instant::now();
+            let plain = render::render_plain(comp, state, &archs);
+            let rendered_ms = started.elapsed().as_millis() as u64;
+            let rendered = render::render_compressed(plain);
+            let compressed_ms = started.elapsed().as_millis() as u64;
             for f in rendered {
-                let d = batch.add_bytes(&f.data)?;
-                files.push(dist_file(f.path, &d));
+                let d = batch.add_hashed(&f.file.data, f.digests)?;
+                files.push(dist_file(f.file.path, &d));
             }
+            tracing::debug!(
+                dist = self.dist,
+                component = comp.as_str(),
+                rendered_ms,
+                compressed_ms,
+                stored_ms = started.elapsed().as_millis() as u64,
+                "indices rendered"
+            );
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let listed: Vec<(String, Digests)> = files
