@@ -26,7 +26,8 @@ pub struct Cli {
     /// Machine-readable JSON on stdout (list, show, diff, history and reports).
     #[arg(long, global = true)]
     pub json: bool,
-    /// More log output (repeat for more); logs go to stderr. RUST_LOG overrides.
+    /// More log output on stderr: -v progress, -vv our debug detail, -vvv the
+    /// libraries too. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]

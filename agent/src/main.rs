@@ -40,10 +40,13 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
+    // -vv is our own debug output (phases, timings); the libraries'
+    // (OpenPGP packet dumps, HTTP internals) only from -vvv on.
     let default = match verbose {
         0 => "warn",
         1 => "info",
-        2 => "debug",
+        2 => "info,agent=debug,halo=debug,repofs=debug",
+        3 => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
