@@ -109,6 +109,13 @@ pub fn run(args: &QuickstartArgs, out: &Output) -> Result<ExitCode> {
     }))?;
     out.line("")?;
     out.line("Put the trusty line into /etc/apt/sources.list.d/rustedhalo.list, then: apt-get update && apt-get install halo-hello")?;
+    out.line(format!(
+        "Or serve every snapshot and channel without exporting (root, /dev/fuse): \
+         repofs {} /mnt/halo -o allow_other, then \
+         deb [signed-by={}] file:/mnt/halo/channels/trusty/{ARCHIVE} {DIST} main",
+        store_dir.display(),
+        keyring.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
