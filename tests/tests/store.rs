@@ -448,3 +448,42 @@ fn gc_keeps_the_snapshots_a_channel_left_recently() {
     assert!(!list.contains(&ids[2]) && !list.contains(&ids[3]), "{list}");
     t.assert_sound();
 }
+
+/// The README's first command, end to end: its `sources.list` lines work
+/// with the real apt, and the channels hold what it says they hold.
+#[test]
+fn quickstart_channels_install_with_apt() {
+    let t = TestStore::new();
+    let dir = t.root().join("qs");
+    let out = ok(Command::new(halo_tests::bin("halo"))
+        .args(["quickstart", "--dir"])
+        .arg(&dir));
+    let line = |channel: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(channel).filter(|r| r.starts_with(' ')))
+            .unwrap_or_else(|| panic!("no {channel} line in:\n{out}"))
+            .trim()
+            .to_string()
+    };
+    for (channel, hello) in [("trusty", "1.0-1"), ("trusty-unstable", "1.1-1")] {
+        let apt = halo_tests::Apt::new(
+            &t.root().join(format!("apt-{channel}")),
+            &format!("{}\n", line(channel)),
+        );
+        apt.update();
+        assert_eq!(
+            apt.candidate("halo-hello").as_deref(),
+            Some(hello),
+            "{channel}"
+        );
+        let install =
+            ok(apt
+                .command("apt-get")
+                .args(["install", "--download-only", "-y", "halo-hello"]));
+        assert!(install.contains("halo-greeting"), "{install}");
+    }
+    // Running it again replaces the previous quickstart.
+    ok(Command::new(halo_tests::bin("halo"))
+        .args(["quickstart", "--dir"])
+        .arg(&dir));
+}
