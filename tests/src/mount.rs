@@ -104,11 +104,28 @@ impl Mount {
     }
 
     /// Sends SIGTERM and waits for repofs to exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.stop(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and waits for repofs to exit.
+    pub fn stop(self, signal: i32) -> ExitStatus {
+        send_signal(self.pid(), signal);
+        self.wait()
+    }
+
+    /// Waits for repofs to exit (after a signal or an external umount).
+    pub fn wait(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        send_signal(child.id(), libc::SIGTERM);
         wait_exit(&mut child, Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("repofs ignored SIGTERM:\n{}", self.log()))
+            .unwrap_or_else(|| panic!("repofs did not exit:\n{}", self.log()))
+    }
+
+    /// Whether repofs is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 

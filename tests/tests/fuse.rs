@@ -538,6 +538,42 @@ fn sigterm_unmounts_and_exits_zero() {
 }
 
 #[test]
+fn sigint_detaches_a_busy_mount_at_once_and_exits_when_it_is_let_go() {
+    let (t, _) = store_at_v1();
+    let mut m = mount(&t);
+    let dir = m.dir.clone();
+    let in_release = dir.join("channels/trusty/rustedhalo/dists/trusty/InRelease");
+    let expect = fs::read(&in_release).unwrap();
+    // An open file and a process inside the mount keep it busy.
+    let mut held = fs::File::open(&in_release).unwrap();
+    let mut inside = Command::new("sleep")
+        .arg("60")
+        .current_dir(dir.join("snapshots"))
+        .spawn()
+        .unwrap();
+    halo_tests::mount::send_signal(m.pid(), libc::SIGINT);
+    wait_until(
+        "the mount to leave the namespace",
+        Duration::from_secs(10),
+        || !is_mounted(&dir),
+    );
+    // Gone for new users, still serving the open file.
+    assert!(
+        m.running(),
+        "repofs exited under an open file:\n{}",
+        m.log()
+    );
+    let mut text = Vec::new();
+    held.read_to_end(&mut text).unwrap();
+    assert_eq!(text, expect);
+    drop(held);
+    inside.kill().unwrap();
+    inside.wait().unwrap();
+    let status = m.wait();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn without_f_repofs_returns_once_the_mount_is_usable_and_takes_fstab_options() {
     need_fuse();
     let (t, _) = store_at_v1();
