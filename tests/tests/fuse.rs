@@ -532,8 +532,13 @@ fn sigterm_unmounts_and_exits_zero() {
     let (t, _) = store_at_v1();
     let m = mount(&t);
     let dir = m.dir.clone();
+    let log = m.dir.with_extension("log");
     let status = m.terminate();
-    assert!(status.success(), "{status}");
+    assert!(
+        status.success(),
+        "{status}:\n{}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
     assert!(!is_mounted(&dir));
 }
 
@@ -569,8 +574,13 @@ fn sigint_detaches_a_busy_mount_at_once_and_exits_when_it_is_let_go() {
     drop(held);
     inside.kill().unwrap();
     inside.wait().unwrap();
+    let log = m.dir.with_extension("log");
     let status = m.wait();
-    assert!(status.success(), "{status}");
+    assert!(
+        status.success(),
+        "{status}:\n{}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -715,4 +725,85 @@ fn mount_8_mounts_an_fstab_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a rustedhalo store"), "{stderr}");
     assert!(!is_mounted(&dir));
+}
+
+/// The Packages index of `tree`'s trusty/main/amd64 and its by-hash path.
+fn packages_by_hash(tree: &Path) -> (Vec<u8>, PathBuf) {
+    let dir = tree.join("rustedhalo/dists/trusty/main/binary-amd64");
+    let data = fs::read(dir.join("Packages")).unwrap();
+    let hex = repofs::hash::sha256_hex(&data);
+    (data, dir.join("by-hash/SHA256").join(hex))
+}
+
+#[test]
+fn a_channel_keeps_answering_for_what_it_left_within_the_grace_but_lists_only_its_target() {
+    let (t, first) = store_at_v1();
+    import_pair(&t, "1.1");
+    let second = t.snapshot();
+    // Moving back from `second` to `first` leaves the 1.1 packages behind.
+    for (opts, grace) in [("allow_other", true), ("allow_other,grace=0", false)] {
+        t.ok(&["promote", "--to", "trusty", "--snapshot", &second]);
+        let m = Mount::start(&t.store(), &t.root().join("mnt-grace"), opts);
+        let channel = m.dir.join("channels/trusty");
+        let (old_packages, old_by_hash) = packages_by_hash(&channel);
+        let left = channel.join("rustedhalo/pool/main/h/halo-app/halo-app_1.1_amd64.deb");
+        assert!(left.is_file());
+        t.ok(&["promote", "--to", "trusty", "--snapshot", &first]);
+        wait_until("the channel to move", Duration::from_secs(5), || {
+            packages_by_hash(&channel).0 != old_packages
+        });
+        // by-hash names of the previous target always answer (byhash_keep).
+        assert_eq!(fs::read(&old_by_hash).unwrap(), old_packages, "{opts}");
+        // Its pool files only within the grace period.
+        assert_eq!(left.is_file(), grace, "{opts}");
+        // Listings show exactly the current target.
+        let names = |dir: &Path| -> Vec<String> {
+            fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(left.parent().unwrap()),
+            ["halo-app_1.0_amd64.deb"],
+            "{opts}"
+        );
+        let old_name = old_by_hash
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let hashes = names(old_by_hash.parent().unwrap());
+        assert!(
+            !hashes.is_empty() && !hashes.contains(&old_name),
+            "{opts}: {hashes:?}"
+        );
+        assert!(m.terminate().success());
+    }
+}
+
+#[test]
+fn an_open_file_keeps_reading_after_gc_removes_its_snapshot() {
+    let (t, first) = store_at_v1();
+    import_pair(&t, "1.1");
+    let second = t.snapshot();
+    let m = mount(&t);
+    let deb = m
+        .dir
+        .join("snapshots")
+        .join(&first)
+        .join("rustedhalo/pool/main/h/halo-app/halo-app_1.0_amd64.deb");
+    let expect = fs::read(t.root().join("in/1.0/halo-app_1.0_amd64.deb")).unwrap();
+    let mut open = fs::File::open(&deb).unwrap();
+    t.ok(&["promote", "--to", "trusty", "--snapshot", &second]);
+    t.ok(&["gc", "--keep-snapshots", "0", "--keep-previous", "0"]);
+    assert!(!t.ok(&["snapshot", "list"]).contains(&first));
+    let mut got = Vec::new();
+    open.read_to_end(&mut got).unwrap();
+    assert_eq!(got, expect);
+    wait_until(
+        "the removed snapshot to leave the listing",
+        Duration::from_secs(5),
+        || !m.dir.join("snapshots").join(&first).exists(),
+    );
 }

@@ -51,6 +51,14 @@ pub(super) enum Opened {
     Direct(u64),
 }
 
+/// Why an open could not get a passthrough backing.
+enum NoBacking {
+    /// The blob itself cannot be opened.
+    Blob(FsError),
+    /// The kernel refused the backing: serve this file ourselves.
+    Refused(io::Error, std::fs::File),
+}
+
 impl RepoFs {
     /// `evicted`: where the catalog reports snapshot trees it dropped
     /// (see [`spawn_invalidator`]).
@@ -126,37 +134,31 @@ impl RepoFs {
             return Err(FsError::ReadOnly);
         }
         let blob = self.view.blob(ino)?;
-        if self.passthrough() {
-            if let Some(backing) = self.handles.shared_backing(ino) {
-                return Ok(Opened::Passthrough(
-                    self.handles.open_backed(ino, backing.clone()),
-                    backing,
-                ));
-            }
-        }
-        let file = match self.pool.open(&blob.hex()) {
-            Ok(f) => f.into_parts().0,
+        let open_blob = || match self.pool.open(&blob.hex()) {
+            Ok(f) => Ok(f.into_parts().0),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(FsError::MissingBlob { sha256: blob.hex() })
+                Err(FsError::MissingBlob { sha256: blob.hex() })
             }
-            Err(e) => return Err(FsError::store(format!("blob {}", blob.hex()), e.into())),
+            Err(e) => Err(FsError::store(format!("blob {}", blob.hex()), e.into())),
         };
         if self.passthrough() {
-            match reply.open_backing(&file) {
-                Ok(id) => {
-                    let backing = Arc::new(id);
-                    return Ok(Opened::Passthrough(
-                        self.handles.open_backed(ino, backing.clone()),
-                        backing,
-                    ));
-                }
-                Err(e) => {
+            let opened = self.handles.open_backed(ino, || {
+                let file = open_blob().map_err(NoBacking::Blob)?;
+                reply
+                    .open_backing(&file)
+                    .map_err(|e| NoBacking::Refused(e, file))
+            });
+            match opened {
+                Ok((fh, backing)) => return Ok(Opened::Passthrough(fh, backing)),
+                Err(NoBacking::Blob(e)) => return Err(e),
+                Err(NoBacking::Refused(e, file)) => {
                     tracing::warn!("kernel refused a passthrough backing file ({e}); serving reads ourselves from now on");
                     self.passthrough.store(false, Ordering::Relaxed);
+                    return Ok(Opened::Direct(self.handles.open_direct(file)));
                 }
             }
         }
-        Ok(Opened::Direct(self.handles.open_direct(file)))
+        Ok(Opened::Direct(self.handles.open_direct(open_blob()?)))
     }
 
     /// The listing of directory `ino`: computed afresh when a reading

@@ -49,23 +49,37 @@ impl Handles {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The backing of `ino` if a handle of it is open.
-    pub fn shared_backing(&self, ino: u64) -> Option<Arc<BackingId>> {
-        lock(&self.backing).get(&ino).and_then(Weak::upgrade)
-    }
-
-    /// A handle reading through `backing` (shared by every handle of `ino`).
-    pub fn open_backed(&self, ino: u64, backing: Arc<BackingId>) -> u64 {
-        lock(&self.backing).insert(ino, Arc::downgrade(&backing));
+    /// A handle reading through the backing of `ino`: the one its open
+    /// handles share, else a new one from `create`. Looked up and created
+    /// under one lock: two opens of one inode on two request threads must
+    /// not register two backings (the kernel fails the second open with
+    /// EIO), and the first open needs the ioctl's answer before the second
+    /// can share it.
+    pub fn open_backed<E>(
+        &self,
+        ino: u64,
+        create: impl FnOnce() -> Result<BackingId, E>,
+    ) -> Result<(u64, Arc<BackingId>), E> {
+        let backing = {
+            let mut map = lock(&self.backing);
+            match map.get(&ino).and_then(Weak::upgrade) {
+                Some(shared) => shared,
+                None => {
+                    let created = Arc::new(create()?);
+                    map.insert(ino, Arc::downgrade(&created));
+                    created
+                }
+            }
+        };
         let fh = self.next_fh();
         lock(&self.files).insert(
             fh,
             OpenFile::Backed {
                 ino,
-                _backing: backing,
+                _backing: backing.clone(),
             },
         );
-        fh
+        Ok((fh, backing))
     }
 
     /// A handle whose reads we serve from `file`.
