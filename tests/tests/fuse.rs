@@ -669,7 +669,13 @@ fn bad_invocations_fail_with_one_line() {
 #[test]
 fn mount_8_mounts_an_fstab_line() {
     need_fuse();
-    need_tool("mount.fuse3", "fuse3");
+    // mount(8) looks for its helpers in /sbin whatever PATH says.
+    assert!(
+        ["/sbin/mount.fuse3", "/usr/sbin/mount.fuse3"]
+            .iter()
+            .any(|p| Path::new(p).exists()),
+        "mount.fuse3 is missing: apt-get install fuse3 (CI's .ci/run installs it)"
+    );
     let (t, id) = store_at_v1();
     let dir = t.root().join("mnt-fstab");
     fs::create_dir_all(&dir).unwrap();
