@@ -376,17 +376,22 @@ fn every_command_has_help_and_usage_errors_exit_1() {
     assert_eq!(out.status.code(), Some(1), "second init must be refused");
 }
 
+/// A store with four snapshots, pkg-a 1.0 to 4.0, oldest first.
+fn four_snapshots() -> (TestStore, Vec<String>) {
+    let t = TestStore::new();
+    let ids = (1..=4)
+        .map(|v| {
+            let deb = Deb::new("pkg-a", &format!("{v}.0")).build(&t.path(&format!("in/{v}")));
+            t.import("trusty", &[deb]);
+            t.snapshot()
+        })
+        .collect();
+    (t, ids)
+}
+
 #[test]
 fn gc_keeps_what_channels_and_kept_snapshots_need() {
-    let t = TestStore::new();
-    let mut ids = Vec::new();
-    for v in 1..=4 {
-        t.import(
-            "trusty",
-            &[Deb::new("pkg-a", &format!("{v}.0")).build(&t.path(&format!("in/{v}")))],
-        );
-        ids.push(t.snapshot());
-    }
+    let (t, ids) = four_snapshots();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &ids[0]]);
     let before = export_snapshot(&t, &ids[0], "before");
     fs::write(t.store().join("tmp/123.0.tmp"), b"left by a crash").unwrap();
@@ -417,15 +422,7 @@ fn gc_keeps_what_channels_and_kept_snapshots_need() {
 
 #[test]
 fn gc_keeps_the_snapshots_a_channel_left_recently() {
-    let t = TestStore::new();
-    let mut ids = Vec::new();
-    for v in 1..=4 {
-        t.import(
-            "trusty",
-            &[Deb::new("pkg-a", &format!("{v}.0")).build(&t.path(&format!("in/{v}")))],
-        );
-        ids.push(t.snapshot());
-    }
+    let (t, ids) = four_snapshots();
     for id in &ids[..3] {
         t.ok(&["promote", "--to", "trusty", "--snapshot", id]);
     }

@@ -193,6 +193,20 @@ mod tests {
         )
     }
 
+    /// A component of binary indices only: (url, Packages text) each.
+    fn binaries<'a>(indices: &[(&str, &'a str)]) -> ComponentInput<'a> {
+        ComponentInput {
+            packages: indices
+                .iter()
+                .map(|&(url, text)| Parsed {
+                    url: url.into(),
+                    records: parse_packages(text).unwrap(),
+                })
+                .collect(),
+            sources: vec![],
+        }
+    }
+
     #[test]
     fn keeps_upstream_stanzas_and_dedupes_arch_all_across_indices() {
         let amd64 = format!(
@@ -201,19 +215,7 @@ mod tests {
             stanza("doc", "1", "all", 2)
         );
         let all = stanza("doc", "1", "all", 2);
-        let input = ComponentInput {
-            packages: vec![
-                Parsed {
-                    url: "u/binary-amd64".into(),
-                    records: parse_packages(&amd64).unwrap(),
-                },
-                Parsed {
-                    url: "u/binary-all".into(),
-                    records: parse_packages(&all).unwrap(),
-                },
-            ],
-            sources: vec![],
-        };
+        let input = binaries(&[("u/binary-amd64", &amd64), ("u/binary-all", &all)]);
         let state = plan_component(&input, None).unwrap();
         assert_eq!(state.binaries.len(), 2);
         assert_eq!(
@@ -232,19 +234,7 @@ mod tests {
     fn different_content_under_one_identity_is_refused() {
         let one = stanza("a", "1", "amd64", 1);
         let two = stanza("a", "1", "amd64", 3);
-        let input = ComponentInput {
-            packages: vec![
-                Parsed {
-                    url: "first".into(),
-                    records: parse_packages(&one).unwrap(),
-                },
-                Parsed {
-                    url: "second".into(),
-                    records: parse_packages(&two).unwrap(),
-                },
-            ],
-            sources: vec![],
-        };
+        let input = binaries(&[("first", &one), ("second", &two)]);
         let e = plan_component(&input, None).unwrap_err().to_string();
         assert!(
             e.contains("a_1_amd64") && e.contains("first") && e.contains("second"),
@@ -259,13 +249,7 @@ mod tests {
             stanza("a", "1", "amd64", 1),
             stanza("b", "1", "amd64", 2)
         );
-        let input = ComponentInput {
-            packages: vec![Parsed {
-                url: "u".into(),
-                records: parse_packages(&text).unwrap(),
-            }],
-            sources: vec![],
-        };
+        let input = binaries(&[("u", &text)]);
         let s = plan_component(&input, None).unwrap();
         let held = sha(1);
         let list = plan_fetch([&s, &s], |h, _| h == held).unwrap();

@@ -241,8 +241,13 @@ impl<C: Catalog> View<C> {
 
     fn snapshot_root(&self, id: &str) -> Result<Found, FsError> {
         check_snapshot_id(id).map_err(|_| FsError::NotFound)?;
+        self.tree_root(Root::Snapshot(id.to_string()), id, SNAPSHOT_TTL)
+    }
+
+    /// The root directory of the tree of snapshot `id`, shown as `root`.
+    fn tree_root(&self, root: Root, id: &str, ttl: Duration) -> Result<Found, FsError> {
         let info = self.catalog.snapshot_info(id)?.ok_or(FsError::NotFound)?;
-        let root = Arc::new(Root::Snapshot(id.to_string()));
+        let root = Arc::new(root);
         Ok(Found {
             ino: self.tree_ino(&root, TREE_ROOT),
             node: NodeKey::Dir {
@@ -250,32 +255,21 @@ impl<C: Catalog> View<C> {
                 dir: TREE_ROOT,
             },
             attr: info.root_attr(),
-            ttl: SNAPSHOT_TTL,
+            ttl,
         })
     }
 
     fn channel_child(&self, name: &str) -> Result<Found, FsError> {
         if let Some(view) = self.catalog.channel(name)? {
             return match &view.target {
-                Some(target) => {
-                    let info = self
-                        .catalog
-                        .snapshot_info(target)?
-                        .ok_or(FsError::NotFound)?;
-                    let root = Arc::new(Root::Channel {
+                Some(target) => self.tree_root(
+                    Root::Channel {
                         channel: name.to_string(),
                         target: target.clone(),
-                    });
-                    Ok(Found {
-                        ino: self.tree_ino(&root, TREE_ROOT),
-                        node: NodeKey::Dir {
-                            root,
-                            dir: TREE_ROOT,
-                        },
-                        attr: info.root_attr(),
-                        ttl: CHANNEL_TTL,
-                    })
-                }
+                    },
+                    target,
+                    CHANNEL_TTL,
+                ),
                 None => Ok(Found {
                     ino: empty_channel_ino(name),
                     node: NodeKey::EmptyChannel {

@@ -64,56 +64,40 @@ pub struct HashedFile {
 /// are computed on the gzip thread, which finishes long before xz: hashing
 /// 37 MB of indices one after the other added a sixth to a large snapshot.
 pub fn render_compressed(plain: Vec<RenderedFile>) -> Vec<HashedFile> {
-    let compressed: Vec<[HashedFile; 3]> = std::thread::scope(|scope| {
+    // Per plain file: (gzip, plain digests, gzip digests), (xz, xz digests).
+    type Done = ((Vec<u8>, Digests, Digests), (Vec<u8>, Digests));
+    let done: Vec<Done> = std::thread::scope(|scope| {
         let jobs: Vec<_> = plain
-            .into_iter()
+            .iter()
             .map(|f| {
-                let data = std::sync::Arc::new(f.data);
-                let for_gz = data.clone();
-                let gz = scope.spawn(move || {
-                    let gz = compress::gzip(&for_gz);
-                    let digests = (hash::digest(&for_gz), hash::digest(&gz));
-                    (gz, digests)
+                let gz = scope.spawn(|| {
+                    let gz = compress::gzip(&f.data);
+                    let (plain_d, gz_d) = (hash::digest(&f.data), hash::digest(&gz));
+                    (gz, plain_d, gz_d)
                 });
-                let for_xz = data.clone();
-                let xz = scope.spawn(move || {
-                    let xz = compress::xz(&for_xz);
+                let xz = scope.spawn(|| {
+                    let xz = compress::xz(&f.data);
                     let d = hash::digest(&xz);
                     (xz, d)
                 });
-                (f.path, data, gz, xz)
+                (gz, xz)
             })
             .collect();
         jobs.into_iter()
-            .map(|(path, data, gz, xz)| {
-                // invariant: the compressors and hashers do not panic.
-                let (gz, (plain_d, gz_d)) = gz.join().unwrap_or_default();
-                let (xz, xz_d) = xz.join().unwrap_or_default();
-                let data = std::sync::Arc::try_unwrap(data).unwrap_or_else(|a| (*a).clone());
-                [
-                    HashedFile {
-                        file: RenderedFile {
-                            path: format!("{path}.gz"),
-                            data: gz,
-                        },
-                        digests: gz_d,
-                    },
-                    HashedFile {
-                        file: RenderedFile {
-                            path: format!("{path}.xz"),
-                            data: xz,
-                        },
-                        digests: xz_d,
-                    },
-                    HashedFile {
-                        file: RenderedFile { path, data },
-                        digests: plain_d,
-                    },
-                ]
-            })
+            // invariant: the compressors and hashers do not panic.
+            .map(|(gz, xz)| (gz.join().unwrap_or_default(), xz.join().unwrap_or_default()))
             .collect()
     });
-    let mut out: Vec<HashedFile> = compressed.into_iter().flatten().collect();
+    let mut out = Vec::with_capacity(plain.len() * 3);
+    for (f, ((gz, plain_d, gz_d), (xz, xz_d))) in plain.into_iter().zip(done) {
+        let hashed = |path: String, data, digests| HashedFile {
+            file: RenderedFile { path, data },
+            digests,
+        };
+        out.push(hashed(format!("{}.gz", f.path), gz, gz_d));
+        out.push(hashed(format!("{}.xz", f.path), xz, xz_d));
+        out.push(hashed(f.path, f.data, plain_d));
+    }
     out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
     out
 }

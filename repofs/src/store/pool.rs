@@ -231,14 +231,14 @@ impl Batch<'_> {
     /// Adds bytes already in memory whose `digests` the caller computed
     /// (the snapshot hashes indices beside their compression).
     pub fn add_hashed(&mut self, data: &[u8], digests: Digests) -> io::Result<Digests> {
-        if self.pool.has(&digests.sha256, digests.size)
-            || self.queued.contains(&BlobId::from_hex(&digests.sha256)?)
-        {
+        let id = BlobId::from_hex(&digests.sha256)?;
+        if self.queued.contains(&id) || self.pool.has(&digests.sha256, digests.size) {
             return Ok(digests);
         }
         let mut tmp = self.temp_file(&digests.sha256[..2])?;
         tmp.file().write_all(data)?;
-        self.queue(digests.sha256.clone(), digests.size, tmp)?;
+        self.queued.insert(id);
+        self.pending.push((id, tmp.close()?));
         Ok(digests)
     }
 
