@@ -151,7 +151,14 @@ fn serve(mut session: Session<RepoFs>, mountpoint: &Path) -> Result<()> {
             }
         }
     });
-    let served = session.run();
+    let served = match session.run() {
+        // The kernel ends the connection after FUSE_DESTROY by aborting it:
+        // the request thread that took DESTROY returns, the others read
+        // ECONNABORTED, which fuser reports as an error (it expects only
+        // ENODEV). Either way the mount is gone, which is the normal end.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(()),
+        other => other,
+    };
     handle.close();
     let _ = waiter.join();
     tracing::info!(mountpoint = %mountpoint.display(), "unmounted");
