@@ -484,3 +484,21 @@ fn quickstart_channels_install_with_apt() {
         .args(["quickstart", "--dir"])
         .arg(&dir));
 }
+
+#[test]
+fn the_secret_key_is_private_and_fsck_flags_it_when_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestStore::new();
+    let key = t.store().join("keys/secret.asc");
+    let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "init wrote the secret key {mode:o}");
+    t.ok(&["fsck"]);
+    fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(t.halo().arg("fsck"));
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("secret.asc") && stdout.contains("readable by others"),
+        "{stdout}"
+    );
+}

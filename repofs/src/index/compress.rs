@@ -6,21 +6,34 @@
 //! costs ~30 s per 50 MB on these machines, preset 0 with two threads well
 //! under a second, for a file about as small as gzip's. Fixed blocks keep
 //! the output independent of the number of threads.
+//!
+//! Every failure is returned, never papered over: an index that is signed
+//! must be exactly the compression of its plain form, and an empty buffer
+//! in its place would be listed in a signed Release and break every client.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 /// Above this size an index is compressed with the fast xz preset.
 const XZ_FAST_ABOVE: usize = 1 << 20;
 
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let level = if data.len() > XZ_FAST_ABOVE { 3 } else { 9 };
-    let mut enc = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(level));
-    // invariant: writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
+pub fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    gzip_into(data, Vec::new())
 }
 
-pub fn xz(data: &[u8]) -> Vec<u8> {
+/// gzip into any writer; the writer's errors (and the encoder's) come back.
+pub fn gzip_into<W: Write>(data: &[u8], sink: W) -> io::Result<W> {
+    let level = if data.len() > XZ_FAST_ABOVE { 3 } else { 9 };
+    let mut enc = flate2::GzBuilder::new().write(sink, flate2::Compression::new(level));
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+pub fn xz(data: &[u8]) -> io::Result<Vec<u8>> {
+    xz_into(data, Vec::new())
+}
+
+/// xz into any writer; the writer's errors (and liblzma's) come back.
+pub fn xz_into<W: Write>(data: &[u8], sink: W) -> io::Result<W> {
     let mut enc = if data.len() > XZ_FAST_ABOVE {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let stream = liblzma::stream::MtStreamBuilder::new()
@@ -30,15 +43,18 @@ pub fn xz(data: &[u8]) -> Vec<u8> {
             .check(liblzma::stream::Check::Crc64)
             .encoder();
         match stream {
-            Ok(s) => liblzma::write::XzEncoder::new_stream(Vec::new(), s),
-            Err(_) => liblzma::write::XzEncoder::new(Vec::new(), 0),
+            Ok(s) => liblzma::write::XzEncoder::new_stream(sink, s),
+            Err(e) => {
+                // Still a valid .xz of the same data, only single-threaded.
+                tracing::warn!(error = %e, "multi-threaded xz unavailable, compressing on one core");
+                liblzma::write::XzEncoder::new(sink, 0)
+            }
         }
     } else {
-        liblzma::write::XzEncoder::new(Vec::new(), 6)
+        liblzma::write::XzEncoder::new(sink, 6)
     };
-    // invariant: writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
+    enc.write_all(data)?;
+    enc.finish()
 }
 
 #[cfg(test)]
@@ -46,31 +62,67 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// Accepts `room` bytes, then fails like a full disk.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("no space left"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_an_error_not_an_empty_index() {
+        // Varied data, so the compressed form is larger than the room.
+        let data: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("Package: p{}\n\n", i.wrapping_mul(2654435761)).into_bytes())
+            .collect();
+        for room in [0, 10, 100] {
+            assert!(gzip_into(&data, Full { room }).is_err(), "gzip room {room}");
+            assert!(xz_into(&data, Full { room }).is_err(), "xz room {room}");
+        }
+        let big = b"Package: y\nVersion: 1\n\n".repeat(60_000);
+        assert!(
+            xz_into(&big, Full { room: 10 }).is_err(),
+            "multi-threaded xz"
+        );
+    }
+
     #[test]
     fn round_trip_and_deterministic() {
         let data = b"Package: x\n\n".repeat(1000);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gzip(&data)[..])
+        flate2::read::GzDecoder::new(&gzip(&data).unwrap()[..])
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, data);
         out.clear();
-        liblzma::read::XzDecoder::new(&xz(&data)[..])
+        liblzma::read::XzDecoder::new(&xz(&data).unwrap()[..])
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, data);
-        assert_eq!(gzip(&data), gzip(&data));
+        assert_eq!(gzip(&data).unwrap(), gzip(&data).unwrap());
         // Large inputs take the multi-threaded path; still xz, still stable.
         let big: Vec<u8> = (0..300_000u32)
             .flat_map(|i| format!("Package: p{i}\nVersion: {i}\n\n").into_bytes())
             .collect();
-        let packed = xz(&big);
-        assert_eq!(packed, xz(&big));
+        let packed = xz(&big).unwrap();
+        assert_eq!(packed, xz(&big).unwrap());
         out.clear();
         liblzma::read::XzDecoder::new_multi_decoder(&packed[..])
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, big);
-        assert_eq!(gzip(b"").len(), gzip(b"").len());
+        assert_eq!(gzip(b"").unwrap().len(), gzip(b"").unwrap().len());
     }
 }

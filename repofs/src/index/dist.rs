@@ -3,6 +3,8 @@
 //! `source/Sources` when the component has source packages, each with its
 //! `.gz` and `.xz` variants.
 
+use std::io;
+
 use super::compress;
 use crate::hash::{self, Digests};
 use crate::model::ComponentState;
@@ -63,33 +65,48 @@ pub struct HashedFile {
 /// all cores (xz dominates snapshot time for large indices). The digests
 /// are computed on the gzip thread, which finishes long before xz: hashing
 /// 37 MB of indices one after the other added a sixth to a large snapshot.
-pub fn render_compressed(plain: Vec<RenderedFile>) -> Vec<HashedFile> {
+///
+/// Any compressor error is returned and a compressor thread's panic is
+/// raised again here: nothing that follows (storing, signing) may run on a
+/// partial result.
+pub fn render_compressed(plain: Vec<RenderedFile>) -> io::Result<Vec<HashedFile>> {
+    compress_with(plain, compress::gzip, compress::xz)
+}
+
+type Compressor = fn(&[u8]) -> io::Result<Vec<u8>>;
+
+fn compress_with(
+    plain: Vec<RenderedFile>,
+    gzip: Compressor,
+    xz: Compressor,
+) -> io::Result<Vec<HashedFile>> {
     // Per plain file: (gzip, plain digests, gzip digests), (xz, xz digests).
-    type Done = ((Vec<u8>, Digests, Digests), (Vec<u8>, Digests));
-    let done: Vec<Done> = std::thread::scope(|scope| {
+    type Gz = io::Result<(Vec<u8>, Digests, Digests)>;
+    type Xz = io::Result<(Vec<u8>, Digests)>;
+    let done: Vec<(Gz, Xz)> = std::thread::scope(|scope| {
         let jobs: Vec<_> = plain
             .iter()
             .map(|f| {
-                let gz = scope.spawn(|| {
-                    let gz = compress::gzip(&f.data);
+                let gz = scope.spawn(move || -> Gz {
+                    let gz = gzip(&f.data)?;
                     let (plain_d, gz_d) = (hash::digest(&f.data), hash::digest(&gz));
-                    (gz, plain_d, gz_d)
+                    Ok((gz, plain_d, gz_d))
                 });
-                let xz = scope.spawn(|| {
-                    let xz = compress::xz(&f.data);
+                let xz = scope.spawn(move || -> Xz {
+                    let xz = xz(&f.data)?;
                     let d = hash::digest(&xz);
-                    (xz, d)
+                    Ok((xz, d))
                 });
                 (gz, xz)
             })
             .collect();
         jobs.into_iter()
-            // invariant: the compressors and hashers do not panic.
-            .map(|(gz, xz)| (gz.join().unwrap_or_default(), xz.join().unwrap_or_default()))
+            .map(|(gz, xz)| (join(gz), join(xz)))
             .collect()
     });
     let mut out = Vec::with_capacity(plain.len() * 3);
-    for (f, ((gz, plain_d, gz_d), (xz, xz_d))) in plain.into_iter().zip(done) {
+    for (f, (gz, xz)) in plain.into_iter().zip(done) {
+        let ((gz, plain_d, gz_d), (xz, xz_d)) = (gz?, xz?);
         let hashed = |path: String, data, digests| HashedFile {
             file: RenderedFile { path, data },
             digests,
@@ -99,7 +116,15 @@ pub fn render_compressed(plain: Vec<RenderedFile>) -> Vec<HashedFile> {
         out.push(hashed(f.path, f.data, plain_d));
     }
     out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
-    out
+    Ok(out)
+}
+
+/// Joins a scoped thread, re-raising its panic in the caller.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match handle.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 #[cfg(test)]
@@ -139,7 +164,7 @@ mod tests {
             String::from_utf8(files[0].data.clone()).unwrap(),
             "Package: aa\nArchitecture: all\n\nPackage: bb\nArchitecture: amd64\n\n"
         );
-        let all = render_compressed(files);
+        let all = render_compressed(files).unwrap();
         let paths: Vec<_> = all.iter().map(|f| f.file.path.as_str()).collect();
         // The digests computed beside the compressors are the files'.
         for f in &all {
@@ -161,5 +186,33 @@ mod tests {
                 "main/binary-arm64/Packages.xz"
             ]
         );
+    }
+
+    fn one_index() -> Vec<RenderedFile> {
+        vec![RenderedFile {
+            path: "main/binary-amd64/Packages".into(),
+            data: b"Package: aa\n\n".to_vec(),
+        }]
+    }
+
+    #[test]
+    fn a_compressor_error_fails_the_render() {
+        fn broken(_: &[u8]) -> io::Result<Vec<u8>> {
+            Err(io::Error::other("liblzma: out of memory"))
+        }
+        let err = compress_with(one_index(), compress::gzip, broken)
+            .err()
+            .expect("a failed xz must fail the render");
+        assert!(err.to_string().contains("out of memory"), "{err}");
+        assert!(compress_with(one_index(), broken, compress::xz).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "compressor bug")]
+    fn a_compressor_panic_is_raised_again() {
+        fn panics(_: &[u8]) -> io::Result<Vec<u8>> {
+            panic!("compressor bug")
+        }
+        let _ = compress_with(one_index(), compress::gzip, panics);
     }
 }

@@ -65,6 +65,7 @@ impl Store {
             c.check_snapshot(&id);
         }
         c.check_channels()?;
+        c.check_secret_key();
         c.report.temp_files = self.count_temp_files()?;
         Ok(c.report)
     }
@@ -133,6 +134,24 @@ impl Checker<'_> {
             self.report.blobs += 1;
         }
         Ok(())
+    }
+
+    /// The signing key must be readable by its owner alone: anyone who can
+    /// read it can sign indices every client of the store trusts.
+    fn check_secret_key(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.store.keys_dir().join("secret.asc");
+        match fs::metadata(&path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                let mode = m.permissions().mode() & 0o777;
+                self.problem(
+                    path,
+                    format!("secret key has mode {mode:o}: readable by others (chmod 600 it and consider the key exposed)"),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => self.problem(path, format!("secret key: {e}")),
+        }
     }
 
     fn need_blob(&mut self, owner: &Path, sha256: &str, size: u64, what: &str) {

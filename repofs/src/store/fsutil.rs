@@ -109,6 +109,15 @@ pub fn write_atomic(tmp_dir: &Path, dest: &Path, data: &[u8]) -> io::Result<()> 
     t.persist(dest)
 }
 
+/// Like [`write_atomic`], for secrets: the file is created 0600, so no
+/// other user can read it at any instant, even if the writer dies before
+/// the rename (the temp file then lies in `tmp/`, also 0600).
+pub fn write_atomic_private(tmp_dir: &Path, dest: &Path, data: &[u8]) -> io::Result<()> {
+    let mut t = TempFile::with_mode(tmp_dir, 0o600)?;
+    t.file().write_all(data)?;
+    t.persist(dest)
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -194,5 +203,20 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"1");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         syncfs(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn private_files_are_never_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let t = TempFile::with_mode(dir.path(), 0o600).unwrap();
+        // The temp file itself, before any rename, is already private.
+        let mode = fs::metadata(t.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        drop(t);
+        let dest = dir.path().join("secret");
+        write_atomic_private(dir.path(), &dest, b"k").unwrap();
+        let mode = fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }

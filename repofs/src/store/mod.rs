@@ -156,18 +156,11 @@ impl Store {
         };
         let keys = store.keys_dir();
         let tmp = store.tmp_dir();
-        fsutil::write_atomic(
+        fsutil::write_atomic_private(
             &tmp,
             &keys.join("secret.asc"),
             key.to_armored_secret()?.as_bytes(),
         )?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(
-                keys.join("secret.asc"),
-                std::fs::Permissions::from_mode(0o600),
-            )?;
-        }
         fsutil::write_atomic(&tmp, &keys.join("repo.gpg"), &key.public_key_binary()?)?;
         fsutil::write_atomic(
             &tmp,

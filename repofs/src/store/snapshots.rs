@@ -162,7 +162,7 @@ impl DistContext<'_> {
             let started = std::time::Instant::now();
             let plain = render::render_plain(comp, state, &archs);
             let rendered_ms = started.elapsed().as_millis() as u64;
-            let rendered = render::render_compressed(plain);
+            let rendered = render::render_compressed(plain)?;
             let compressed_ms = started.elapsed().as_millis() as u64;
             for f in rendered {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
