@@ -86,6 +86,21 @@ N are deleted unless a channel points at them.\n\nExample:\n  halo gc --keep-sna
     /// Refresh upstream APT mirrors from the configuration.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Build monitored sources (or a tree) and publish them to their channel.
+    #[command(
+        long_about = "Build configured [[source]]s (or the Debian source tree at --path): fetch \
+the branch head with git, run the source's unit tests, check build dependencies, \
+dpkg-buildpackage -us -uc, import the .changes into the source's archive, make a snapshot and \
+move the source's channel to it (compare-and-swap). A commit already built is skipped unless \
+--force. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
+skipped), 1 the tests or the build failed (nothing published), 2 setup error (git unreachable, \
+build dependencies missing, bad configuration).\n\nExample:\n  halo build puppet-rjil --junit \
+build-junit.xml\n  halo build --all\n  halo build --path ./halo-hello --channel trusty-unstable"
+    )]
+    Build(BuildArgs),
+    /// Monitored sources: branch heads, last builds, what is due.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
     /// Demo on an embedded default: build, import, snapshot, promote, export.
     #[command(
         long_about = "Make a store in DIR, build a few example packages with dpkg-deb, import \
@@ -200,6 +215,56 @@ pub struct GcArgs {
     /// returns to them.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub keep_previous: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["names", "all", "path"])))]
+pub struct BuildArgs {
+    /// Sources to build, by name ([[source]] in the configuration).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Build every configured source whose branch head is not built yet.
+    #[arg(long)]
+    pub all: bool,
+    /// Build the Debian source tree in DIR instead (copied, never changed).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["names", "all"])]
+    pub path: Option<PathBuf>,
+    /// Build even when the commit was built already.
+    #[arg(long)]
+    pub force: bool,
+    /// Build only: import nothing, keep the work directory and print it.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Write the steps as JUnit XML (for Jenkins' junit publisher).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// With --path: the archive the packages go to.
+    #[arg(long, requires = "path", default_value = "rustedhalo")]
+    pub archive: String,
+    /// With --path: the dist.
+    #[arg(long, requires = "path", default_value = "trusty")]
+    pub dist: String,
+    /// With --path: the component.
+    #[arg(long, requires = "path", default_value = "main")]
+    pub component: String,
+    /// With --path: the channel to move to the new snapshot.
+    #[arg(long, requires = "path")]
+    pub channel: Option<String>,
+    /// With --path: unit tests to run in the tree first (sh -c).
+    #[arg(long, requires = "path", value_name = "COMMAND")]
+    pub test: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// Each source: branch head, last built commit and version, whether a build is due.
+    #[command(
+        long_about = "For each [[source]]: the head of its branch (git ls-remote, nothing \
+fetched), the commit and version of its last published build and the snapshot it landed in, and \
+whether a build is due. Exit 2 when a source's repository does not answer.\n\nExample:\n  halo \
+sources status --json"
+    )]
+    Status,
 }
 
 #[derive(Debug, Args)]

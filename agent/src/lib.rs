@@ -3,9 +3,11 @@
 //! file, and upstream mirroring. Later: building, acceptance and the
 //! Jenkins agent.
 
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod junit;
 pub mod mirror;
 pub mod output;
 pub mod process;

@@ -54,3 +54,234 @@ where
     }
     Ok(output)
 }
+
+/// The output a streamed process left, bounded: the last [`CAPTURE_MAX`]
+/// bytes of lines (a build log can be gigabytes; a report needs its end).
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
+    /// Lines dropped from the front to stay within the bound.
+    pub dropped: usize,
+}
+
+/// How much of a streamed process's output is kept for reports.
+pub const CAPTURE_MAX: usize = 1 << 20;
+
+impl Captured {
+    pub fn push(&mut self, line: &str) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line.to_string());
+        while self.bytes > CAPTURE_MAX {
+            match self.lines.pop_front() {
+                Some(l) => {
+                    self.bytes -= l.len() + 1;
+                    self.dropped += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The last `n` lines, joined by newlines.
+    pub fn tail(&self, n: usize) -> String {
+        let skip = self.lines.len().saturating_sub(n);
+        self.lines
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Everything kept, with a note of what was dropped.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if self.dropped > 0 {
+            out.push_str(&format!("[{} earlier lines dropped]\n", self.dropped));
+        }
+        for l in &self.lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// How a streamed process ended.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: std::process::ExitStatus,
+    pub output: Captured,
+    /// It ran past its timeout and its process group was killed.
+    pub timed_out: bool,
+}
+
+impl Streamed {
+    pub fn success(&self) -> bool {
+        self.status.success() && !self.timed_out
+    }
+
+    /// "exit status 1", "killed by signal 9", "timed out after ...".
+    pub fn describe(&self, timeout: Option<std::time::Duration>) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        if self.timed_out {
+            let t = timeout.map_or(0, |t| t.as_secs());
+            return format!("timed out after {t} s and was killed");
+        }
+        match (self.status.code(), self.status.signal()) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => self.status.to_string(),
+        }
+    }
+}
+
+/// Runs `cmd` with stdout and stderr merged into one pipe, handing each
+/// line to `on_line` as it comes (the build log Jenkins shows live) and
+/// keeping the tail. With a timeout the process runs in its own process
+/// group, which is killed whole when time runs out: a hung test's children
+/// must not outlive it.
+pub fn stream(
+    mut cmd: Command,
+    timeout: Option<std::time::Duration>,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Streamed, ProcessError> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let spawn_err = |source| ProcessError::Spawn {
+        program: program.clone(),
+        source,
+    };
+    let (reader, writer) = std::io::pipe().map_err(spawn_err)?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(writer.try_clone().map_err(spawn_err)?)
+        .stderr(writer);
+    if timeout.is_some() {
+        cmd.process_group(0);
+    }
+    tracing::debug!(argv = ?cmd, "running");
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    // The Command holds the pipe's write ends: drop it, or the reader never
+    // sees end of file.
+    drop(cmd);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let pump = std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut output = Captured::default();
+    let mut timed_out = false;
+    loop {
+        let wait = match deadline {
+            Some(d) if !timed_out => d.saturating_duration_since(std::time::Instant::now()),
+            // After a kill, wait a little for the pipe to close: a process
+            // that left the group may hold it open for ever.
+            Some(_) => std::time::Duration::from_secs(5),
+            None => std::time::Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(line) => {
+                on_line(&line);
+                output.push(&line);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if deadline.is_none() => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if timed_out => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                kill_group(child.id());
+            }
+        }
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    if !timed_out || status.code().is_some() {
+        let _ = pump.join();
+    }
+    Ok(Streamed {
+        status,
+        output,
+        timed_out,
+    })
+}
+
+/// SIGKILL to a whole process group (the child made it with `process_group(0)`).
+#[allow(unsafe_code)]
+fn kill_group(pid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    tracing::warn!(pgid, "timed out: killing the process group");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[test]
+    fn streams_merged_lines_in_order_and_keeps_the_tail() {
+        let mut seen = Vec::new();
+        let s = stream(
+            sh("echo one; echo two >&2; printf three; exit 3"),
+            None,
+            &mut |l| seen.push(l.to_string()),
+        )
+        .unwrap();
+        assert_eq!(seen, ["one", "two", "three"]);
+        assert!(!s.success());
+        assert_eq!(s.describe(None), "exit status 3");
+        assert_eq!(s.output.tail(2), "two\nthree");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_group() {
+        let started = std::time::Instant::now();
+        let s = stream(
+            sh("sleep 30 & echo started; wait"),
+            Some(std::time::Duration::from_millis(300)),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(s.timed_out && !s.success());
+        assert_eq!(s.output.tail(1), "started");
+        // The backgrounded sleep died with its group, or this would wait 30 s.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn capture_is_bounded() {
+        let mut c = Captured::default();
+        let line = "x".repeat(1000);
+        for _ in 0..2000 {
+            c.push(&line);
+        }
+        assert!(c.dropped > 0);
+        assert!(c.text().len() <= CAPTURE_MAX + 100);
+        assert!(c.text().starts_with('['));
+    }
+}

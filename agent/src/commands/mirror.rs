@@ -3,7 +3,7 @@
 //! line per mirror (or `--json`). A failed mirror does not stop the others;
 //! the command then exits non-zero with each failure on its own line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use repofs::Store;
 
-use super::UserError;
+use super::{load_config, UserError};
 use crate::cli::{MirrorCommand, MirrorUpdateArgs};
-use crate::config::{parse_config, Config, MirrorConfig};
+use crate::config::MirrorConfig;
 use crate::mirror::fetch::Fetcher;
 use crate::mirror::update::{Update, UpdateReport};
 use crate::mirror::{Error, Progress};
@@ -28,25 +28,6 @@ pub fn run(
     match cmd {
         MirrorCommand::Update(args) => update(store, config, args, out),
     }
-}
-
-/// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.
-fn load_config(store: &Store, given: Option<&Path>) -> Result<(Config, PathBuf)> {
-    let path = given.map_or_else(|| store.root().join("halo.toml"), Path::to_path_buf);
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(UserError(format!(
-                "no configuration: {} does not exist (pass --config FILE or set HALO_CONFIG)",
-                path.display()
-            ))
-            .into())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let config =
-        parse_config(&text).with_context(|| format!("configuration {}", path.display()))?;
-    Ok((config, path))
 }
 
 /// The keyring file of a mirror; relative paths are relative to the configuration.

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its resolved inputs and the
 //! printer, does load/decide/commit through the store, and prints.
 
+pub mod build;
 pub mod channel;
 pub mod export;
 pub mod fsck;
@@ -53,6 +54,32 @@ pub fn open_store(cli: &Cli) -> Result<repofs::Store> {
     Ok(repofs::Store::open(&store_dir(cli)?)?)
 }
 
+/// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.
+pub fn load_config(
+    store: &repofs::Store,
+    given: Option<&std::path::Path>,
+) -> Result<(crate::config::Config, PathBuf)> {
+    use anyhow::Context;
+    let path = given.map_or_else(
+        || store.root().join("halo.toml"),
+        std::path::Path::to_path_buf,
+    );
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(UserError(format!(
+                "no configuration: {} does not exist (pass --config FILE or set HALO_CONFIG)",
+                path.display()
+            ))
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let config = crate::config::parse_config(&text)
+        .with_context(|| format!("configuration {}", path.display()))?;
+    Ok((config, path))
+}
+
 /// `user@host` for channel history.
 pub fn whoami() -> String {
     let user = std::env::var("SUDO_USER")
@@ -75,6 +102,8 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Fsck => fsck::fsck(&open_store(cli)?, out),
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),
         Command::Mirror(cmd) => mirror::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
+        Command::Build(args) => build::run(&open_store(cli)?, cli.config.as_deref(), args, out),
+        Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),
     }
 }

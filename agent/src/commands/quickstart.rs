@@ -1,7 +1,11 @@
 //! `halo quickstart`: the whole pipeline on an embedded default, with
-//! nothing to set up: a store in a local directory, example packages built
-//! by `dpkg-deb`, import, snapshots, promotion through the three channels,
-//! an export per channel, and the sources.list line to use.
+//! nothing to set up: a store in a local directory, the example source
+//! package `examples/halo-hello` (embedded in the binary) built with
+//! `halo build --path` and a data package built by `dpkg-deb`, snapshots,
+//! promotion through the three channels, an export per channel, and the
+//! sources.list line to use. Where the build tools are missing (a machine
+//! without build-essential and debhelper) the program package is made with
+//! `dpkg-deb` instead, and the output says so.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +28,7 @@ const ARCHIVE: &str = "rustedhalo";
 const DIST: &str = "trusty";
 const MARKER: &str = ".halo-quickstart";
 
-/// An example package: name, version, architecture, Depends.
+/// A package made with `dpkg-deb`: name, version, architecture, Depends.
 struct Example {
     name: &'static str,
     version: &'static str,
@@ -32,27 +36,69 @@ struct Example {
     depends: Option<&'static str>,
 }
 
-const FIRST: [Example; 2] = [
-    Example {
-        name: "halo-greeting",
-        version: "1.0-1",
-        arch: "all",
-        depends: None,
-    },
-    Example {
-        name: "halo-hello",
-        version: "1.0-1",
-        arch: "all",
-        depends: Some("halo-greeting (>= 1.0)"),
-    },
+const GREETING: Example = Example {
+    name: "halo-greeting",
+    version: "1.0-1",
+    arch: "all",
+    depends: None,
+};
+
+/// `examples/halo-hello`, the example source package: (path, content, mode).
+const HELLO_SOURCE: [(&str, &str, u32); 10] = [
+    (
+        "Makefile",
+        include_str!("../../../examples/halo-hello/Makefile"),
+        0o644,
+    ),
+    (
+        "src/greet.h",
+        include_str!("../../../examples/halo-hello/src/greet.h"),
+        0o644,
+    ),
+    (
+        "src/greet.c",
+        include_str!("../../../examples/halo-hello/src/greet.c"),
+        0o644,
+    ),
+    (
+        "src/main.c",
+        include_str!("../../../examples/halo-hello/src/main.c"),
+        0o644,
+    ),
+    (
+        "src/test_greet.c",
+        include_str!("../../../examples/halo-hello/src/test_greet.c"),
+        0o644,
+    ),
+    (
+        "debian/changelog",
+        include_str!("../../../examples/halo-hello/debian/changelog"),
+        0o644,
+    ),
+    (
+        "debian/control",
+        include_str!("../../../examples/halo-hello/debian/control"),
+        0o644,
+    ),
+    (
+        "debian/copyright",
+        include_str!("../../../examples/halo-hello/debian/copyright"),
+        0o644,
+    ),
+    (
+        "debian/rules",
+        include_str!("../../../examples/halo-hello/debian/rules"),
+        0o755,
+    ),
+    (
+        "debian/source/format",
+        include_str!("../../../examples/halo-hello/debian/source/format"),
+        0o644,
+    ),
 ];
 
-const SECOND: Example = Example {
-    name: "halo-hello",
-    version: "1.1-1",
-    arch: "all",
-    depends: Some("halo-greeting (>= 1.0)"),
-};
+/// The changelog entry of the quickstart's second build.
+const HELLO_1_1: &str = "halo-hello (1.1) trusty; urgency=medium\n\n  * A new build, waiting for acceptance in trusty-unstable.\n\n -- rustedhalo <halo@example.org>  Sat, 05 Dec 2026 13:00:00 +0000\n\n";
 
 pub fn run(args: &QuickstartArgs, out: &Output) -> Result<ExitCode> {
     let dir = prepare_dir(&args.dir)?;
@@ -69,23 +115,33 @@ pub fn run(args: &QuickstartArgs, out: &Output) -> Result<ExitCode> {
     out.line(format!("store       {}", store_dir.display()))?;
 
     let build = dir.join("build");
-    let debs: Vec<PathBuf> = FIRST
-        .iter()
-        .map(|e| build_deb(&build, e))
-        .collect::<Result<_>>()?;
-    let first = import_and_snapshot(&store, &debs)?;
+    let greeting = build_deb(&build, &GREETING)?;
+    import_debs(&store, &[greeting])?;
+    let tree = write_example(&dir)?;
+    let how = match source_build_tools() {
+        Ok(()) => "built from source with `halo build --path`",
+        Err(missing) => {
+            out.line(format!(
+                "note        {missing}: halo-hello is made with dpkg-deb instead of built from source"
+            ))?;
+            "made with dpkg-deb"
+        }
+    };
+    let (v1, first) = hello(&store, &tree, &build, None)?;
     for channel in ["trusty-unstable", "trusty-testing", "trusty"] {
         promote(&store, channel, &first, "quickstart: first release")?;
     }
+    out.line(format!("halo-hello  {v1}, {how}"))?;
     out.line(format!(
         "snapshot    {first} -> trusty-unstable, trusty-testing, trusty"
     ))?;
 
-    let newer = build_deb(&build, &SECOND)?;
-    let second = import_and_snapshot(&store, &[newer])?;
-    promote(&store, "trusty-unstable", &second, "quickstart: new build")?;
+    let changelog = tree.join("debian/changelog");
+    let old = fs::read_to_string(&changelog)?;
+    fs::write(&changelog, format!("{HELLO_1_1}{old}"))?;
+    let (v2, second) = hello(&store, &tree, &build, Some("trusty-unstable"))?;
     out.line(format!(
-        "snapshot    {second} -> trusty-unstable (halo-hello 1.1-1 waits for acceptance)"
+        "snapshot    {second} -> trusty-unstable (halo-hello {v2} waits for acceptance)"
     ))?;
 
     let keyring = store.keys_dir().join("repo.gpg");
@@ -172,14 +228,77 @@ fn build_deb(build: &Path, e: &Example) -> Result<PathBuf> {
     Ok(deb)
 }
 
-fn import_and_snapshot(store: &Store, debs: &[PathBuf]) -> Result<String> {
+fn import_debs(store: &Store, debs: &[PathBuf]) -> Result<()> {
     let target = Target {
         archive: ARCHIVE,
         dist: DIST,
         component: "main",
     };
     import(store, &target, debs, &mut |_| {})?;
-    Ok(store.create_snapshot(jiff::Timestamp::now())?.id)
+    Ok(())
+}
+
+/// Writes the embedded example source tree to `DIR/src/halo-hello`.
+fn write_example(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = dir.join("src/halo-hello");
+    for (path, content, mode) in HELLO_SOURCE {
+        let file = tree.join(path);
+        if let Some(parent) = file.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&file, content)?;
+        fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(tree)
+}
+
+/// Whether this machine can build the example from source.
+fn source_build_tools() -> Result<(), String> {
+    for (tool, package) in [
+        ("dpkg-buildpackage", "dpkg-dev"),
+        ("dh", "debhelper"),
+        ("cc", "build-essential"),
+        ("make", "make"),
+    ] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            return Err(format!("{tool} is missing (apt-get install {package})"));
+        }
+    }
+    Ok(())
+}
+
+/// halo-hello at the tree's changelog version: built from source where the
+/// tools are there, else a dpkg-deb stand-in. Returns (version, snapshot).
+fn hello(
+    store: &Store,
+    tree: &Path,
+    build: &Path,
+    channel: Option<&str>,
+) -> Result<(String, String)> {
+    if source_build_tools().is_ok() {
+        return super::build::build_path(store, tree, channel);
+    }
+    let text = fs::read_to_string(tree.join("debian/changelog"))?;
+    let version = if text.starts_with("halo-hello (1.1)") {
+        "1.1"
+    } else {
+        "1.0"
+    };
+    let example = Example {
+        name: "halo-hello",
+        version,
+        arch: "all",
+        depends: None,
+    };
+    import_debs(store, &[build_deb(build, &example)?])?;
+    let id = store.create_snapshot(jiff::Timestamp::now())?.id;
+    if let Some(c) = channel {
+        promote(store, c, &id, "quickstart: new build")?;
+    }
+    Ok((version.to_string(), id))
 }
 
 fn promote(store: &Store, channel: &str, id: &str, reason: &str) -> Result<()> {

@@ -6,9 +6,13 @@
 //! every validation error names the mirror and the key. `docs/config.md`
 //! holds the full example, which a test below parses.
 
+pub mod source;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+
+pub use source::{SourceConfig, VersionMode};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -20,6 +24,9 @@ pub struct Config {
     /// `[[mirror]]` tables, one per upstream repository.
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<MirrorConfig>,
+    /// `[[source]]` tables, one per monitored source repository.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
 }
 
 /// `[fetch]`: download behaviour.
@@ -95,6 +102,14 @@ pub enum ConfigError {
     Fetch { key: &'static str, reason: String },
     #[error("two mirrors are named {0:?}: names must be unique")]
     DuplicateName(String),
+    #[error("source {source_name:?}: {key}: {reason}")]
+    Source {
+        source_name: String,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("two sources are named {0:?}: names must be unique")]
+    DuplicateSource(String),
 }
 
 /// Parses and validates a configuration file's text.
@@ -123,6 +138,13 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         m.validate()?;
         if !names.insert(m.name.as_str()) {
             return Err(ConfigError::DuplicateName(m.name.clone()));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for s in &config.sources {
+        s.validate()?;
+        if !names.insert(s.name.as_str()) {
+            return Err(ConfigError::DuplicateSource(s.name.clone()));
         }
     }
     Ok(())
@@ -229,26 +251,45 @@ impl MirrorConfig {
 impl Config {
     /// The mirrors an update names (`names`), or all of them.
     pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&MirrorConfig>, String> {
-        if all {
-            return Ok(self.mirrors.iter().collect());
-        }
-        names
-            .iter()
-            .map(|n| {
-                self.mirrors.iter().find(|m| &m.name == n).ok_or_else(|| {
-                    let known: Vec<&str> = self.mirrors.iter().map(|m| m.name.as_str()).collect();
-                    format!(
-                        "no mirror {n:?} in the configuration (it has: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    )
-                })
-            })
-            .collect()
+        pick(&self.mirrors, names, all, "mirror", |m| &m.name)
     }
+
+    /// The sources a build names (`names`), or all of them.
+    pub fn select_sources(
+        &self,
+        names: &[String],
+        all: bool,
+    ) -> Result<Vec<&SourceConfig>, String> {
+        pick(&self.sources, names, all, "source", |s| &s.name)
+    }
+}
+
+fn pick<'a, T>(
+    items: &'a [T],
+    names: &[String],
+    all: bool,
+    kind: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<Vec<&'a T>, String> {
+    if all {
+        return Ok(items.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            items.iter().find(|m| name_of(m) == n).ok_or_else(|| {
+                let known: Vec<&str> = items.iter().map(&name_of).collect();
+                format!(
+                    "no {kind} {n:?} in the configuration (it has: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -275,7 +316,7 @@ keyring = "ceph.asc"
 
     #[test]
     fn docs_example_parses_and_validates() {
-        let doc = include_str!("../../docs/config.md");
+        let doc = include_str!("../../../docs/config.md");
         let start = doc
             .find("```toml\n")
             .expect("docs/config.md has a toml example")
@@ -289,6 +330,7 @@ keyring = "ceph.asc"
         assert!(config.mirrors.iter().any(|m| m.verbatim));
         assert!(config.mirrors.iter().any(|m| m.with_deps));
         assert_eq!(config.fetch.download_concurrency, 8);
+        assert_eq!(config.sources[0].version, VersionMode::Git);
     }
 
     #[test]
@@ -366,5 +408,44 @@ keyring = "ceph.asc"
         assert_ne!(m.fingerprint(b"k"), other.fingerprint(b"k"));
         assert_ne!(m.fingerprint(b"k"), m.fingerprint(b"k2"));
         assert_eq!(m.fingerprint(b"k"), m.clone().fingerprint(b"k"));
+    }
+
+    const SOURCE: &str = r#"
+[[source]]
+name = "puppet-rjil"
+git = "https://git.example.org/puppet-rjil.git"
+archive = "rustedhalo"
+dist = "trusty"
+component = "main"
+"#;
+
+    #[test]
+    fn sources_parse_with_defaults_and_validate() {
+        let c = parse_config(SOURCE).unwrap();
+        let s = &c.sources[0];
+        assert_eq!(s.branch, "master");
+        assert_eq!(s.version, VersionMode::Changelog);
+        assert!(s.test.is_none() && s.channel.is_none() && s.build_profiles.is_empty());
+        let git = parse_config(&format!("{SOURCE}version = \"git\"\n")).unwrap();
+        assert_eq!(git.sources[0].version, VersionMode::Git);
+        for (extra, want) in [
+            ("version = \"svn\"", "unknown variant"),
+            ("test = \" \"", "test: is empty"),
+            ("channel = \"a/b\"", "channel:"),
+            ("branch = \"a b\"", "branch:"),
+            ("build_profiles = [\"no check\"]", "build_profiles:"),
+        ] {
+            let e = err(&format!("{SOURCE}{extra}\n"));
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let e = err(&SOURCE.replace("\"trusty\"", "\"../x\""));
+        assert!(e.contains("source \"puppet-rjil\": dist"), "{e}");
+        let e = err(&format!("{SOURCE}{SOURCE}"));
+        assert!(e.contains("two sources are named"), "{e}");
+        assert_eq!(c.select_sources(&[], true).unwrap().len(), 1);
+        assert!(c
+            .select_sources(&["x".into()], false)
+            .unwrap_err()
+            .contains("no source \"x\""));
     }
 }

@@ -131,7 +131,9 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 
 /// Creates a directory (and its parents) and makes the new entries durable.
 pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    // The parent of a bare relative name (`store`) is the empty path: the
+    // current directory, which exists.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -203,6 +205,16 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"1");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         syncfs(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_bare_relative_directory_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a");
+        create_dir_synced(&sub).unwrap();
+        assert!(sub.is_dir());
+        // "store" has the parent "": nothing to create there.
+        create_dir_synced(Path::new("")).unwrap();
     }
 
     #[test]

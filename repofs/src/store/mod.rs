@@ -6,6 +6,7 @@
 //! is replaced by rename; writers hold `lock`, readers take no lock and see
 //! either the old or the new version of any file.
 
+pub mod builds;
 pub mod channels;
 pub mod export;
 pub mod failpoint;

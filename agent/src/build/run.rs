@@ -1,0 +1,345 @@
+//! EDGE: one build in a work directory, from checkout to the `.changes`:
+//! fetch (or copy) the tree, set the version, find the orig tarball, run
+//! the unit tests, check build dependencies, `dpkg-buildpackage -us -uc`.
+//! Every process's output is streamed line by line to `log` as it runs.
+//! Publishing (import, snapshot, channel) is the caller's: this module
+//! never touches the store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fs_err as fs;
+
+use super::git;
+use super::plan::{self, ChangelogTop, SourceFormat};
+use super::steps::Steps;
+use crate::config::VersionMode;
+use crate::junit::Outcome;
+use crate::process;
+
+/// Where the tree comes from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Git { url: String, branch: String },
+    Path(PathBuf),
+}
+
+/// Everything one build needs to know.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub name: String,
+    pub origin: Origin,
+    pub test: Option<String>,
+    pub version: VersionMode,
+    pub build_profiles: Vec<String>,
+}
+
+/// Why a build stopped. The kind decides the exit code (and Jenkins'
+/// verdict): a failed test or build is the commit's fault (1), a setup
+/// problem is the installation's (2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    Failed,
+    Setup,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Stop {
+    pub kind: StopKind,
+    /// One line.
+    pub message: String,
+    /// The tail of the failing step's output.
+    pub detail: String,
+}
+
+impl Stop {
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            kind: StopKind::Failed,
+            message: message.into(),
+            detail: String::new(),
+        }
+    }
+
+    pub fn setup(message: impl Into<String>) -> Self {
+        Self {
+            kind: StopKind::Setup,
+            message: message.into(),
+            detail: String::new(),
+        }
+    }
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub source: String,
+    pub version: String,
+    pub commit: Option<String>,
+    pub changes: PathBuf,
+}
+
+/// Prints one line of build output (to stderr: stdout is the report's).
+pub type Log<'a> = &'a mut dyn FnMut(&str);
+
+/// Runs the build of `spec` in `work` (an empty directory). `checkout`,
+/// when given, is the commit the caller already fetched into `work/src`.
+pub fn run_build(
+    spec: &BuildSpec,
+    work: &Path,
+    steps: &mut Steps,
+    log: Log<'_>,
+) -> Result<Built, Stop> {
+    let src = work.join("src");
+    steps.start("checkout");
+    let prepared = checkout(spec, work, &src, log);
+    let (commit, top) = match prepared {
+        Ok(p) => {
+            steps.pass(p.notes);
+            (p.commit, p.top)
+        }
+        Err(stop) => return Err(fail_step(steps, stop)),
+    };
+    match &spec.test {
+        None => steps.skip("test", "no `test` configured"),
+        Some(cmd) => {
+            steps.start("test");
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(cmd).current_dir(&src);
+            let r = stream_step(c, log)
+                .and_then(|o| o.check(&format!("unit tests `{cmd}`"), StopKind::Failed));
+            match r {
+                Ok(output) => steps.pass(output),
+                Err(stop) => return Err(fail_step(steps, stop)),
+            }
+        }
+    }
+    steps.start("build-deps");
+    match check_build_deps(spec, &src, log) {
+        Ok(output) => steps.pass(output),
+        Err(stop) => return Err(fail_step(steps, stop)),
+    }
+    steps.start("build");
+    match dpkg_buildpackage(spec, &src, log) {
+        Ok(output) => steps.pass(output),
+        Err(stop) => return Err(fail_step(steps, stop)),
+    }
+    let changes = find_changes(work, &top.source, &top.version).map_err(Stop::failed)?;
+    Ok(Built {
+        source: top.source,
+        version: top.version,
+        commit,
+        changes,
+    })
+}
+
+fn fail_step(steps: &mut Steps, stop: Stop) -> Stop {
+    let (message, detail) = (stop.message.clone(), stop.detail.clone());
+    let outcome = match stop.kind {
+        StopKind::Failed => Outcome::Failed { message, detail },
+        StopKind::Setup => Outcome::Error { message, detail },
+    };
+    steps.finish(outcome, stop.detail.clone());
+    stop
+}
+
+/// How many lines of a failing step's output a report carries.
+const TAIL_LINES: usize = 40;
+
+/// A finished process's output and verdict.
+struct StepOutput {
+    streamed: process::Streamed,
+}
+
+impl StepOutput {
+    /// The output when it succeeded; else a stop of `kind` naming `what`,
+    /// with the last lines of its output.
+    fn check(self, what: &str, kind: StopKind) -> Result<String, Stop> {
+        if self.streamed.success() {
+            return Ok(self.streamed.output.text());
+        }
+        Err(Stop {
+            kind,
+            message: format!("{what} failed ({})", self.streamed.describe(None)),
+            detail: self.streamed.output.tail(TAIL_LINES),
+        })
+    }
+}
+
+fn stream_step(cmd: Command, log: Log<'_>) -> Result<StepOutput, Stop> {
+    process::stream(cmd, None, log)
+        .map(|streamed| StepOutput { streamed })
+        .map_err(|e| Stop::setup(e.to_string()))
+}
+
+/// A checked-out tree, ready to build.
+struct Prepared {
+    commit: Option<String>,
+    /// The top changelog entry, after any version change.
+    top: ChangelogTop,
+    /// What halo itself logged.
+    notes: String,
+}
+
+fn checkout(spec: &BuildSpec, work: &Path, src: &Path, log: Log<'_>) -> Result<Prepared, Stop> {
+    let mut notes = Vec::new();
+    let mut note = |line: String, log: &mut dyn FnMut(&str)| {
+        log(&line);
+        notes.push(line);
+    };
+    let (commit, time) = match &spec.origin {
+        Origin::Git { url, branch } => {
+            let c = git::fetch_branch(url, branch, src).map_err(|e| Stop::setup(e.to_string()))?;
+            note(
+                format!(
+                    "halo: checked out {} ({branch} of {})",
+                    c.commit,
+                    git::redact_url(url)
+                ),
+                log,
+            );
+            (Some(c.commit), c.time)
+        }
+        Origin::Path(dir) => {
+            copy_tree(dir, src)?;
+            note(format!("halo: copied {}", dir.display()), log);
+            (None, jiff::Timestamp::now())
+        }
+    };
+    if !src.join("debian/changelog").is_file() {
+        return Err(Stop::failed(
+            "no debian/changelog in the tree: not a Debian source package",
+        ));
+    }
+    let mut top = load_changelog(src)?;
+    let format_text = fs::read_to_string(src.join("debian/source/format")).ok();
+    let format = plan::parse_source_format(format_text.as_deref())
+        .map_err(|e| Stop::failed(e.to_string()))?;
+    if let (VersionMode::Git, Some(sha)) = (spec.version, &commit) {
+        let version = plan::plan_git_version(&top.version, time, sha);
+        let branch = match &spec.origin {
+            Origin::Git { branch, .. } => branch.as_str(),
+            Origin::Path(_) => "",
+        };
+        let entry = plan::render_changelog_entry(&top, &version, sha, branch, time);
+        let path = src.join("debian/changelog");
+        let old = fs::read_to_string(&path).map_err(|e| Stop::setup(e.to_string()))?;
+        fs::write(&path, format!("{entry}{old}")).map_err(|e| Stop::setup(e.to_string()))?;
+        note(
+            format!("halo: version {version} (from {})", top.version),
+            log,
+        );
+        top.version = version;
+    }
+    plan::check_version_format(&top.version, format).map_err(|e| Stop::failed(e.to_string()))?;
+    if format == SourceFormat::Quilt {
+        let found = super::orig::fetch_orig(spec, &top, src, work).map_err(Stop::setup)?;
+        note(format!("halo: orig tarball {found}"), log);
+    }
+    Ok(Prepared {
+        commit,
+        top,
+        notes: notes.join("\n"),
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Stop> {
+    if !from.is_dir() {
+        return Err(Stop::setup(format!(
+            "{} is not a directory",
+            from.display()
+        )));
+    }
+    fs::create_dir_all(to).map_err(|e| Stop::setup(e.to_string()))?;
+    let mut cmd = Command::new("cp");
+    cmd.arg("-a").arg(format!("{}/.", from.display())).arg(to);
+    let out = process::stream(cmd, None, &mut |_| {}).map_err(|e| Stop::setup(e.to_string()))?;
+    if !out.success() {
+        return Err(Stop::setup(format!(
+            "copying {}: {}",
+            from.display(),
+            out.output.tail(3)
+        )));
+    }
+    Ok(())
+}
+
+fn load_changelog(src: &Path) -> Result<ChangelogTop, Stop> {
+    let out = process::run(
+        "dpkg-parsechangelog",
+        ["-l".as_ref(), src.join("debian/changelog").as_os_str()],
+    )
+    .map_err(|e| Stop::failed(format!("debian/changelog: {e}")))?;
+    plan::parse_changelog_fields(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| Stop::failed("debian/changelog: dpkg-parsechangelog gave no Source, Version, Distribution or Maintainer"))
+}
+
+fn profile_args(spec: &BuildSpec) -> Vec<String> {
+    if spec.build_profiles.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("-P{}", spec.build_profiles.join(","))]
+    }
+}
+
+fn check_build_deps(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
+    let mut cmd = Command::new("dpkg-checkbuilddeps");
+    cmd.args(profile_args(spec)).current_dir(src);
+    let out = stream_step(cmd, log)?;
+    if out.streamed.success() {
+        return Ok(out.streamed.output.text());
+    }
+    let text = out.streamed.output.text();
+    let message = match plan::parse_unmet_build_deps(&text) {
+        Some(missing) => format!(
+            "missing build dependencies: {missing} (install them on the build host: `apt-get build-dep ./` in the tree)"
+        ),
+        None => format!("dpkg-checkbuilddeps failed ({})", out.streamed.describe(None)),
+    };
+    Err(Stop {
+        kind: StopKind::Setup,
+        message,
+        detail: out.streamed.output.tail(TAIL_LINES),
+    })
+}
+
+fn dpkg_buildpackage(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
+    let mut options: Vec<String> = std::env::var("DEB_BUILD_OPTIONS")
+        .map(|o| o.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    // Debug symbol packages belong in a separate debug archive, not next
+    // to the program in the component.
+    options.push("noautodbgsym".into());
+    if spec.build_profiles.iter().any(|p| p == "nocheck") {
+        options.push("nocheck".into());
+    }
+    let mut cmd = Command::new("dpkg-buildpackage");
+    cmd.args(["-us", "-uc"])
+        .args(profile_args(spec))
+        .env("DEB_BUILD_OPTIONS", options.join(" "))
+        .current_dir(src);
+    if !spec.build_profiles.is_empty() {
+        cmd.env("DEB_BUILD_PROFILES", spec.build_profiles.join(" "));
+    }
+    stream_step(cmd, log)?.check("dpkg-buildpackage", StopKind::Failed)
+}
+
+/// The `.changes` dpkg-buildpackage wrote beside the tree.
+fn find_changes(work: &Path, source: &str, version: &str) -> Result<PathBuf, String> {
+    let no_epoch = version.split_once(':').map_or(version, |(_, v)| v);
+    let prefix = format!("{source}_{no_epoch}_");
+    let entries = fs::read_dir(work).map_err(|e| e.to_string())?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".changes"))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .ok_or_else(|| format!("dpkg-buildpackage left no {prefix}*.changes"))
+}

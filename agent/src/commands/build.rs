@@ -1,0 +1,613 @@
+//! `halo build NAME...|--all|--path DIR` and `halo sources status`: wires
+//! the build pipeline (`crate::build`) to the configuration, the store
+//! (import, snapshot, channel move, build records) and the reports
+//! (stderr log, `--json`, `--junit`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use repofs::model::channel::MoveRequest;
+use repofs::model::PromoteError;
+use repofs::model::{Action, Transition};
+use repofs::store::builds::BuildRecord;
+use repofs::store::import::{import, Target};
+use repofs::Store;
+use serde::Serialize;
+
+use super::{load_config, UserError};
+use crate::build::git;
+use crate::build::plan;
+use crate::build::run::{run_build, BuildSpec, Origin, Stop, StopKind};
+use crate::build::steps::{StepRecord, Steps};
+use crate::cli::{BuildArgs, SourcesCommand};
+use crate::config::{SourceConfig, VersionMode};
+use crate::junit::{render_junit, Outcome};
+use crate::output::Output;
+
+/// A build's destination in the store.
+#[derive(Debug, Clone)]
+struct Destination {
+    archive: String,
+    dist: String,
+    component: String,
+    channel: Option<String>,
+}
+
+/// What became of one source.
+#[derive(Debug, Serialize)]
+struct Report {
+    source: String,
+    /// `built`, `skipped`, `failed` or `error`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    /// The channel was moved to `snapshot` by this build.
+    moved: bool,
+    packages: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// With --no-publish: where the built files are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    work_dir: Option<PathBuf>,
+    steps: Vec<StepRecord>,
+}
+
+impl Report {
+    fn new(source: &str) -> Self {
+        Self {
+            source: source.to_string(),
+            status: "built",
+            commit: None,
+            version: None,
+            snapshot: None,
+            channel: None,
+            moved: false,
+            packages: Vec::new(),
+            message: None,
+            work_dir: None,
+            steps: Vec::new(),
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self.status {
+            "failed" => 1,
+            "error" => 2,
+            _ => 0,
+        }
+    }
+}
+
+pub fn run(
+    store: &Store,
+    config: Option<&Path>,
+    args: &BuildArgs,
+    out: &Output,
+) -> Result<ExitCode> {
+    let jobs: Vec<(BuildSpec, Destination)> = match &args.path {
+        Some(dir) => vec![path_job(dir, args)?],
+        None => {
+            let (config, path) = load_config(store, config)?;
+            let chosen = config
+                .select_sources(&args.names, args.all)
+                .map_err(UserError)?;
+            if chosen.is_empty() {
+                return Err(
+                    UserError(format!("{} configures no [[source]]", path.display())).into(),
+                );
+            }
+            chosen.into_iter().map(config_job).collect()
+        }
+    };
+    for (_, dest) in &jobs {
+        if let Some(c) = &dest.channel {
+            store
+                .load_channel(c)
+                .with_context(|| format!("channel {c}"))?;
+        }
+    }
+    let mut reports = Vec::new();
+    let mut suites = Vec::new();
+    for (spec, dest) in &jobs {
+        let mut steps = Steps::new(&spec.name);
+        let mut report = build_one(store, spec, dest, args.force, args.no_publish, &mut steps);
+        report.steps = steps.done.clone();
+        print_report(&report, out)?;
+        suites.push(steps.to_suite());
+        reports.push(report);
+    }
+    if let Some(file) = &args.junit {
+        fs_err::write(file, render_junit(&suites)).with_context(|| "writing the JUnit report")?;
+    }
+    out.json(&reports)?;
+    let code = reports.iter().map(Report::exit_code).max().unwrap_or(0);
+    Ok(ExitCode::from(code))
+}
+
+/// Builds the tree in `dir` and publishes it to `rustedhalo/trusty/main`
+/// (and `channel`): what the quickstart shows. Returns (version, snapshot).
+pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(String, String)> {
+    let dest = Destination {
+        archive: "rustedhalo".into(),
+        dist: "trusty".into(),
+        component: "main".into(),
+        channel: channel.map(str::to_string),
+    };
+    let spec = BuildSpec {
+        name: "halo-hello".into(),
+        origin: Origin::Path(dir.to_path_buf()),
+        test: None,
+        version: VersionMode::Changelog,
+        build_profiles: Vec::new(),
+    };
+    let mut steps = Steps::new(&spec.name);
+    let report = build_one(store, &spec, &dest, false, false, &mut steps);
+    match (report.status, report.version, report.snapshot) {
+        ("built", Some(v), Some(s)) => Ok((v, s)),
+        _ => Err(anyhow::anyhow!(
+            "building {}: {}",
+            dir.display(),
+            report.message.unwrap_or_else(|| "failed".into())
+        )),
+    }
+}
+
+fn config_job(s: &SourceConfig) -> (BuildSpec, Destination) {
+    (
+        BuildSpec {
+            name: s.name.clone(),
+            origin: Origin::Git {
+                url: s.git.clone(),
+                branch: s.branch.clone(),
+            },
+            test: s.test.clone(),
+            version: s.version,
+            build_profiles: s.build_profiles.clone(),
+        },
+        Destination {
+            archive: s.archive.clone(),
+            dist: s.dist.clone(),
+            component: s.component.clone(),
+            channel: s.channel.clone(),
+        },
+    )
+}
+
+fn path_job(dir: &Path, args: &BuildArgs) -> Result<(BuildSpec, Destination)> {
+    let dir = std::path::absolute(dir)?;
+    if !dir.join("debian/changelog").is_file() {
+        return Err(UserError(format!(
+            "{} has no debian/changelog: not a Debian source tree",
+            dir.display()
+        ))
+        .into());
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| repofs::debian::name::check_segment("source", n).is_ok())
+        .unwrap_or_else(|| "path".into());
+    Ok((
+        BuildSpec {
+            name,
+            origin: Origin::Path(dir),
+            test: args.test.clone(),
+            version: VersionMode::Changelog,
+            build_profiles: Vec::new(),
+        },
+        Destination {
+            archive: args.archive.clone(),
+            dist: args.dist.clone(),
+            component: args.component.clone(),
+            channel: args.channel.clone(),
+        },
+    ))
+}
+
+/// Builds and publishes one source, never failing: every outcome is a report.
+fn build_one(
+    store: &Store,
+    spec: &BuildSpec,
+    dest: &Destination,
+    force: bool,
+    no_publish: bool,
+    steps: &mut Steps,
+) -> Report {
+    let mut report = Report::new(&spec.name);
+    report.channel = dest.channel.clone();
+    // The channel's position before anything is built: the move at the
+    // end is a compare-and-swap against it.
+    let before = match &dest.channel {
+        Some(c) => match store.load_channel(c) {
+            Ok(p) => p.snapshot,
+            Err(e) => {
+                return stopped(
+                    report,
+                    steps,
+                    "checkout",
+                    Stop::setup(format!("channel {c}: {e}")),
+                )
+            }
+        },
+        None => None,
+    };
+    if let (Origin::Git { url, branch }, false) = (&spec.origin, force) {
+        steps.start("checkout");
+        let head = match git::load_head(url, branch) {
+            Ok(h) => h,
+            Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
+        };
+        match store.find_build(&spec.name, &head) {
+            Ok(Some(done)) => {
+                let why = format!(
+                    "commit {head} was built already as {} (snapshot {})",
+                    done.version, done.snapshot
+                );
+                steps.finish(
+                    Outcome::Skipped {
+                        message: why.clone(),
+                    },
+                    String::new(),
+                );
+                report.status = "skipped";
+                report.commit = Some(head);
+                report.version = Some(done.version);
+                report.snapshot = Some(done.snapshot);
+                report.message = Some(why);
+                return report;
+            }
+            Ok(None) => {}
+            Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
+        }
+        // Not done: the real checkout step follows and is timed on its own.
+        steps.done.clear();
+    }
+    let work = match WorkDir::create(store, &spec.name) {
+        Ok(w) => w,
+        Err(e) => {
+            return stopped(
+                report,
+                steps,
+                "checkout",
+                Stop::setup(format!("work directory: {e}")),
+            )
+        }
+    };
+    let built = run_build(spec, work.path(), steps, &mut |line| eprintln!("{line}"));
+    let built = match built {
+        Ok(b) => b,
+        Err(stop) => return failed(report, stop),
+    };
+    report.commit = built.commit.clone();
+    report.version = Some(built.version.clone());
+    if no_publish {
+        steps.skip("publish", "--no-publish");
+        report.work_dir = Some(work.keep());
+        return report;
+    }
+    steps.start("publish");
+    match publish(
+        store,
+        spec,
+        dest,
+        &built.changes,
+        before.as_deref(),
+        &built.commit,
+        &built.version,
+        &mut report,
+    ) {
+        Ok(text) => steps.pass(text),
+        Err(stop) => {
+            steps.finish(
+                Outcome::Error {
+                    message: stop.message.clone(),
+                    detail: String::new(),
+                },
+                String::new(),
+            );
+            return failed(report, stop);
+        }
+    }
+    report
+}
+
+fn failed(mut report: Report, stop: Stop) -> Report {
+    report.status = match stop.kind {
+        StopKind::Failed => "failed",
+        StopKind::Setup => "error",
+    };
+    report.message = Some(stop.message);
+    report
+}
+
+fn stopped(report: Report, steps: &mut Steps, step: &'static str, stop: Stop) -> Report {
+    steps.start(step);
+    stopped_current(report, steps, stop)
+}
+
+fn stopped_current(report: Report, steps: &mut Steps, stop: Stop) -> Report {
+    steps.finish(
+        Outcome::Error {
+            message: stop.message.clone(),
+            detail: String::new(),
+        },
+        String::new(),
+    );
+    failed(report, stop)
+}
+
+/// Import, snapshot, channel move, record. Returns what it did, as text.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    store: &Store,
+    spec: &BuildSpec,
+    dest: &Destination,
+    changes: &Path,
+    before: Option<&str>,
+    commit: &Option<String>,
+    version: &str,
+    report: &mut Report,
+) -> Result<String, Stop> {
+    let target = Target {
+        archive: &dest.archive,
+        dist: &dest.dist,
+        component: &dest.component,
+    };
+    let imported = import(store, &target, &[changes.to_path_buf()], &mut |_| {}).map_err(|e| {
+        let kind = if e.is_user_error() {
+            StopKind::Failed
+        } else {
+            StopKind::Setup
+        };
+        Stop {
+            kind,
+            message: format!("import: {e}"),
+            detail: String::new(),
+        }
+    })?;
+    report.packages = imported
+        .added
+        .iter()
+        .chain(&imported.unchanged)
+        .cloned()
+        .collect();
+    let created = store
+        .create_snapshot(jiff::Timestamp::now())
+        .map_err(|e| Stop::setup(format!("snapshot: {e}")))?;
+    report.snapshot = Some(created.id.clone());
+    let mut text = format!(
+        "imported {} into {}/{}/{}; snapshot {}",
+        report.packages.join(", "),
+        dest.archive,
+        dest.dist,
+        dest.component,
+        created.id
+    );
+    if let Some(channel) = &dest.channel {
+        let (moved, note) = move_channel(store, channel, &created.id, before, &spec.name, version)
+            .map_err(|e| Stop::setup(format!("channel {channel}: {e}")))?;
+        report.moved = moved;
+        text.push_str(&format!("; {note}"));
+    }
+    store
+        .record_build(&BuildRecord {
+            source: spec.name.clone(),
+            commit: commit.clone(),
+            version: version.to_string(),
+            archive: dest.archive.clone(),
+            dist: dest.dist.clone(),
+            component: dest.component.clone(),
+            snapshot: created.id.clone(),
+            channel: dest.channel.clone(),
+            when: jiff::Timestamp::now().to_string(),
+            who: super::whoami(),
+        })
+        .map_err(|e| Stop::setup(format!("recording the build: {e}")))?;
+    Ok(text)
+}
+
+/// Moves `channel` to `snapshot` by compare-and-swap against `before`.
+/// When someone moved it meanwhile: a newer snapshot than ours already
+/// holds this build (snapshots freeze everything imported before them), so
+/// it stays; an older one is replaced, again by compare-and-swap.
+fn move_channel(
+    store: &Store,
+    channel: &str,
+    snapshot: &str,
+    before: Option<&str>,
+    source: &str,
+    version: &str,
+) -> Result<(bool, String), repofs::Error> {
+    let who = super::whoami();
+    let reason = format!("halo build {source} {version}");
+    let mut expect = before.map_or_else(|| "none".to_string(), str::to_string);
+    for _ in 0..5 {
+        let when = jiff::Timestamp::now().to_string();
+        let req = MoveRequest {
+            channel,
+            target: snapshot,
+            expect: Some(&expect),
+            action: Action::Promote,
+            who: &who,
+            when: &when,
+            reason: Some(&reason),
+        };
+        match store.move_channel(&req) {
+            Ok(Transition::Unchanged) => {
+                return Ok((false, format!("{channel} already at {snapshot}")))
+            }
+            Ok(Transition::Move { .. }) => {
+                return Ok((
+                    true,
+                    format!("{channel}: {} -> {snapshot}", before.unwrap_or("-")),
+                ))
+            }
+            Err(repofs::Error::Promote(PromoteError::Stale { actual, .. })) => match actual {
+                Some(a) if a.as_str() >= snapshot => {
+                    return Ok((
+                        false,
+                        format!("{channel} moved meanwhile to {a}, which holds this build"),
+                    ))
+                }
+                other => expect = other.unwrap_or_else(|| "none".into()),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    Err(repofs::Error::Usage(format!(
+        "{channel} kept moving under the build: not moved to {snapshot}"
+    )))
+}
+
+fn print_report(r: &Report, out: &Output) -> Result<()> {
+    let version = r.version.as_deref().unwrap_or("?");
+    match r.status {
+        "built" => {
+            let mut line = format!("built {} {version}", r.source);
+            if let Some(c) = &r.commit {
+                line.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
+            }
+            if let Some(s) = &r.snapshot {
+                line.push_str(&format!(" -> snapshot {s}"));
+            }
+            if let (Some(c), true) = (&r.channel, r.moved) {
+                line.push_str(&format!(", {c} moved"));
+            }
+            if let Some(w) = &r.work_dir {
+                line.push_str(&format!(" (not published; files in {})", w.display()));
+            }
+            out.line(line)?;
+        }
+        "skipped" => out.line(format!(
+            "skipped {}: {}",
+            r.source,
+            r.message.as_deref().unwrap_or("")
+        ))?,
+        _ => out.error_line(format!(
+            "build {}: {}",
+            r.source,
+            r.message.as_deref().unwrap_or("failed")
+        ))?,
+    }
+    Ok(())
+}
+
+/// A fresh directory under `STORE/work/`, removed when dropped unless kept.
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(store: &Store, name: &str) -> std::io::Result<Self> {
+        let base = store.root().join("work");
+        fs_err::create_dir_all(&base)?;
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S");
+        let path = base.join(format!("{name}-{stamp}-{}", std::process::id()));
+        fs_err::create_dir(&path)?;
+        Ok(Self { path, keep: false })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn keep(mut self) -> PathBuf {
+        self.keep = true;
+        self.path.clone()
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(e) = fs_err::remove_dir_all(&self.path) {
+                tracing::warn!("cannot remove the work directory: {e}");
+            }
+        }
+    }
+}
+
+/// One line of `halo sources status`.
+#[derive(Debug, Serialize)]
+struct SourceStatus {
+    source: String,
+    git: String,
+    branch: String,
+    head: Option<String>,
+    last_commit: Option<String>,
+    last_version: Option<String>,
+    last_snapshot: Option<String>,
+    due: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn sources(
+    store: &Store,
+    config: Option<&Path>,
+    cmd: &SourcesCommand,
+    out: &Output,
+) -> Result<ExitCode> {
+    let SourcesCommand::Status = cmd;
+    let (config, _) = load_config(store, config)?;
+    let mut rows = Vec::new();
+    for s in &config.sources {
+        let last = store
+            .load_builds(&s.name)?
+            .into_iter()
+            .rev()
+            .find(|r| r.commit.is_some());
+        let (head, error) = match git::load_head(&s.git, &s.branch) {
+            Ok(h) => (Some(h), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let due = head
+            .as_deref()
+            .is_some_and(|h| plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref())));
+        rows.push(SourceStatus {
+            source: s.name.clone(),
+            git: git::redact_url(&s.git),
+            branch: s.branch.clone(),
+            head,
+            last_commit: last.as_ref().and_then(|r| r.commit.clone()),
+            last_version: last.as_ref().map(|r| r.version.clone()),
+            last_snapshot: last.as_ref().map(|r| r.snapshot.clone()),
+            due,
+            error,
+        });
+    }
+    let short = |c: &Option<String>| {
+        c.as_deref()
+            .map_or("-".to_string(), |c| c[..c.len().min(12)].to_string())
+    };
+    for r in &rows {
+        out.line(format!(
+            "{}\t{}\thead {}\tbuilt {} {}\t{}",
+            r.source,
+            r.branch,
+            short(&r.head),
+            short(&r.last_commit),
+            r.last_version.as_deref().unwrap_or("-"),
+            match (&r.error, r.due) {
+                (Some(e), _) => format!("error: {e}"),
+                (None, true) => "due".into(),
+                (None, false) => "up to date".into(),
+            }
+        ))?;
+    }
+    out.json(&rows)?;
+    let unreachable = rows.iter().filter(|r| r.error.is_some()).count();
+    if unreachable > 0 {
+        out.error_line(format!("{unreachable} source(s) did not answer"))?;
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
