@@ -98,6 +98,29 @@ build dependencies missing, bad configuration).\n\nExample:\n  halo build puppet
 build-junit.xml\n  halo build --all\n  halo build --path ./halo-hello --channel trusty-unstable"
     )]
     Build(BuildArgs),
+    /// The acceptance step: freeze testing, run the tests, promote what passed to stable.
+    #[command(
+        long_about = "Freeze: point testing at the snapshot --from points at (or --snapshot) \
+and hold a lease on testing for the run, so nothing else moves it. Test: run each --test \
+NAME=COMMAND and each [[acceptance.test]] with sh -c, with HALO_SNAPSHOT, HALO_CHANNEL, HALO_STORE, \
+HALO_KEYRING and HALO_REPO (an APT tree of the frozen snapshot) in the environment. Decide: when \
+every test passed, move stable to exactly the tested snapshot (only if testing still points at \
+it); else leave stable alone. Every step is recorded in the channel histories and \
+STORE/acceptance/runs.jsonl.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
+promoted), 2 infrastructure (lease held by another run, bad configuration, a channel moved \
+under the run).\n\nExample:\n  halo accept --snapshot \"$SNAPSHOT\" --junit accept-junit.xml\n  \
+halo accept --test 'smoke=apt-get -o Dir::Etc::SourceList=... update'\n  halo accept --status"
+    )]
+    Accept(AcceptArgs),
+    /// Run the acceptance tests against a channel, without freezing or promoting.
+    #[command(
+        long_about = "The seed's gate tests: run the configured (or --test) acceptance tests \
+against the snapshot a channel points at now (default trusty-unstable), with the same \
+environment and reports as halo accept, but no lease, no freeze and no promotion.\n\nExit \
+status: 0 passed, 1 a test failed, 2 infrastructure.\n\nExample:\n  halo gate --channel \
+trusty-unstable --junit gate-junit.xml"
+    )]
+    Gate(GateArgs),
     /// Monitored sources: branch heads, last builds, what is due.
     #[command(subcommand)]
     Sources(SourcesCommand),
@@ -175,6 +198,10 @@ pub struct PromoteArgs {
     /// Why, recorded in the channel history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Move even a channel an acceptance run holds, or a gated channel to
+    /// a snapshot that never passed acceptance (needs --reason; recorded).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +218,18 @@ pub enum ChannelCommand {
         to: Option<String>,
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+    /// Make a channel take only snapshots that passed acceptance (or stop).
+    #[command(
+        long_about = "A gated channel (halo init gates trusty) moves only to snapshots an \
+acceptance run passed for it, to snapshots it held before (rollbacks), or with --force and a \
+--reason. --off lifts the gate.\n\nExample:\n  halo channel gate trusty"
+    )]
+    Gate {
+        channel: String,
+        /// Lift the gate instead.
+        #[arg(long)]
+        off: bool,
     },
 }
 
@@ -253,6 +292,58 @@ pub struct BuildArgs {
     /// With --path: unit tests to run in the tree first (sh -c).
     #[arg(long, requires = "path", value_name = "COMMAND")]
     pub test: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A test: NAME=COMMAND (repeatable); replaces [[acceptance.test]].
+    #[arg(long = "test", value_name = "NAME=COMMAND")]
+    pub tests: Vec<String>,
+    /// Write the results as JUnit XML (for Jenkins' junit publisher).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Kill a test running longer than this ([acceptance] timeout_minutes).
+    #[arg(long, value_name = "MINUTES")]
+    pub timeout_minutes: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// The channel whose snapshot is frozen and tested ([acceptance] from).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The channel frozen for the run ([acceptance] testing).
+    #[arg(long)]
+    pub testing: Option<String>,
+    /// The channel a passing run moves ([acceptance] stable).
+    #[arg(long)]
+    pub stable: Option<String>,
+    /// Test this snapshot instead of what --from points at.
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub test: TestArgs,
+    /// Take testing's lease even from a live run (recorded; needs --reason).
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why --force was needed.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// How long the lease lasts without renewal ([acceptance] lease_minutes).
+    #[arg(long, value_name = "MINUTES")]
+    pub lease_minutes: Option<f64>,
+    /// Show the lease on testing and the latest runs, and do nothing else.
+    #[arg(long, conflicts_with_all = ["snapshot", "force"])]
+    pub status: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The channel whose snapshot is tested.
+    #[arg(long, default_value = "trusty-unstable")]
+    pub channel: String,
+    #[command(flatten)]
+    pub test: TestArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! file, and upstream mirroring. Later: building, acceptance and the
 //! Jenkins agent.
 
+pub mod accept;
 pub mod build;
 pub mod cli;
 pub mod commands;

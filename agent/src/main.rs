@@ -26,7 +26,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
-    let out = Output { json: cli.json };
+    let out = Output {
+        json: cli.json,
+        quiet: false,
+    };
     match commands::run(&cli, &out) {
         Ok(code) => code,
         Err(err) => {

@@ -11,12 +11,23 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
+    /// Print nothing on stdout: a command run inside another (the
+    /// quickstart's acceptance run) whose caller reports for it.
+    pub quiet: bool,
 }
 
 impl Output {
+    /// The printer of a command run inside another.
+    pub fn quiet() -> Self {
+        Self {
+            json: false,
+            quiet: true,
+        }
+    }
+
     /// One line of human output (nothing in JSON mode).
     pub fn line(&self, text: impl AsRef<str>) -> io::Result<()> {
-        if self.json {
+        if self.json || self.quiet {
             return Ok(());
         }
         let mut out = io::stdout().lock();
@@ -30,7 +41,7 @@ impl Output {
 
     /// A JSON document (only in JSON mode).
     pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
-        if !self.json {
+        if !self.json || self.quiet {
             return Ok(());
         }
         let mut out = io::stdout().lock();

@@ -68,7 +68,17 @@ pub struct TestStore {
 }
 
 impl TestStore {
+    /// A store whose stable channel is not gated: these tests exercise the
+    /// store, the view and the mirror, and promote to `trusty` directly.
+    /// The gate has its own tests (`tests/tests/accept.rs`, `gated()`).
     pub fn new() -> Self {
+        let s = Self::gated();
+        ok(s.halo().args(["channel", "gate", "trusty", "--off"]));
+        s
+    }
+
+    /// A store exactly as `halo init` makes it: `trusty` gated.
+    pub fn gated() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("halo-test-")
             .tempdir()

@@ -438,6 +438,8 @@ fn move_channel(
             who: &who,
             when: &when,
             reason: Some(&reason),
+            lease: None,
+            force: false,
         };
         match store.move_channel(&req) {
             Ok(Transition::Unchanged) => {

@@ -21,36 +21,50 @@ pub fn promote(store: &Store, args: &PromoteArgs, out: &Output) -> Result<ExitCo
         .reason
         .clone()
         .or_else(|| args.from.as_ref().map(|f| format!("promoted from {f}")));
+    if args.force && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(super::UserError(
+            "--force needs a --reason: it is recorded in the channel history".into(),
+        )
+        .into());
+    }
     move_channel(
         store,
-        &args.to,
-        &target,
-        args.expect.as_deref(),
-        Action::Promote,
-        reason.as_deref(),
+        &Move {
+            channel: &args.to,
+            target: &target,
+            expect: args.expect.as_deref(),
+            action: Action::Promote,
+            reason: reason.as_deref(),
+            force: args.force,
+        },
         out,
     )
 }
 
-fn move_channel(
-    store: &Store,
-    channel: &str,
-    target: &str,
-    expect: Option<&str>,
+/// What `promote` and `rollback` ask for.
+struct Move<'a> {
+    channel: &'a str,
+    target: &'a str,
+    expect: Option<&'a str>,
     action: Action,
-    reason: Option<&str>,
-    out: &Output,
-) -> Result<ExitCode> {
+    reason: Option<&'a str>,
+    force: bool,
+}
+
+fn move_channel(store: &Store, m: &Move<'_>, out: &Output) -> Result<ExitCode> {
+    let (channel, target) = (m.channel, m.target);
     let who = super::whoami();
     let when = jiff::Timestamp::now().to_string();
     let req = MoveRequest {
         channel,
         target,
-        expect,
-        action,
+        expect: m.expect,
+        action: m.action,
         who: &who,
         when: &when,
-        reason,
+        reason: m.reason,
+        lease: None,
+        force: m.force,
     };
     let (from, moved) = match store.move_channel(&req)? {
         Transition::Unchanged => (Some(target.to_string()), false),
@@ -111,13 +125,28 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
             let expect = current.snapshot.as_deref().unwrap_or("none");
             return move_channel(
                 store,
-                channel,
-                &target,
-                Some(expect),
-                Action::Rollback,
-                reason.as_deref(),
+                &Move {
+                    channel,
+                    target: &target,
+                    expect: Some(expect),
+                    action: Action::Rollback,
+                    reason: reason.as_deref(),
+                    force: false,
+                },
                 out,
             );
+        }
+        ChannelCommand::Gate { channel, off } => {
+            let policy = repofs::model::acceptance::GatePolicy {
+                requires_acceptance: !off,
+            };
+            store.save_gate(channel, &policy)?;
+            out.line(if *off {
+                format!("{channel}: takes any snapshot")
+            } else {
+                format!("{channel}: takes only snapshots that passed acceptance")
+            })?;
+            out.json(&serde_json::json!({"channel": channel, "gated": !off}))?;
         }
     }
     Ok(ExitCode::SUCCESS)

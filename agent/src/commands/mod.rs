@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its resolved inputs and the
 //! printer, does load/decide/commit through the store, and prints.
 
+pub mod accept;
 pub mod build;
 pub mod channel;
 pub mod export;
@@ -24,9 +25,19 @@ use crate::output::Output;
 #[error("{0}")]
 pub struct UserError(pub String);
 
+/// A failure of the surroundings (a lease held by another run, a channel
+/// moved under a run, missing tests): exit 2, which Jenkins jobs map to
+/// FAILURE where 1 means UNSTABLE (tests failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InfraError(pub String);
+
 /// Exit code for an error: 1 when the input was wrong, 2 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.downcast_ref::<InfraError>().is_some() {
+            return 2;
+        }
         if cause.downcast_ref::<UserError>().is_some() {
             return 1;
         }
@@ -102,6 +113,10 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Fsck => fsck::fsck(&open_store(cli)?, out),
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),
         Command::Mirror(cmd) => mirror::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
+        Command::Accept(args) => {
+            accept::accept(&open_store(cli)?, cli.config.as_deref(), args, out)
+        }
+        Command::Gate(args) => accept::gate(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Build(args) => build::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),

@@ -127,13 +127,12 @@ pub fn run(args: &QuickstartArgs, out: &Output) -> Result<ExitCode> {
             "made with dpkg-deb"
         }
     };
-    let (v1, first) = hello(&store, &tree, &build, None)?;
-    for channel in ["trusty-unstable", "trusty-testing", "trusty"] {
-        promote(&store, channel, &first, "quickstart: first release")?;
-    }
+    let (v1, first) = hello(&store, &tree, &build, Some("trusty-unstable"))?;
     out.line(format!("halo-hello  {v1}, {how}"))?;
+    out.line(format!("snapshot    {first} -> trusty-unstable"))?;
+    accept(&store)?;
     out.line(format!(
-        "snapshot    {first} -> trusty-unstable, trusty-testing, trusty"
+        "accept      {first} frozen in trusty-testing, halo-hello ran and greeted: -> trusty"
     ))?;
 
     let changelog = tree.join("debian/changelog");
@@ -214,6 +213,14 @@ fn build_deb(build: &Path, e: &Example) -> Result<PathBuf> {
     ));
     fs::write(root.join("DEBIAN/control"), control)?;
     fs::write(doc.join("README"), format!("{} {}\n", e.name, e.version))?;
+    if e.name == "halo-hello" {
+        // The stand-in for the C program, for machines without a compiler.
+        use std::os::unix::fs::PermissionsExt;
+        let bin = root.join("usr/bin/halo-hello");
+        fs::create_dir_all(root.join("usr/bin"))?;
+        fs::write(&bin, "#!/bin/sh\necho \"Hello, ${1:-world}!\"\n")?;
+        fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    }
     let deb = build.join(format!("{}_{}_{}.deb", e.name, e.version, e.arch));
     process::run(
         "dpkg-deb",
@@ -235,6 +242,40 @@ fn import_debs(store: &Store, debs: &[PathBuf]) -> Result<()> {
         component: "main",
     };
     import(store, &target, debs, &mut |_| {})?;
+    Ok(())
+}
+
+/// The quickstart's acceptance test: unpack halo-hello from the frozen
+/// snapshot's APT tree (`HALO_REPO`) and run it.
+const HELLO_TEST: &str =
+    "root=$(mktemp -d) && deb=$(find . -name 'halo-hello_*.deb' | head -n1) && \
+dpkg-deb -x \"$deb\" \"$root\" && \"$root/usr/bin/halo-hello\" quickstart | tee /dev/stderr | \
+grep -qx 'Hello, quickstart!'; rc=$?; rm -rf \"$root\"; exit $rc";
+
+/// `halo accept`: trusty-unstable frozen into trusty-testing, tested, and
+/// (passed) promoted to trusty, the gated stable channel.
+fn accept(store: &Store) -> Result<()> {
+    let args = crate::cli::AcceptArgs {
+        from: None,
+        testing: None,
+        stable: None,
+        snapshot: None,
+        test: crate::cli::TestArgs {
+            tests: vec![format!("halo-hello-runs={HELLO_TEST}")],
+            junit: None,
+            timeout_minutes: Some(5.0),
+        },
+        force: false,
+        reason: None,
+        lease_minutes: None,
+        status: false,
+    };
+    let code = super::accept::accept(store, None, &args, &Output::quiet())?;
+    if code != ExitCode::SUCCESS {
+        return Err(anyhow::anyhow!(
+            "the quickstart's acceptance test failed (its output is above)"
+        ));
+    }
     Ok(())
 }
 
@@ -312,6 +353,8 @@ fn promote(store: &Store, channel: &str, id: &str, reason: &str) -> Result<()> {
         who: &who,
         when: &when,
         reason: Some(reason),
+        lease: None,
+        force: false,
     })?;
     Ok(())
 }

@@ -6,16 +6,18 @@
 //! every validation error names the mirror and the key. `docs/config.md`
 //! holds the full example, which a test below parses.
 
+pub mod acceptance;
 pub mod source;
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use acceptance::{AcceptanceConfig, TestConfig};
 pub use source::{SourceConfig, VersionMode};
 
 /// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// How downloads behave, for every mirror.
@@ -27,6 +29,9 @@ pub struct Config {
     /// `[[source]]` tables, one per monitored source repository.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// `[acceptance]`: the gate's channels, lease, timeouts and tests.
+    #[serde(default)]
+    pub acceptance: AcceptanceConfig,
 }
 
 /// `[fetch]`: download behaviour.
@@ -110,6 +115,8 @@ pub enum ConfigError {
     },
     #[error("two sources are named {0:?}: names must be unique")]
     DuplicateSource(String),
+    #[error("acceptance: {key}: {reason}")]
+    Acceptance { key: &'static str, reason: String },
 }
 
 /// Parses and validates a configuration file's text.
@@ -147,6 +154,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::DuplicateSource(s.name.clone()));
         }
     }
+    config.acceptance.validate()?;
     Ok(())
 }
 
@@ -331,6 +339,8 @@ keyring = "ceph.asc"
         assert!(config.mirrors.iter().any(|m| m.with_deps));
         assert_eq!(config.fetch.download_concurrency, 8);
         assert_eq!(config.sources[0].version, VersionMode::Git);
+        assert_eq!(config.acceptance.tests.len(), 2);
+        assert_eq!(config.acceptance.mount.as_deref(), Some("/srv/apt"));
     }
 
     #[test]
@@ -349,8 +359,12 @@ keyring = "ceph.asc"
         assert!(e.contains("verbatum"), "{e}");
         let e = err("[fetch]\nconcurrency = 3\n");
         assert!(e.contains("concurrency"), "{e}");
-        let e = err("[jenkins]\n");
-        assert!(e.contains("jenkins"), "{e}");
+        let e = err("[jenkins_]\n");
+        assert!(e.contains("jenkins_"), "{e}");
+        let e = err("[acceptance]\nlease_minutes = 0\n");
+        assert!(e.contains("acceptance: lease_minutes"), "{e}");
+        let e = err("[acceptance]\ntesting = \"trusty\"\n");
+        assert!(e.contains("three different channels"), "{e}");
     }
 
     #[test]

@@ -128,6 +128,8 @@ mod tests {
             from: from.map(str::to_string),
             to: to.into(),
             reason: None,
+            forced: false,
+            run: None,
         }
     }
 

@@ -91,6 +91,8 @@ impl Mem {
                 from: from.clone(),
                 to: t.to_string(),
                 reason: None,
+                forced: false,
+                run: None,
             });
             from = Some(t.to_string());
         }

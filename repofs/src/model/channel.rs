@@ -28,6 +28,13 @@ pub struct HistoryEntry {
     pub to: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The move overrode a lease or the acceptance gate (`--force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// The acceptance run that made the move (its `BUILD_URL` when Jenkins
+    /// ran it, else its run id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +42,10 @@ pub struct HistoryEntry {
 pub enum Action {
     Promote,
     Rollback,
+    /// An acceptance run froze testing at the snapshot it tests.
+    Freeze,
+    /// An acceptance run passed and moved stable to what it tested.
+    Accept,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +82,10 @@ pub struct MoveRequest<'a> {
     pub who: &'a str,
     pub when: &'a str,
     pub reason: Option<&'a str>,
+    /// The acceptance run making the move: it may move a channel it leased.
+    pub lease: Option<&'a str>,
+    /// Override a lease or the acceptance gate (needs a reason; recorded).
+    pub force: bool,
 }
 
 /// Decides a channel move: the compare-and-swap check and the new pointer.
@@ -108,6 +123,8 @@ pub fn plan_move(
             from: current.snapshot.clone(),
             to: req.target.to_string(),
             reason: req.reason.map(str::to_string),
+            forced: req.force,
+            run: req.lease.map(str::to_string),
         },
     })
 }
@@ -148,6 +165,8 @@ mod tests {
             who: "me@host",
             when: "2026-11-27T00:00:00Z",
             reason: None,
+            lease: None,
+            force: false,
         }
     }
 
@@ -199,6 +218,8 @@ mod tests {
             from: Some("A".into()),
             to: to.into(),
             reason: None,
+            forced: false,
+            run: None,
         };
         let h = committed_history(&p, vec![mk(1, "B"), mk(2, "C")]);
         assert_eq!(h.len(), 1);

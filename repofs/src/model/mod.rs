@@ -2,6 +2,7 @@
 //! ids, channels and their moves, snapshot diffs, and the APT tree a
 //! snapshot presents. Nothing here touches the disk or the clock.
 
+pub mod acceptance;
 pub mod channel;
 pub mod diff;
 pub mod snapshot;

@@ -11,6 +11,7 @@ use fs_err as fs;
 
 use super::{fsutil, load_json, save_json, Error, Result, Store};
 use crate::debian::name;
+use crate::model::acceptance;
 use crate::model::channel::{self, committed_history, MoveRequest};
 use crate::model::{ChannelPointer, HistoryEntry, Transition};
 
@@ -112,13 +113,59 @@ impl Store {
     }
 
     /// Moves a channel: compare-and-swap on the pointer, history first.
+    ///
+    /// The acceptance gate is applied here, under the lock, for every
+    /// writer: a channel leased by an acceptance run moves only for that run
+    /// (or `force`), a gated channel only to accepted snapshots, snapshots it
+    /// held before, or by `force` with a reason.
     pub fn move_channel(&self, req: &MoveRequest<'_>) -> Result<Transition> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.move_channel_locked(&lock, req)
+    }
+
+    /// Moves stable to the snapshot an acceptance run passed, only while
+    /// `testing` still points at it: if testing moved under the run (a
+    /// forced promotion), what stable would get is not what was tested.
+    pub fn move_channel_if(
+        &self,
+        req: &MoveRequest<'_>,
+        testing: &str,
+        tested: &str,
+    ) -> Result<Transition> {
+        let lock = self.lock()?;
+        let now = self.load_channel(testing)?.snapshot;
+        if now.as_deref() != Some(tested) {
+            return Err(Error::Usage(format!(
+                "{testing} moved during the run (it points at {}, the run tested {tested}): {} not promoted",
+                now.as_deref().unwrap_or("nothing"),
+                req.channel
+            )));
+        }
+        self.move_channel_locked(&lock, req)
+    }
+
+    fn move_channel_locked(
+        &self,
+        _lock: &super::WriteLock,
+        req: &MoveRequest<'_>,
+    ) -> Result<Transition> {
         let current = self.load_channel(req.channel)?;
         // The target must exist; a manifest never disappears while
         // a writer holds the lock.
         self.load_snapshot(req.target)?;
+        // The lease first: while a run holds the channel, "held by run X"
+        // is the answer, whatever else is wrong with the request.
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        acceptance::check_lease(self.load_lease(req.channel)?.as_ref(), req, now_ms)?;
         let transition = channel::plan_move(&current, req)?;
+        if let Transition::Move { .. } = &transition {
+            let gate = self.load_gate(req.channel)?;
+            if gate.requires_acceptance || req.force {
+                let history = self.channel_history(req.channel)?;
+                let passed = self.passed_acceptance(req.channel, req.target)?;
+                acceptance::check_gate(&gate, req, &history, passed)?;
+            }
+        }
         if let Transition::Move { pointer, entry } = &transition {
             self.cut_uncommitted_history(req.channel, &current)?;
             let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;

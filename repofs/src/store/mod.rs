@@ -6,6 +6,7 @@
 //! is replaced by rename; writers hold `lock`, readers take no lock and see
 //! either the old or the new version of any file.
 
+pub mod acceptance;
 pub mod builds;
 pub mod channels;
 pub mod export;
@@ -39,6 +40,9 @@ pub const FORMAT: u32 = 1;
 /// The channels `halo init` creates, from least to most trusted.
 pub const DEFAULT_CHANNELS: [&str; 3] = ["trusty-unstable", "trusty-testing", "trusty"];
 
+/// The default channel `halo init` gates: only accepted snapshots reach it.
+pub const GATED_CHANNEL: &str = "trusty";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -63,6 +67,8 @@ pub enum Error {
     NoSnapshots,
     #[error(transparent)]
     Promote(#[from] PromoteError),
+    #[error(transparent)]
+    Gate(#[from] crate::model::acceptance::GateError),
     #[error(transparent)]
     Name(#[from] NameError),
     #[error(transparent)]
@@ -171,6 +177,13 @@ impl Store {
         for channel in DEFAULT_CHANNELS {
             store.create_channel(channel)?;
         }
+        // Stable takes only snapshots that passed acceptance, from the start.
+        store.save_gate(
+            GATED_CHANNEL,
+            &crate::model::acceptance::GatePolicy {
+                requires_acceptance: true,
+            },
+        )?;
         let data = serde_json::to_vec_pretty(&store.meta).map_err(io::Error::other)?;
         fsutil::write_atomic(&tmp, &root.join("store.json"), &data)?;
         Ok(store)
