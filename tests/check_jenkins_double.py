@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -318,6 +319,9 @@ def check_jjb(d, tmp):
     with open(ini, "w") as f:
         f.write(f"[job_builder]\nignore_cache=True\n\n[jenkins]\nurl={d.url}\nuser=admin\n"
                 f"password={ADMIN_TOKEN}\nquery_plugins_info=False\n")
+    if shutil.which("jenkins-jobs") is None:
+        check("jenkins-jobs is installed (pip install -r tests/requirements.txt)", False)
+        return
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"), HOME=tmp)
     out = subprocess.run(["jenkins-jobs", "--conf", ini, "update", os.path.join(REPO, "jenkins-jobs")],
                          capture_output=True, text=True, env=env)
