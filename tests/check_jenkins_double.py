@@ -67,7 +67,7 @@ class Double:
     def __init__(self, tmp, *args):
         self.log = os.path.join(tmp, f"requests-{len(os.listdir(tmp))}.jsonl")
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "jenkins_double.py"), "--port", "0",
-                                      "--log", self.log, *args], stdout=subprocess.PIPE, text=True)
+                                      "--log", self.log, "--queue-delay", "1", "--line-delay", "0.1", *args], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
             self.proc.kill()

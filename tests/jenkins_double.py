@@ -128,9 +128,10 @@ class Build:
 
     def visible(self, now):
         """(log text so far, still building)"""
-        shown = int((now - self.start) / self.line_delay) if self.line_delay > 0 else len(self.lines) + 1
+        lines = lambda t: 1 + int((t - self.start) / self.line_delay) if self.line_delay > 0 else len(self.lines) + 1
+        shown = lines(now)  # the cause line is there as soon as the build exists
         if self.aborted_at is not None:
-            shown = min(shown, int((self.aborted_at - self.start) / max(self.line_delay, 1e-9)))
+            shown = min(shown, lines(self.aborted_at))
             return "".join(f"{l}\n" for l in self.lines[:shown]) + "Aborted by user\nFinished: ABORTED\n", False
         if shown > len(self.lines):
             return "".join(f"{l}\n" for l in self.lines) + f"Finished: {self.result}\n", False
@@ -319,6 +320,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the client went away; nothing to answer
+
     def do_GET(self):
         c = self.server.controller
         url = urlsplit(self.path)
@@ -350,6 +357,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, ctype, body):
         data = body.encode() if isinstance(body, str) else body
+        self.record(status)  # before answering, so a client that got its answer finds it logged
         self.send_response(status)
         for k, v in [("X-Hudson", "1.395"), ("X-Jenkins", self.server.controller.opts.jenkins_version),
                      ("X-Jenkins-Session", self.server.session_hash)] + self.extra:
@@ -360,9 +368,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        self.record(status)
+        self.wfile.write(data)
 
     def record(self, status):
         if not self.server.controller.opts.log:
@@ -773,7 +779,7 @@ class Handler(BaseHTTPRequestHandler):
     def build_json(self, b, now):
         text, building = b.visible(now)
         result = b.final_result(now)
-        end = b.aborted_at if b.aborted_at else b.start + (len(b.lines) + 1) * b.line_delay
+        end = b.aborted_at if b.aborted_at else b.start + len(b.lines) * b.line_delay
         short = b.job.name.split("/")[-1]
         return {"_class": b.job.cls[1], "actions": causes_json(b.item), "artifacts": [], "building": building,
                 "description": None, "displayName": f"#{b.number}", "duration": 0 if building else int((end - b.start) * 1000),
