@@ -341,6 +341,10 @@ def check_jjb(d, tmp):
     console = wait_for(lambda: (lambda t: t if "Finished" in t else None)(
         server.get_build_console_output("halo-promote", number)))
     check("a missing parameter takes its default (CHANNEL=trusty-testing)", "CHANNEL=trusty-testing\n" in console)
+    r = post(d.url + "job/halo-promote/buildWithParameters?CHANNEL=trusty-unstable&SNAPSHOT=s&REASON=r",
+             "admin", ADMIN_TOKEN)
+    check("a value outside a choice parameter's choices is refused", r.status_code == 500 and
+          "Illegal choice for parameter CHANNEL" in r.text, r.status_code)
 
 
 def guarded(part):

@@ -157,10 +157,12 @@ class Job:
         if root.tag not in JOB_CLASSES:
             raise HttpError(400, f"unsupported job type <{root.tag}>")
         self.xml, self.cls = xml, JOB_CLASSES[root.tag]
-        self.params = []  # (name, default, class)
+        self.params, self.choices = [], {}  # [(name, default, class)], {name: [choice]}
         for d in root.iterfind(".//parameterDefinitions/*"):
-            default = d.findtext("defaultValue") or next((s.text or "" for s in d.iterfind("choices//string")), "")
-            self.params.append((d.findtext("name"), default, d.tag))
+            choices = [s.text or "" for s in d.iterfind("choices//string")]
+            self.params.append((d.findtext("name"), d.findtext("defaultValue") or next(iter(choices), ""), d.tag))
+            if choices:
+                self.choices[d.findtext("name")] = choices
         self.label = (root.findtext("assignedNode") or "").strip()
         self.disabled = (root.findtext("disabled") or "false").strip() == "true"
         self.token = (root.findtext("authToken") or "").strip() or None
@@ -237,11 +239,14 @@ class Controller:
             self.users[name] = {"token": token, "password": None, "perms": granted}
         for spec in filter(None, opts.passwords.split(",")):
             name, password = spec.split(":", 1)
+            if name not in self.users:
+                sys.exit(f"--passwords {name}: not a user of --users")
             self.users[name]["password"] = password
         self.results = {}
         for spec in opts.build_result.split(","):
             job, _, result = spec.rpartition("=")
-            assert result in RESULTS, f"--build-result {spec}: one of {RESULTS}"
+            if result not in RESULTS:
+                sys.exit(f"--build-result {spec}: the result is one of {', '.join(RESULTS)}")
             self.results[job or None] = result
         self.jobs, self.folders, self.nodes, self.items = {}, set(), {}, {}
         self.next_queue_id, self.fail_next = 1, opts.fail_next
@@ -353,7 +358,7 @@ class Handler(BaseHTTPRequestHandler):
         if hold:
             self.hold_agent(c, hold)
 
-    do_POST = do_GET
+    do_POST = do_HEAD = do_GET
 
     def reply(self, status, ctype, body):
         data = body.encode() if isinstance(body, str) else body
@@ -368,7 +373,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def record(self, status):
         if not self.server.controller.opts.log:
@@ -533,10 +539,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.need("Agent/ExtendedRead")
                 return 200, "application/xml", node_xml(node)
             self.need("Agent/Configure")
-            new = node_from_xml(self.body)
-            new["online"] = node["online"]
+            new = node_from_xml(self.body)  # replaceNode: same computer, possibly a new name
             del c.nodes[node["name"]]
-            c.nodes[new["name"]] = new
+            node.update(new)
+            c.nodes[node["name"]] = node
             return 200, "text/plain", ""
         if rest == "/doDelete":
             self.post_only()
@@ -738,6 +744,9 @@ class Handler(BaseHTTPRequestHandler):
             if unknown:
                 raise HttpError(500, f"No such parameter definition: {sorted(unknown)[0]}")
         params = [(n, given.get(n, d)) for n, d, _ in job.params]
+        for n, v in params:  # ChoiceParameterDefinition.checkValue
+            if n in job.choices and v not in job.choices[n]:
+                raise HttpError(500, f"Illegal choice for parameter {n}: {v}")
         cause = "Started by remote host" if job.token and token else f"Started by user {self.user}"
         item, created = c.schedule(job, params, cause)
         self.extra.append(("Location", f"{self.root}queue/item/{item.id}/"))
