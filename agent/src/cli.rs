@@ -121,6 +121,21 @@ status: 0 passed, 1 a test failed, 2 infrastructure.\n\nExample:\n  halo gate --
 trusty-unstable --junit gate-junit.xml"
     )]
     Gate(GateArgs),
+    /// Start a Jenkins job and follow it; show what Jenkins knows of this host.
+    #[command(subcommand)]
+    Jenkins(JenkinsCommand),
+    /// The daemon: register with Jenkins, keep agent.jar connected, run the refresh cycle.
+    #[command(
+        long_about = "Registers this host as a Jenkins node ([jenkins.node]), learns its secret, \
+downloads the controller's agent.jar and keeps `java -jar agent.jar ... -webSocket` running \
+(restarted with back-off), and every [agent] interval_minutes (jittered; never two at once) runs \
+the cycle: build the sources whose head changed, update every mirror, and when anything changed \
+make one snapshot, move trusty-unstable to it and start [jenkins] acceptance_job with \
+SNAPSHOT=<id> (without [jenkins]: run halo accept itself). A trigger that fails is retried by the \
+next cycle, for the newest snapshot not yet handed to acceptance. SIGTERM stops it and \
+agent.jar.\n\nExample:\n  halo agent\n  halo agent --once --json    # one cycle, for cron or a test"
+    )]
+    Agent(AgentArgs),
     /// Monitored sources: branch heads, last builds, what is due.
     #[command(subcommand)]
     Sources(SourcesCommand),
@@ -344,6 +359,41 @@ pub struct GateArgs {
     pub channel: String,
     #[command(flatten)]
     pub test: TestArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JenkinsCommand {
+    /// Start a job with parameters; with --wait, follow its console and exit by its result.
+    #[command(
+        long_about = "Queue [jenkins] job NAME (folders as a/b) with the given parameters and \
+print the queue item's URL. With --wait, follow the queue item to its build, print the build's \
+console as it grows and exit by the result: 0 SUCCESS, 1 UNSTABLE or FAILURE, 2 ABORTED, \
+Jenkins unreachable or refusing, or --timeout passed.\n\nExample:\n  halo jenkins trigger --job \
+halo-acceptance --param SNAPSHOT=20261205T100000.000Z --wait --timeout 120"
+    )]
+    Trigger {
+        /// The job, `folder/name` for jobs in folders.
+        #[arg(long)]
+        job: String,
+        /// A build parameter (repeatable).
+        #[arg(long = "param", value_name = "K=V")]
+        params: Vec<String>,
+        /// Follow the build and exit by its result.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many minutes (exit 2).
+        #[arg(long, value_name = "MINUTES", requires = "wait")]
+        timeout: Option<f64>,
+    },
+    /// The controller's version, this host's node, the acceptance job's last build.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Run one cycle and exit (no registration, no agent.jar).
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Subcommand)]

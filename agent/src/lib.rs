@@ -8,6 +8,7 @@ pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod jenkins;
 pub mod junit;
 pub mod mirror;
 pub mod output;

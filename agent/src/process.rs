@@ -220,6 +220,18 @@ pub fn stream(
     })
 }
 
+/// SIGTERM to one process: asks it to stop (a supervised agent.jar).
+#[allow(unsafe_code)]
+pub fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
 /// SIGKILL to a whole process group (the child made it with `process_group(0)`).
 #[allow(unsafe_code)]
 fn kill_group(pid: u32) {

@@ -2,12 +2,14 @@
 //! printer, does load/decide/commit through the store, and prints.
 
 pub mod accept;
+pub mod agent;
 pub mod build;
 pub mod channel;
 pub mod export;
 pub mod fsck;
 pub mod import;
 pub mod init;
+pub mod jenkins;
 pub mod mirror;
 pub mod quickstart;
 pub mod snapshot;
@@ -117,6 +119,8 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
             accept::accept(&open_store(cli)?, cli.config.as_deref(), args, out)
         }
         Command::Gate(args) => accept::gate(&open_store(cli)?, cli.config.as_deref(), args, out),
+        Command::Jenkins(cmd) => jenkins::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
+        Command::Agent(args) => agent::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Build(args) => build::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),

@@ -7,6 +7,7 @@
 //! holds the full example, which a test below parses.
 
 pub mod acceptance;
+pub mod jenkins;
 pub mod source;
 
 use std::collections::BTreeSet;
@@ -14,6 +15,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use acceptance::{AcceptanceConfig, TestConfig};
+pub use jenkins::{AgentConfig, JenkinsConfig, NodeConfig};
 pub use source::{SourceConfig, VersionMode};
 
 /// The whole file.
@@ -32,6 +34,12 @@ pub struct Config {
     /// `[acceptance]`: the gate's channels, lease, timeouts and tests.
     #[serde(default)]
     pub acceptance: AcceptanceConfig,
+    /// `[jenkins]`: without it, `halo agent` runs `halo accept` itself.
+    #[serde(default)]
+    pub jenkins: Option<JenkinsConfig>,
+    /// `[agent]`: the daemon's cycle.
+    #[serde(default)]
+    pub agent: AgentConfig,
 }
 
 /// `[fetch]`: download behaviour.
@@ -117,6 +125,8 @@ pub enum ConfigError {
     DuplicateSource(String),
     #[error("acceptance: {key}: {reason}")]
     Acceptance { key: &'static str, reason: String },
+    #[error("jenkins: {key}: {reason}")]
+    Jenkins { key: &'static str, reason: String },
 }
 
 /// Parses and validates a configuration file's text.
@@ -155,6 +165,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     config.acceptance.validate()?;
+    if let Some(j) = &config.jenkins {
+        j.validate()?;
+    }
+    config.agent.validate()?;
     Ok(())
 }
 
@@ -341,6 +355,9 @@ keyring = "ceph.asc"
         assert_eq!(config.sources[0].version, VersionMode::Git);
         assert_eq!(config.acceptance.tests.len(), 2);
         assert_eq!(config.acceptance.mount.as_deref(), Some("/srv/apt"));
+        let j = config.jenkins.as_ref().unwrap();
+        assert_eq!(j.node.labels.len(), 3);
+        assert_eq!(config.agent.interval_minutes, 30.0);
     }
 
     #[test]
