@@ -31,11 +31,11 @@ EXPECTED = {
     "halo-build-puppet-rjil": ("halo-build", {}, ["halo build puppet-rjil --junit build-junit.xml"], None,
                                "build-junit.xml", ("hudson.triggers.SCMTrigger", "H/5 * * * *")),
     "halo-refresh": ("halo-snapshot", {}, [
-        "halo mirror update --all", "halo build --all", "ID=$(halo snapshot create | tail -n1)",
+        "halo mirror update --all", "halo build --all || echo", "ID=$(halo snapshot create | tail -n1)",
         'halo promote --to trusty-unstable --snapshot "$ID"', 'echo "SNAPSHOT=$ID" > snapshot.properties'],
         None, None, ("hudson.triggers.TimerTrigger", "H/30 * * * *")),
     "halo-acceptance": ("halo-acceptance", {"SNAPSHOT": ("String", "")},
-                        ['halo accept --snapshot "$SNAPSHOT" --junit accept-junit.xml'], "1", "accept-junit.xml", None),
+                        ['halo accept ${SNAPSHOT:+--snapshot "$SNAPSHOT"} --junit accept-junit.xml'], "1", "accept-junit.xml", None),
     "halo-gate": ("halo-acceptance", {}, ["halo gate --channel trusty-unstable --junit gate-junit.xml"], "1",
                   "gate-junit.xml", None),
     "halo-promote": ("halo-snapshot", {"CHANNEL": ("Choice", "trusty-testing"), "SNAPSHOT": ("String", ""),
