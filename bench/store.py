@@ -63,12 +63,26 @@ def bench_halo(work, n, debs, churn):
          "--files-from", lst], env=env)
     r["snapshot_churn"], _, out = timed([HALO, "snapshot", "create"], env=env)
     second = out.split()[-1]
-    times = []
-    for i in range(21):
+    # Forward moves (to a snapshot newer than the channel's): each of the
+    # three channels from nothing to `first`, then to `second`. The store is
+    # made by `halo init`, which gates trusty: lift the gate, this measures
+    # the move, not acceptance.
+    subprocess.run([HALO, "channel", "gate", "trusty", "--off"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    fwd = []
+    for target in (first, second):
+        for channel in ("trusty-unstable", "trusty-testing", "trusty"):
+            t, _, _ = timed([HALO, "promote", "--to", channel, "--snapshot", target], env=env)
+            fwd.append(t)
+    r["promote"] = statistics.median(fwd)
+    # Backward moves: every one makes a re-dated copy (a Release signed anew
+    # per dist) so that clients that already updated follow the move.
+    back = []
+    for i in range(11):
         target = first if i % 2 == 0 else second
         t, _, _ = timed([HALO, "promote", "--to", "trusty", "--snapshot", target], env=env)
-        times.append(t)
-    r["promote"] = statistics.median(times)
+        back.append(t)
+    r["promote_back"] = statistics.median(back)
     # The promote process itself: startup dominates; time the store call in-process too.
     return r
 
@@ -121,14 +135,16 @@ def main():
     print()
     print(f"{'N':>7} {'step':<15} {'halo s':>9} {'aptly s':>9} {'aptly/halo':>10}")
     for n, (h, a) in results.items():
-        for step in ["import", "snapshot", "import_churn", "snapshot_churn", "promote"]:
-            av = a[step] if a else None
+        for step in ["import", "snapshot", "import_churn", "snapshot_churn", "promote", "promote_back"]:
+            av = a.get(step) if a else None
             ratio = f"{av / h[step]:10.1f}" if av else f"{'-':>10}"
             print(f"{n:>7} {step:<15} {h[step]:9.4f} {av if av is not None else float('nan'):9.4f} {ratio}")
         print(f"{n:>7} {'import RSS MiB':<15} {h['import_rss']:9.1f}")
     if len(results) > 1:
         lo, hi = min(results), max(results)
         print(f"\npromote({hi})/promote({lo}) = {results[hi][0]['promote'] / results[lo][0]['promote']:.2f}")
+        print(f"promote_back({hi})/promote_back({lo}) = "
+              f"{results[hi][0]['promote_back'] / results[lo][0]['promote_back']:.2f}")
 
 
 if __name__ == "__main__":

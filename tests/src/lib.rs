@@ -142,6 +142,18 @@ impl TestStore {
             .to_string()
     }
 
+    /// The snapshot whose content a channel serves: what it points at, or
+    /// for a re-dated copy (a move back in time) the snapshot it restores.
+    pub fn channel_content(&self, name: &str) -> String {
+        let id = self.channel(name);
+        let manifest: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(self.store().join(format!("snapshots/{id}.json")))
+                .expect("manifest"),
+        )
+        .expect("manifest json");
+        manifest["restores"].as_str().map_or(id, str::to_string)
+    }
+
     pub fn channel(&self, name: &str) -> String {
         let list = self.ok(&["channel", "list"]);
         list.lines()

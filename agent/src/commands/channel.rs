@@ -66,20 +66,23 @@ fn move_channel(store: &Store, m: &Move<'_>, out: &Output) -> Result<ExitCode> {
         lease: None,
         force: m.force,
     };
-    let (from, moved) = match store.move_channel(&req)? {
-        Transition::Unchanged => (Some(target.to_string()), false),
-        Transition::Move { entry, .. } => (entry.from, true),
+    let (from, to, restores, moved) = match store.move_channel(&req)? {
+        Transition::Unchanged => (Some(target.to_string()), target.to_string(), None, false),
+        Transition::Move { entry, .. } => (entry.from, entry.to, entry.restores, true),
     };
     if moved {
         out.line(format!(
-            "{channel}: {} -> {target}",
-            from.as_deref().unwrap_or("-")
+            "{channel}: {} -> {to}{}",
+            from.as_deref().unwrap_or("-"),
+            restores.as_deref().map_or(String::new(), |r| format!(
+                " (restores {r}: a re-dated copy, so clients that already updated see the move)"
+            ))
         ))?;
     } else {
         out.line(format!("{channel}: already at {target}"))?;
     }
     out.json(&serde_json::json!({
-        "channel": channel, "from": from, "to": target, "moved": moved,
+        "channel": channel, "from": from, "to": to, "restores": restores, "moved": moved,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -130,6 +130,7 @@ mod tests {
             reason: None,
             forced: false,
             run: None,
+            restores: None,
         }
     }
 

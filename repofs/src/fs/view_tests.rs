@@ -93,6 +93,7 @@ impl Mem {
                 reason: None,
                 forced: false,
                 run: None,
+                restores: None,
             });
             from = Some(t.to_string());
         }

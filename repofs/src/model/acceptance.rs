@@ -114,7 +114,9 @@ pub fn check_gate(
         return Ok(());
     }
     // A rollback (or re-promotion) to what the channel held before.
-    let held_before = history.iter().any(|e| e.to == req.target);
+    let held_before = history
+        .iter()
+        .any(|e| e.to == req.target || e.content() == req.target);
     if held_before && req.action != Action::Accept {
         return Ok(());
     }
@@ -254,6 +256,7 @@ mod tests {
             reason: None,
             forced: false,
             run: None,
+            restores: None,
         }];
         let plain = req("NEW", None, false, None);
         assert!(matches!(

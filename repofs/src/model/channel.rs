@@ -35,6 +35,18 @@ pub struct HistoryEntry {
     /// ran it, else its run id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The older snapshot this move went back to, when `to` is its
+    /// re-dated copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<String>,
+}
+
+impl HistoryEntry {
+    /// The snapshot whose content the channel took: `restores` for a
+    /// re-dated copy, else `to`.
+    pub fn content(&self) -> &str {
+        self.restores.as_deref().unwrap_or(&self.to)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +74,9 @@ pub enum PromoteError {
 
 /// What a promotion will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One value per channel move, never stored in bulk: boxing the entry would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Transition {
     /// The channel already points there: nothing to write.
     Unchanged,
@@ -125,6 +140,7 @@ pub fn plan_move(
             reason: req.reason.map(str::to_string),
             forced: req.force,
             run: req.lease.map(str::to_string),
+            restores: None,
         },
     })
 }
@@ -138,6 +154,15 @@ pub fn committed_history(
         .into_iter()
         .filter(|e| e.seq <= pointer.seq)
         .collect()
+}
+
+/// Whether a move to `target` goes back in time: clients that read the
+/// current snapshot's Release would refuse `target`'s older one. Snapshot
+/// ids sort in creation order; a re-dated copy counts as what it restores
+/// would not, so compare ids. Accept and freeze moves are not re-dated:
+/// they must point at exactly the snapshot that is (or was) tested.
+pub fn moves_back(current: Option<&str>, target: &str, action: Action) -> bool {
+    matches!(action, Action::Promote | Action::Rollback) && current.is_some_and(|c| target < c)
 }
 
 /// Where `rollback` without `--to` goes: the snapshot the channel pointed
@@ -220,6 +245,7 @@ mod tests {
             reason: None,
             forced: false,
             run: None,
+            restores: None,
         };
         let h = committed_history(&p, vec![mk(1, "B"), mk(2, "C")]);
         assert_eq!(h.len(), 1);

@@ -41,6 +41,12 @@ pub struct Snapshot {
     /// RFC 3339, UTC.
     pub created: String,
     pub archives: BTreeMap<String, ArchiveSnapshot>,
+    /// A re-dated copy of this snapshot: same packages and indices, a
+    /// Release signed anew with a later Date, made when a channel moves
+    /// back to an older snapshot (apt refuses a Release older than the one
+    /// it has, so the old snapshot itself would never reach its clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<String>,
 }
 
 /// The working state as snapshots see it: archive -> dist -> component ->

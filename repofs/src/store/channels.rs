@@ -166,6 +166,28 @@ impl Store {
                 acceptance::check_gate(&gate, req, &history, passed)?;
             }
         }
+        // Back to an older snapshot: the channel gets a re-dated copy, or
+        // clients that read the current Release would never see the move.
+        let transition = match &transition {
+            Transition::Move { .. }
+                if channel::moves_back(current.snapshot.as_deref(), req.target, req.action) =>
+            {
+                let copy =
+                    self.restore_snapshot_locked(_lock, req.target, jiff::Timestamp::now())?;
+                let again = MoveRequest {
+                    target: &copy,
+                    ..req.clone()
+                };
+                match channel::plan_move(&current, &again)? {
+                    Transition::Move { pointer, mut entry } => {
+                        entry.restores = Some(req.target.to_string());
+                        Transition::Move { pointer, entry }
+                    }
+                    Transition::Unchanged => Transition::Unchanged,
+                }
+            }
+            _ => transition,
+        };
         if let Transition::Move { pointer, entry } = &transition {
             self.cut_uncommitted_history(req.channel, &current)?;
             let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;

@@ -106,10 +106,96 @@ impl Store {
             id: id.clone(),
             created: now.to_string(),
             archives,
+            restores: None,
         };
         save_json(self, &self.snapshot_path(&id), &snapshot)?;
         tracing::info!(snapshot = %id, "snapshot created");
         Ok(Created { id, new: true })
+    }
+}
+
+impl Store {
+    /// Makes a re-dated copy of snapshot `old` (see `Snapshot::restores`):
+    /// the same component states and index blobs, each dist's Release
+    /// rendered anew with `now` as its Date and signed. Costs a Release per
+    /// dist, whatever the number of packages. Dists served verbatim from an
+    /// upstream keep the upstream's signed files (only the upstream can
+    /// re-date them). The caller holds the writer lock.
+    pub(crate) fn restore_snapshot_locked(
+        &self,
+        _lock: &super::WriteLock,
+        old: &str,
+        now: jiff::Timestamp,
+    ) -> Result<String> {
+        let source = self.load_snapshot(old)?;
+        let latest = self.list_snapshots()?.pop();
+        let id = plan_snapshot_id(now.as_millisecond(), latest.as_deref());
+        let key = self.load_signing_key()?;
+        let pool = self.pool();
+        let mut batch = pool.batch();
+        let date = release::render_date(now);
+        let meta = self.meta();
+        let mut archives = source.archives.clone();
+        for arch in archives.values_mut() {
+            for (dist, d) in arch.dists.iter_mut() {
+                let Some(rel) = d.files.iter().find(|f| f.path == "Release") else {
+                    continue;
+                };
+                let text = fs::read_to_string(pool.path(&rel.sha256))?;
+                if !text.starts_with(&format!("Origin: {}\n", meta.origin)) {
+                    continue; // an upstream's own signed Release
+                }
+                let signed = ["Release", "InRelease", "Release.gpg"];
+                d.files.retain(|f| !signed.contains(&f.path.as_str()));
+                let listed: Vec<(String, Digests)> = d
+                    .files
+                    .iter()
+                    .map(|f| {
+                        let digests = Digests {
+                            size: f.size,
+                            md5: f.md5.clone(),
+                            sha1: String::new(),
+                            sha256: f.sha256.clone(),
+                        };
+                        (f.path.clone(), digests)
+                    })
+                    .collect();
+                let comps: Vec<String> = d.components.keys().cloned().collect();
+                let release_text = release::render_release(
+                    &release::ReleaseMeta {
+                        origin: &meta.origin,
+                        label: &meta.label,
+                        dist,
+                        date: &date,
+                        architectures: &d.architectures,
+                        components: &comps,
+                        description: None,
+                    },
+                    &listed,
+                );
+                let in_release = key.clearsign(&release_text)?;
+                let release_gpg = key.sign_detached(release_text.as_bytes())?;
+                for (path, data) in [
+                    ("Release", release_text.as_bytes()),
+                    ("InRelease", in_release.as_bytes()),
+                    ("Release.gpg", release_gpg.as_bytes()),
+                ] {
+                    let digests = batch.add_bytes(data)?;
+                    d.files.push(dist_file(path.to_string(), &digests));
+                }
+                d.files.sort_by(|a, b| a.path.cmp(&b.path));
+            }
+        }
+        batch.commit()?;
+        let snapshot = Snapshot {
+            id: id.clone(),
+            created: now.to_string(),
+            archives,
+            restores: Some(old.to_string()),
+        };
+        save_json(self, &self.snapshot_path(&id), &snapshot)?;
+        tracing::info!(snapshot = %id, restores = old, "re-dated copy made");
+        Ok(id)
     }
 }
 
