@@ -29,6 +29,13 @@ pub enum IndexError {
     },
     #[error("stanza at line {line}: pool path {path:?} is not a plain relative path under the repository")]
     UnsafePath { line: usize, path: String },
+    /// A relationship field apt cannot parse: serving the stanza would
+    /// make `apt-get update` fail for every client of the dist.
+    #[error("stanza at line {line}: {error}")]
+    Relation {
+        line: usize,
+        error: repofs::debian::relation::RelationError,
+    },
 }
 
 /// The largest decompressed index accepted when the Release does not list
@@ -148,6 +155,15 @@ impl<'a> Stanza<'a> {
         Ok(v)
     }
 
+    fn check_relations(&self) -> Result<(), IndexError> {
+        repofs::debian::relation::check_relations(self.fields.iter().copied()).map_err(|error| {
+            IndexError::Relation {
+                line: self.line,
+                error,
+            }
+        })
+    }
+
     fn bad(&self, field: &'static str, value: &str) -> IndexError {
         IndexError::BadField {
             line: self.line,
@@ -257,6 +273,7 @@ pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord<'_>>, IndexError> 
         let size = st.need("Size")?;
         let sha256 = st.single("SHA256")?;
         check_sha256(&st, "SHA256", sha256)?;
+        st.check_relations()?;
         out.push(PackageRecord {
             package: st.single("Package")?,
             version: st.single("Version")?,
@@ -308,6 +325,7 @@ pub fn parse_sources(text: &str) -> Result<Vec<SourceRecord<'_>>, IndexError> {
             });
         }
         files.sort_by_key(|f| !f.name.ends_with(".dsc"));
+        st.check_relations()?;
         out.push(SourceRecord {
             package: st.single("Package")?,
             version: st.single("Version")?,
@@ -439,5 +457,18 @@ Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
             );
         }
         assert!(decompress(&data, Compression::None, n - 1).is_err());
+    }
+
+    #[test]
+    fn a_relation_apt_cannot_parse_refuses_the_index() {
+        let text = format!(
+            "Package: a\nVersion: 1\nArchitecture: all\nDepends: foo (>= 1.0\nFilename: pool/a.deb\nSize: 1\nSHA256: {SHA}\n"
+        );
+        let e = parse_packages(&text).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("field Depends: an unclosed '(' in \"foo (>= 1.0\""),
+            "{e}"
+        );
     }
 }

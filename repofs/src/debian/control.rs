@@ -21,6 +21,18 @@ pub enum ControlError {
     ChecksumLine { field: &'static str, line: String },
     #[error("field {field}: {name} is listed with different sizes or twice")]
     ChecksumConflict { field: &'static str, name: String },
+    #[error(transparent)]
+    Relation(#[from] super::relation::RelationError),
+}
+
+/// Every relationship field of `p` as apt must be able to read it.
+fn check_relations(p: &Paragraph) -> Result<(), ControlError> {
+    super::relation::check_relations(
+        p.fields()
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_str())),
+    )?;
+    Ok(())
 }
 
 fn required<'a>(p: &'a Paragraph, field: &'static str) -> Result<&'a str, ControlError> {
@@ -54,6 +66,7 @@ impl BinaryControl {
             None => package.clone(),
         };
         name::check_package(&source)?;
+        check_relations(&paragraph)?;
         Ok(Self {
             paragraph,
             package,
@@ -165,6 +178,7 @@ impl SourceControl {
         if files.is_empty() {
             return Err(ControlError::MissingField("Files"));
         }
+        check_relations(&paragraph)?;
         Ok(Self {
             paragraph,
             source,

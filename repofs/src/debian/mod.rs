@@ -4,6 +4,7 @@
 pub mod control;
 pub mod deb;
 pub mod name;
+pub mod relation;
 pub mod version;
 
 pub use control::{BinaryControl, ChangesControl, ControlError, ListedFile, SourceControl};
