@@ -5,6 +5,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// A reason recorded in a history: one line, no control characters (a
+/// newline would break the one-line history output; escapes would reach
+/// the terminal of whoever reads it).
+fn one_line_text(s: &str) -> Result<String, String> {
+    if s.chars().any(char::is_control) {
+        return Err("must be one line without control characters".into());
+    }
+    Ok(s.to_string())
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "halo",
@@ -75,6 +85,12 @@ Example:\n  halo export --channel trusty /srv/www/apt"
     )]
     Export(ExportArgs),
     /// Check every blob, manifest and channel; exit 0 only when the store is sound.
+    #[command(
+        long_about = "Re-hash every blob and check every snapshot manifest, component state, \
+Release and signature, the working state, every channel and its history, and the secret key's \
+permissions. Prints each problem on its own line.\n\nExit status: 0 sound, 2 damaged (as every \
+command reports damage), 1 a usage error.\n\nExample:\n  halo fsck --json"
+    )]
     Fsck,
     /// Remove unreferenced blobs, temp files and (optionally) old snapshots.
     #[command(
@@ -210,8 +226,8 @@ pub struct PromoteArgs {
     /// Only move if the channel points at this snapshot now ('none': empty).
     #[arg(long, value_name = "ID")]
     pub expect: Option<String>,
-    /// Why, recorded in the channel history.
-    #[arg(long, value_name = "TEXT")]
+    /// Why, recorded in the channel history (one line).
+    #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
     pub reason: Option<String>,
     /// Move even a channel an acceptance run holds, or a gated channel to
     /// a snapshot that never passed acceptance (needs --reason; recorded).
@@ -231,7 +247,7 @@ pub enum ChannelCommand {
         /// Roll back to this snapshot instead.
         #[arg(long, value_name = "ID")]
         to: Option<String>,
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
         reason: Option<String>,
     },
     /// Make a channel take only snapshots that passed acceptance (or stop).

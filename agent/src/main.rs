@@ -64,9 +64,21 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-/// The error chain on one line (`context: cause: cause`).
+/// The error chain on one line (`context: cause: cause`). Control
+/// characters (from a crafted package's fields, say) are shown escaped:
+/// an escape sequence must never reach the terminal.
 fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    format!("{err:#}")
+        .replace('\n', " ")
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -421,8 +421,9 @@ fn gc_keeps_what_channels_and_kept_snapshots_need() {
         .path();
     halo_tests::set_mode(&victim, 0o644);
     fs::write(&victim, b"corrupted").unwrap();
+    // Damage is exit 2, as every command reports it (docs/architecture.md).
     let out = run(t.halo().arg("fsck"));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM"));
 }
 

@@ -34,8 +34,10 @@ pub fn fsck(store: &Store, out: &Output) -> Result<ExitCode> {
     if report.is_sound() {
         Ok(ExitCode::SUCCESS)
     } else {
+        // A damaged store is a failing system, not a user's mistake: 2, as
+        // every other command reports damage.
         eprintln!("halo: store is damaged: {} problems", report.problems.len());
-        Ok(ExitCode::from(1))
+        Ok(ExitCode::from(2))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use repofs::sign::SigningKey;
 use repofs::store::{StoreMeta, FORMAT};
 
@@ -12,9 +12,15 @@ use crate::output::Output;
 
 pub fn run(dir: &Path, args: &InitArgs, out: &Output) -> Result<ExitCode> {
     let key = match &args.key {
+        // A key the user names that cannot be read or used is their mistake.
         Some(path) => {
-            let data = fs_err::read(path)?;
-            SigningKey::from_bytes(&data).with_context(|| format!("{}", path.display()))?
+            let data = fs_err::read(path).map_err(|e| super::UserError(format!("--key: {e}")))?;
+            SigningKey::from_bytes(&data).map_err(|e| {
+                super::UserError(format!(
+                    "--key {}: not a usable OpenPGP secret key: {e}",
+                    path.display()
+                ))
+            })?
         }
         None => SigningKey::generate(&format!("{} repository signing key", args.origin))?,
     };

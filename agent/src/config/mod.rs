@@ -144,11 +144,22 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             reason: "must be between 1 and 256".into(),
         });
     }
-    if f.timeout_seconds == 0 {
-        return Err(ConfigError::Fetch {
-            key: "timeout_seconds",
-            reason: "must be at least 1".into(),
-        });
+    // Bounded: a mirror update holds the store's writer lock while it
+    // waits, and u64::MAX milliseconds is for ever.
+    for (key, value, max) in [
+        ("timeout_seconds", f.timeout_seconds, 3600),
+        ("retries", u64::from(f.retries), 20),
+        ("retry_backoff_ms", f.retry_backoff_ms, 600_000),
+    ] {
+        if value > max || (key == "timeout_seconds" && value == 0) {
+            return Err(ConfigError::Fetch {
+                key,
+                reason: format!(
+                    "must be between {} and {max}",
+                    u64::from(key == "timeout_seconds")
+                ),
+            });
+        }
     }
     let mut names = BTreeSet::new();
     for m in &config.mirrors {
@@ -419,6 +430,18 @@ keyring = "ceph.asc"
         assert!(e.contains("two mirrors are named \"ceph\""), "{e}");
         let e = err(&format!("[fetch]\ndownload_concurrency = 0\n{MINIMAL}"));
         assert!(e.contains("download_concurrency"), "{e}");
+        for bad in [
+            "retries = 4294967295",
+            "retry_backoff_ms = 18446744073709551615",
+            "timeout_seconds = 0",
+            "timeout_seconds = 86400",
+        ] {
+            let e = err(&format!("[fetch]\n{bad}\n{MINIMAL}"));
+            assert!(
+                e.contains(bad.split(' ').next().unwrap()) && e.contains("must be between"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

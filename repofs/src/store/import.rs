@@ -22,6 +22,9 @@ use crate::index::stanza;
 use crate::model::state::{Added, EntryIndex};
 use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
 
+/// The longest file name ext4, XFS and the FUSE view accept, in bytes.
+const NAME_MAX: usize = 255;
+
 /// Packages up to this size are read into memory once.
 const IN_MEMORY_MAX: u64 = 32 << 20;
 
@@ -169,6 +172,17 @@ impl Session<'_> {
     }
 
     fn claim_pool_path(&mut self, file: &Path, path: &str, sha256: &str) -> Result<()> {
+        // A name no file system can hold would fail half-way through an
+        // export, long after the import was accepted.
+        if let Some(long) = path.split('/').find(|seg| seg.len() > NAME_MAX) {
+            return Err(import_err(
+                file,
+                format!(
+                    "pool name of {} bytes is longer than {NAME_MAX}: {long}",
+                    long.len()
+                ),
+            ));
+        }
         let origin = display_name(file);
         match self.pool_paths.get(path) {
             Some((sha, other)) if sha != sha256 => Err(import_err(
@@ -224,7 +238,7 @@ impl Session<'_> {
     }
 
     fn import_dsc(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let raw = fs::read(file)?;
+        let raw = fs::read(file).map_err(|e| import_err(file, e))?;
         let text = std::str::from_utf8(&raw).map_err(|_| import_err(file, "not UTF-8 text"))?;
         let body = deb822::strip_cleartext_signature(text).map_err(|e| import_err(file, e))?;
         let para = deb822::parse_single(&body).map_err(|e| import_err(file, e))?;
@@ -311,6 +325,9 @@ struct ReadDeb {
 fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
     // An input that cannot be read is the user's mistake, not ours.
     let size = match std::fs::metadata(file) {
+        // A FIFO would block for ever and a device (a link to /dev/zero)
+        // never ends: only regular files are packages.
+        Ok(m) if !m.is_file() => return Err(import_err(file, "not a regular file")),
         Ok(m) => m.len(),
         Err(e) => return Err(import_err(file, e)),
     };
@@ -329,7 +346,7 @@ fn read_deb(pool: &Pool, file: &Path, size: u64) -> Result<ReadDeb> {
         BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))
     };
     if size <= IN_MEMORY_MAX {
-        let data = fs::read(file)?;
+        let data = fs::read(file).map_err(|e| import_err(file, e))?;
         let control = checked(deb::read_control(&data[..]))?;
         let digests = hash::digest(&data);
         let blob = if pool.has(&digests.sha256, digests.size) {
@@ -400,7 +417,14 @@ fn check_digests(lf: &ListedFile, actual: &Digests, listing: &Path) -> Result<()
 }
 
 fn open_listed(base: &Path, lf: &ListedFile, listing: &Path) -> Result<fs::File> {
-    fs::File::open(base.join(&lf.name)).map_err(|e| {
+    let path = base.join(&lf.name);
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        return Err(import_err(
+            listing,
+            format!("lists {} but that is not a regular file", lf.name),
+        ));
+    }
+    fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             import_err(
                 listing,

@@ -151,6 +151,27 @@ impl Store {
         if root.join("store.json").exists() {
             return Err(Error::AlreadyAStore(root.to_path_buf()));
         }
+        if root.exists() && !root.is_dir() {
+            return Err(Error::Usage(format!(
+                "{} is a file, not a directory",
+                root.display()
+            )));
+        }
+        // A directory holding only what an interrupted init left is taken
+        // up again; anything else is someone's data, never adopted.
+        if root.is_dir() {
+            let own = ["pool", "snapshots", "channels", "keys", "tmp", "lock"];
+            for e in fs::read_dir(root)? {
+                let name = e?.file_name();
+                if !own.iter().any(|o| name == *o) {
+                    return Err(Error::Usage(format!(
+                        "{} is not empty and not a store ({} is in it): init a new or empty directory",
+                        root.display(),
+                        name.to_string_lossy()
+                    )));
+                }
+            }
+        }
         for arch in &meta.architectures {
             crate::debian::name::check_arch(arch)?;
         }

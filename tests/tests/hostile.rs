@@ -1,0 +1,180 @@
+//! Inputs a user or an upstream can get wrong (issue 13): each is refused
+//! with one line on stderr and exit 1, and the store is exactly as it was.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use fs_err as fs;
+use halo_tests::{ok, run, Deb, TestStore};
+
+/// `halo ARGS` must fail with exit 1, one stderr line containing `want`,
+/// and leave the store as it was.
+fn refused(t: &TestStore, args: &[&str], want: &str) -> String {
+    let before = t.fingerprint();
+    let out = run(t.halo().args(args));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+    assert!(stderr.contains(want), "{args:?}: want {want:?} in {stderr}");
+    assert_eq!(t.fingerprint(), before, "{args:?} changed the store");
+    stderr
+}
+
+fn import_args(file: &str) -> Vec<String> {
+    [
+        "import",
+        "--archive",
+        "rustedhalo",
+        "--dist",
+        "trusty",
+        "--component",
+        "main",
+        file,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_at_once() {
+    let t = TestStore::new();
+    let fifo = t.root().join("pkg_1_all.deb");
+    ok(Command::new("mkfifo").arg(&fifo));
+    let zero = t.root().join("zero_1_all.deb");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let dir = t.root().join("dir_1_all.deb");
+    fs::create_dir(&dir).unwrap();
+    for f in [&fifo, &zero, &dir] {
+        let args = import_args(f.to_str().unwrap());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&t, &args, "not a regular file");
+    }
+    t.assert_sound();
+}
+
+#[test]
+fn a_pool_name_longer_than_255_bytes_is_refused_at_import() {
+    let t = TestStore::new();
+    // The input file has a short name; the pool name would be
+    // long-version_1.000..._all.deb, 267 bytes.
+    let long = format!("1.{}", "0".repeat(250));
+    let root = t
+        .path("in/root/DEBIAN/x")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: long-version\nVersion: {long}\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: x\n y\n"),
+    )
+    .unwrap();
+    let deb = t.root().join("in/short.deb");
+    ok(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb));
+    let args = import_args(deb.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&t, &args, "longer than 255");
+    t.assert_sound();
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let t = TestStore::new();
+    // A file name with an escape sequence: the error shows it escaped.
+    let evil = t.root().join("evil\u{1b}[31mred_1_all.deb");
+    fs::write(&evil, b"not a deb").unwrap();
+    let args = import_args(evil.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let line = refused(&t, &args, "evil");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+    assert!(line.contains("\\u{1b}"), "{line:?}");
+    // A --reason with a newline would break the one-line history.
+    t.import("trusty", &[Deb::new("pkg", "1").build(&t.path("in"))]);
+    let id = t.snapshot();
+    let before = t.channel("trusty");
+    let out = run(t.halo().args([
+        "promote",
+        "--to",
+        "trusty",
+        "--snapshot",
+        &id,
+        "--reason",
+        "two\nlines",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(t.channel("trusty"), before);
+}
+
+#[test]
+fn configuration_values_out_of_range_are_refused() {
+    let t = TestStore::new();
+    for (text, want) in [
+        (
+            "[fetch]\nretries = 4294967295\n",
+            "fetch: retries: must be between",
+        ),
+        (
+            "[fetch]\nretry_backoff_ms = 18446744073709551615\n",
+            "fetch: retry_backoff_ms",
+        ),
+        (
+            "[acceptance]\nlease_minutes = 0\n",
+            "acceptance: lease_minutes",
+        ),
+        ("[agent]\ninterval_minutes = 0\n", "agent.interval_minutes"),
+    ] {
+        fs::write(t.store().join("halo.toml"), text).unwrap();
+        refused(&t, &["sources", "status"], want);
+    }
+}
+
+#[test]
+fn init_never_adopts_someone_elses_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("thesis.tex"), "precious").unwrap();
+    let out = run(Command::new(halo_tests::bin("halo"))
+        .arg("--store")
+        .arg(&data)
+        .arg("init"));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty and not a store"));
+    assert_eq!(
+        fs::read_dir(&data).unwrap().count(),
+        1,
+        "init wrote into it"
+    );
+    // A file where the store should be; a key that is not a key.
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let out = run(Command::new(halo_tests::bin("halo"))
+        .arg("--store")
+        .arg(&file)
+        .arg("init"));
+    assert_eq!(out.status.code(), Some(1));
+    let garbage = dir.path().join("key.asc");
+    fs::write(&garbage, "garbage").unwrap();
+    let out = run(Command::new(halo_tests::bin("halo"))
+        .arg("--store")
+        .arg(dir.path().join("new"))
+        .args(["init", "--key"])
+        .arg(&garbage));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable OpenPGP secret key"));
+}
