@@ -13,3 +13,4 @@ pub mod junit;
 pub mod mirror;
 pub mod output;
 pub mod process;
+pub mod redact;

@@ -64,11 +64,12 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-/// The error chain on one line (`context: cause: cause`). Control
+/// The error chain on one line (`context: cause: cause`), passwords in
+/// URLs hidden. Control
 /// characters (from a crafted package's fields, say) are shown escaped:
 /// an escape sequence must never reach the terminal.
 fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    agent::redact::redact_urls(&format!("{err:#}"))
         .replace('\n', " ")
         .chars()
         .flat_map(|c| {

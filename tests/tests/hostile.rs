@@ -178,3 +178,19 @@ fn init_never_adopts_someone_elses_directory() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable OpenPGP secret key"));
 }
+
+#[test]
+fn a_password_in_a_mirror_url_is_never_printed() {
+    let t = TestStore::new();
+    fs::write(
+        t.store().join("halo.toml"),
+        "[fetch]\nretries = 1\nretry_backoff_ms = 10\n\n[[mirror]]\nname = \"m\"\nurl = \"http://mirror:s3cret@127.0.0.1:9/debian\"\n\
+dists = [\"stable\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\ntrusted = true\n",
+    )
+    .unwrap();
+    let out = run(t.halo().args(["-v", "mirror", "update", "--all"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("mirror:***@127.0.0.1:9"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

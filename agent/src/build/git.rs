@@ -24,17 +24,7 @@ pub enum GitError {
 
 /// `url` with the password of `scheme://user:password@host` removed.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
+    crate::redact::redact_urls(url)
 }
 
 fn git(dir: Option<&Path>) -> Command {

@@ -149,7 +149,7 @@ impl Fetcher {
             match attempt().await {
                 Err(e) if e.is_transient() && n < self.retries => {
                     let wait = self.backoff * 2u32.saturating_pow(n);
-                    tracing::warn!(url, attempt = n + 1, error = %crate::mirror::chain(&e), "transient failure, retrying in {wait:?}");
+                    tracing::warn!(url = %crate::redact::redact_urls(url), attempt = n + 1, error = %crate::redact::redact_urls(&crate::mirror::chain(&e)), "transient failure, retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                     n += 1;
                 }

@@ -412,7 +412,7 @@ impl Update<'_> {
                 }
                 Err(e) if !e.is_upstream() => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(error = %super::chain(&e), "download failed");
+                    tracing::warn!(error = %crate::redact::redact_urls(&super::chain(&e)), "download failed");
                     failed += 1;
                     first_error.get_or_insert(e);
                 }

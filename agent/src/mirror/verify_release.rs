@@ -117,7 +117,7 @@ impl Update<'_> {
                 String::from_utf8(v.text).map_err(|_| not_utf8(&url))?
             }
             None => {
-                tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
+                tracing::warn!(mirror = %self.mirror.name, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
                 let text = std::str::from_utf8(&data).map_err(|_| not_utf8(&url))?;
                 repofs::deb822::strip_cleartext_signature(text).map_err(|e| Error::Release {
                     url: url.clone(),
@@ -171,7 +171,7 @@ impl Update<'_> {
             _ => return Err(Error::Unsigned { url: gpg_url }),
         }
         if keyring.is_none() {
-            tracing::warn!(mirror = %self.mirror.name, %url, "trusted = true: the release is NOT verified");
+            tracing::warn!(mirror = %self.mirror.name, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
         }
         let text = String::from_utf8(data.clone()).map_err(|_| not_utf8(&url))?;
         files.push(("Release".to_string(), data));

@@ -40,6 +40,38 @@ pub enum DebError {
     NoControlFile,
     #[error("control file: {0}")]
     Control(#[from] deb822::ParseError),
+    #[error("{what} is larger than {limit} bytes: not a control archive a package needs")]
+    TooLarge { what: String, limit: u64 },
+}
+
+/// The largest compressed `control.tar.*` member read into memory.
+pub const MAX_CONTROL_MEMBER: u64 = 16 << 20;
+/// The largest `control.tar` once decompressed (maintainer scripts and
+/// all): a 1 MB package whose control unpacked to 1 GB took 4 GB of RSS.
+pub const MAX_CONTROL_TAR: u64 = 64 << 20;
+/// The largest `./control` file.
+pub const MAX_CONTROL_FILE: u64 = 4 << 20;
+
+/// Reads at most `left` bytes, then fails: a decompression bomb is an
+/// error, not a truncated read that might look complete.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    what: &'static str,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(format!(
+                "{} is larger than {} bytes",
+                self.what, MAX_CONTROL_TAR
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads the control paragraph of a `.deb`, checking the container.
@@ -68,6 +100,12 @@ pub fn read_control<R: Read>(mut reader: R) -> Result<Paragraph, DebError> {
             }
             seen_format = true;
         } else if member.starts_with("control.tar") {
+            if expected > MAX_CONTROL_MEMBER {
+                return Err(DebError::TooLarge {
+                    what: member,
+                    limit: MAX_CONTROL_MEMBER,
+                });
+            }
             entry.read_to_end(&mut buf).map_err(DebError::Ar)?;
             check_len(&member, buf.len() as u64, expected)?;
             control = Some(parse_control_tar(&member, &buf)?);
@@ -122,12 +160,23 @@ fn parse_control_tar(member: &str, data: &[u8]) -> Result<Paragraph, DebError> {
         member: member.to_string(),
         source,
     };
+    let reader = Bounded {
+        inner: reader,
+        left: MAX_CONTROL_TAR,
+        what: "the decompressed control archive",
+    };
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries().map_err(tar_err)? {
         let mut entry = entry.map_err(tar_err)?;
         let path = entry.path().map_err(tar_err)?.into_owned();
         let name = path.to_string_lossy();
         if name == "./control" || name == "control" {
+            if entry.size() > MAX_CONTROL_FILE {
+                return Err(DebError::TooLarge {
+                    what: "./control".into(),
+                    limit: MAX_CONTROL_FILE,
+                });
+            }
             let mut text = Vec::new();
             entry.read_to_end(&mut text).map_err(tar_err)?;
             return Ok(deb822::parse_single_bytes(&text)?);
@@ -210,5 +259,32 @@ mod tests {
             read_control(&deb(Some(b"xx"), "control.tar.lz")[..]),
             Err(DebError::UnknownCompression { .. })
         ));
+    }
+
+    #[test]
+    fn a_control_bomb_is_refused_without_unpacking_it() {
+        // 100 MB of zeros in a control.tar.zst of a few kilobytes: the
+        // control archive is refused at its bound, never held in memory.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(100 << 20);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                "./postinst",
+                std::io::repeat(0).take(100 << 20),
+            )
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        assert!(zst.len() < 1 << 20);
+        let e = read_control(&deb(Some(&zst), "control.tar.zst")[..]).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        // A ./control file over its own bound.
+        let big = format!("Package: hi\nDescription: x\n{}", " y\n".repeat(3 << 20));
+        let e = read_control(&deb(Some(&control_tar(&big)), "control.tar")[..]).unwrap_err();
+        assert!(matches!(e, DebError::TooLarge { .. }), "{e}");
     }
 }
