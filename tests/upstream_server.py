@@ -14,8 +14,9 @@ Prints the port on the first line of stdout once it listens.
       [{"path": "/dists/x/InRelease", "kind": "500", "times": 1}, ...]
   kinds: "500" (status 500), "404", "drop" (headers with the full Content-Length, half the body,
   then the connection is closed), "truncate" (half the body with a matching Content-Length),
-  "corrupt" (same length, bytes flipped). "times" is how many requests the fault hits
-  (default: all).
+  "corrupt" (same length, bytes flipped), "hold" (the answer waits until the file
+  CONTROL_DIR/release exists, at most 60 s: a download the test keeps in flight). "times" is
+  how many requests the fault hits (default: all).
 """
 import email.utils
 import hashlib
@@ -23,6 +24,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.abspath(sys.argv[1])
@@ -85,6 +87,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         fault = take_fault(path)
+        if fault == "hold":
+            self.record(0)
+            deadline = time.monotonic() + 60
+            while not os.path.exists(os.path.join(CONTROL, "release")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            fault = None
         if fault == "500":
             return self.plain(500, b"injected failure\n")
         if fault == "404":

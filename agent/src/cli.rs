@@ -40,6 +40,10 @@ pub struct Cli {
     /// libraries too. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Give up after waiting this many seconds for another writer (exit 75);
+    /// default: wait as long as it takes.
+    #[arg(long, global = true, value_name = "SECONDS", env = "HALO_WAIT_TIMEOUT")]
+    pub wait_timeout: Option<f64>,
     #[command(subcommand)]
     pub command: Command,
 }

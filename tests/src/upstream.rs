@@ -382,6 +382,11 @@ impl Upstream {
         self.server.requests()
     }
 
+    /// Lets the requests a "hold" fault keeps waiting be answered.
+    pub fn release_held(&self) {
+        fs::write(self.dir.path().join("control/release"), "").expect("write");
+    }
+
     /// Requests for exactly this path (`/pool/...`).
     pub fn count(&self, path: &str) -> usize {
         self.requests().iter().filter(|(p, _)| p == path).count()

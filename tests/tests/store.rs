@@ -400,7 +400,7 @@ fn gc_keeps_what_channels_and_kept_snapshots_need() {
     let (t, ids) = four_snapshots();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &ids[0]]);
     let before = export_snapshot(&t, &ids[0], "before");
-    fs::write(t.store().join("tmp/123.0.tmp"), b"left by a crash").unwrap();
+    fs::write(t.store().join("tmp/999999999.0.tmp"), b"left by a crash").unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&t.ok(&["gc", "--keep-snapshots", "1", "--json"])).unwrap();
     assert_eq!(report["temp_files"], 1);

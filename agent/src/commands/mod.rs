@@ -34,8 +34,26 @@ pub struct UserError(pub String);
 #[error("{0}")]
 pub struct InfraError(pub String);
 
-/// Exit code for an error: 1 when the input was wrong, 2 otherwise.
+/// The exit code of "the store was busy and --wait-timeout ran out":
+/// EX_TEMPFAIL of sysexits.h, "try again later".
+pub const EXIT_BUSY: u8 = 75;
+
+fn is_busy(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        cause.downcast_ref::<repofs::Error>(),
+        Some(repofs::Error::Busy(_))
+    ) || matches!(
+        cause.downcast_ref::<crate::mirror::Error>(),
+        Some(crate::mirror::Error::Store(repofs::Error::Busy(_)))
+    )
+}
+
+/// Exit code for an error: 1 when the input was wrong, 2 otherwise, 75
+/// when the store stayed busy.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(is_busy) {
+        return EXIT_BUSY;
+    }
     for cause in err.chain() {
         if cause.downcast_ref::<InfraError>().is_some() {
             return 2;
@@ -64,7 +82,10 @@ fn store_dir(cli: &Cli) -> Result<PathBuf> {
 
 /// Opens the store named on the command line.
 pub fn open_store(cli: &Cli) -> Result<repofs::Store> {
-    Ok(repofs::Store::open(&store_dir(cli)?)?)
+    let wait = cli
+        .wait_timeout
+        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+    Ok(repofs::Store::open(&store_dir(cli)?)?.with_wait_timeout(wait))
 }
 
 /// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.

@@ -1,6 +1,14 @@
 //! Wiring of one mirror update: load, verify, fetch, decide, commit.
 //!
-//! 1. Under the store's writer lock, fetch each dist's `InRelease` (else
+//! Only the commit holds the store's writer lock: a first mirror of a
+//! large upstream downloads for hours, and a hotfix import or an urgent
+//! promotion must not wait for it. The download holds the mirror's own
+//! lock (two updates of one mirror never run at once); its blobs are
+//! content-addressed and named in the mirror record's `pending` list
+//! before they are fetched, so gc keeps them until the commit refers to
+//! them.
+//!
+//! 1. Fetch each dist's `InRelease` (else
 //!    `Release` + `Release.gpg`) conditionally and verify it with the
 //!    mirror's keyring. A dist whose release is unchanged since the last
 //!    committed update (HTTP 304, or the same bytes) is not looked at again
@@ -120,8 +128,8 @@ impl Update<'_> {
                 source: Box::new(e),
             })?;
         let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
-        self.progress.stage("waiting for the store lock");
-        let _lock = blocking(|| self.store.lock())?;
+        self.progress.stage("waiting for the mirror's lock");
+        let _mirror_lock = blocking(|| self.store.lock_mirror(name))?;
         let state = self.store.load_state()?;
         let record = self.store.load_mirror_record(name)?;
         let current = state.get(name).cloned().unwrap_or_default();
@@ -176,8 +184,9 @@ impl Update<'_> {
             });
             new_dists.insert(dist.clone(), comps);
         }
+        let mut dists = Vec::new();
+        let mut planned = BTreeMap::new();
         if !fresh.is_empty() {
-            let mut dists = Vec::new();
             for (dist, release) in fresh {
                 self.progress.stage(&format!("{dist}: indices"));
                 let indices = self.fetch_indices(&dist, &release.release).await?;
@@ -187,9 +196,27 @@ impl Update<'_> {
                     indices,
                 });
             }
-            let committed = self
-                .plan_and_commit(&dists, keyring.is_some(), &mut report, &mut record)
+            planned = self
+                .plan_and_download(&dists, &mut report, &mut record)
                 .await?;
+        }
+        // The commit: the only part under the store's writer lock.
+        self.progress.stage("waiting for the store lock");
+        let _lock = blocking(|| self.store.lock())?;
+        if self
+            .store
+            .load_state()?
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            != current
+        {
+            return Err(Error::Store(repofs::Error::Usage(format!(
+                "mirror {name}: its archive changed during the update (another writer?): nothing committed, run it again"
+            ))));
+        }
+        if !dists.is_empty() {
+            let committed = self.commit_components(&dists, planned, keyring.is_some())?;
             for (dist, comps) in committed {
                 new_dists.insert(dist, comps);
             }
@@ -287,15 +314,14 @@ impl Update<'_> {
         Ok(out)
     }
 
-    /// Parses, filters, downloads and commits the blobs; returns the new
-    /// dist -> component map of the fresh dists (not yet in `state.json`).
-    async fn plan_and_commit(
+    /// Parses, filters and downloads (without the store lock); returns the
+    /// planned component states of the fresh dists.
+    async fn plan_and_download(
         &self,
         dists: &[FreshDist],
-        signed: bool,
         report: &mut UpdateReport,
         record: &mut MirrorRecord,
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
+    ) -> Result<BTreeMap<(String, String), ComponentState>, Error> {
         self.progress.stage("parsing indices");
         let inputs = blocking(|| parse_dists(dists))?;
         let keep = match &self.mirror.packages {
@@ -338,8 +364,21 @@ impl Update<'_> {
             self.store.save_mirror_record(&self.mirror.name, record)?;
             report.files = self.download(&pool, &wanted).await?;
         }
-        // The component states (with the verbatim files) go into the pool last.
+        Ok(states)
+    }
+
+    /// The component states (with the verbatim files) into the pool; the
+    /// caller holds the store's writer lock, so gc cannot take them before
+    /// `state.json` refers to them. Returns the new dist -> component map
+    /// of the fresh dists (not yet in `state.json`).
+    fn commit_components(
+        &self,
+        dists: &[FreshDist],
+        mut states: BTreeMap<(String, String), ComponentState>,
+        signed: bool,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
         self.progress.stage("committing");
+        let pool = self.store.pool();
         let mut batch = pool.batch();
         let keyring_blob = match (self.mirror.verbatim && signed, self.keyring) {
             (true, Some(k)) => Some(batch.add_bytes(k)?.sha256),

@@ -27,6 +27,21 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
+/// Whether the process that made temp file `path` (`<pid>.<n>.tmp`) runs.
+fn writer_alive(path: &std::path::Path) -> bool {
+    let pid = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split('.').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(p) if p != std::process::id() => {
+            std::path::Path::new("/proc").join(p.to_string()).exists()
+        }
+        _ => false,
+    }
+}
+
 impl Store {
     /// `keep_snapshots`: keep at most this many snapshots beyond the pinned
     /// ones (`None`: remove no snapshot). `keep_previous`: per channel, the
@@ -34,15 +49,25 @@ impl Store {
     pub fn gc(&self, keep_snapshots: Option<usize>, keep_previous: usize) -> Result<GcReport> {
         let _lock = self.lock()?;
         let mut report = GcReport::default();
-        // Under the lock no writer is running: every temp file is garbage.
+        // Temp files of writers that are gone are garbage. A mirror
+        // downloads without the store lock, so a temp file whose writer
+        // (named by the pid its name starts with) still runs is kept.
         for e in fs::read_dir(self.tmp_dir())? {
             let path = e?.path();
             if path.is_dir() {
                 for f in fs::read_dir(&path)? {
-                    fsutil::remove_file(&f?.path())?;
-                    report.temp_files += 1;
+                    let f = f?.path();
+                    if !writer_alive(&f) {
+                        fsutil::remove_file(&f)?;
+                        report.temp_files += 1;
+                    }
                 }
-            } else {
+                // An empty shard goes too (a refused .dsc used to leave
+                // one for ever); writers make their shard again.
+                if fs::read_dir(&path)?.next().is_none() {
+                    let _ = std::fs::remove_dir(&path);
+                }
+            } else if !writer_alive(&path) {
                 fsutil::remove_file(&path)?;
                 report.temp_files += 1;
             }

@@ -61,6 +61,22 @@ impl Store {
         self.root().join("mirrors")
     }
 
+    /// The lock of one mirror's update: two updates of one mirror never run
+    /// at once, while other writers go on (the update takes the store's
+    /// writer lock only for its short commit).
+    pub fn lock_mirror(&self, name: &str) -> Result<super::WriteLock> {
+        crate::debian::name::check_segment("mirror", name)?;
+        super::fsutil::create_dir_synced(&self.mirrors_dir())?;
+        super::WriteLock::acquire_within(
+            &self.mirrors_dir().join(format!("{name}.lock")),
+            self.wait_timeout(),
+        )
+        .map_err(|e| match e {
+            super::lock::LockError::Io(e) => super::Error::Io(e),
+            super::lock::LockError::Busy(d) => super::Error::Busy(d),
+        })
+    }
+
     /// The record of mirror `name` (empty when it was never updated).
     pub fn load_mirror_record(&self, name: &str) -> Result<Option<MirrorRecord>> {
         name::check_segment("mirror", name)?;

@@ -81,6 +81,10 @@ pub enum Error {
     Sign(#[from] crate::sign::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "the store is busy: another writer held it for {0:?} (--wait-timeout); nothing changed"
+    )]
+    Busy(std::time::Duration),
 }
 
 impl Error {
@@ -114,6 +118,8 @@ pub struct StoreMeta {
 pub struct Store {
     root: PathBuf,
     meta: StoreMeta,
+    /// How long a writer waits for the lock (`None`: as long as it takes).
+    wait: Option<std::time::Duration>,
 }
 
 impl Store {
@@ -140,7 +146,19 @@ impl Store {
         Ok(Self {
             root: root.to_path_buf(),
             meta,
+            wait: None,
         })
+    }
+
+    /// How long writers of this handle wait for a lock.
+    pub fn wait_timeout(&self) -> Option<std::time::Duration> {
+        self.wait
+    }
+
+    /// Writers of this handle give up after waiting `wait` for the lock.
+    pub fn with_wait_timeout(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.wait = wait;
+        self
     }
 
     /// Creates a store: directories, the signing key (secret in
@@ -181,6 +199,7 @@ impl Store {
         let store = Self {
             root: root.to_path_buf(),
             meta,
+            wait: None,
         };
         let keys = store.keys_dir();
         let tmp = store.tmp_dir();
@@ -232,7 +251,10 @@ impl Store {
 
     /// Takes the single writer lock, waiting for another writer to finish.
     pub fn lock(&self) -> Result<WriteLock> {
-        Ok(WriteLock::acquire(&self.root.join("lock"))?)
+        WriteLock::acquire_within(&self.root.join("lock"), self.wait).map_err(|e| match e {
+            lock::LockError::Io(e) => Error::Io(e),
+            lock::LockError::Busy(d) => Error::Busy(d),
+        })
     }
 
     /// The store's signing key (`keys/secret.asc`).

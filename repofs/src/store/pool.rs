@@ -263,7 +263,15 @@ impl Batch<'_> {
             fs::create_dir_all(&dir)?;
             self.shards.insert(shard.to_string());
         }
-        TempFile::with_mode(&dir, 0o444)
+        match TempFile::with_mode(&dir, 0o444) {
+            // gc removes empty shard directories; a writer that does not
+            // hold the store lock (a mirror downloading) makes it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir)?;
+                TempFile::with_mode(&dir, 0o444)
+            }
+            other => other,
+        }
     }
 
     fn queue(&mut self, sha256: String, size: u64, tmp: TempFile) -> io::Result<()> {

@@ -143,6 +143,7 @@ mod tests {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         let store = Store {
+            wait: None,
             root: root.to_path_buf(),
             meta: super::super::StoreMeta {
                 format: super::super::FORMAT,
