@@ -359,7 +359,19 @@ fn refused_with_fault(kind: &str, on_index: bool, reason: &str) {
     } else {
         format!("/{rel}")
     };
-    up.faults(&format!(r#"[{{"path": "{path}", "kind": "{kind}"}}]"#));
+    // An index is refused only when every form the Release lists fails
+    // (apt falls back across them too): fault all three.
+    let faults: Vec<String> = if on_index {
+        ["Packages.xz", "Packages.gz", "Packages"]
+            .iter()
+            .map(|f| {
+                format!(r#"{{"path": "/dists/{DIST}/main/binary-amd64/{f}", "kind": "{kind}"}}"#)
+            })
+            .collect()
+    } else {
+        vec![format!(r#"{{"path": "{path}", "kind": "{kind}"}}"#)]
+    };
+    up.faults(&format!("[{}]", faults.join(", ")));
     assert_refused(&t, &path, reason);
 }
 
@@ -623,4 +635,59 @@ fn sources_are_mirrored_with_their_binaries() {
     }
     assert!(!export.join("up/pool/main/u/unrelated").exists());
     t.assert_sound();
+}
+
+/// Issue 12, item 4: a mirror mid-sync (no by-hash/), or a partial one (only
+/// the uncompressed Packages although the Release lists .xz and .gz), is
+/// mirrored the way apt reads it: by-hash, then the canonical name, then
+/// each other form; the update fails only when no form verifies.
+#[test]
+fn missing_index_forms_fall_back_as_apt_does() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let dir = up.dist_file(DIST, "main/binary-amd64");
+    // Mid-sync: the by-hash names are gone.
+    fs::remove_dir_all(dir.join("by-hash")).unwrap();
+    let t = store_with(&up, "");
+    let out = update_ok(&t);
+    assert!(out.contains("mirror up: 6 files"), "{out}");
+    let reqs = up.requests();
+    let xz = format!("/dists/{DIST}/main/binary-amd64/Packages.xz");
+    assert!(
+        reqs.iter()
+            .any(|(p, s)| p.contains("/by-hash/SHA256/") && *s == 404),
+        "{reqs:?}"
+    );
+    assert!(reqs.iter().any(|(p, s)| *p == xz && *s == 200), "{reqs:?}");
+    t.assert_sound();
+
+    // Partial: only the uncompressed file, though .xz and .gz are listed.
+    let up2 = Upstream::new();
+    populate(&up2);
+    up2.add("main", &Deb::new("newer", "1.0"));
+    up2.publish(DIST, &Publish::default());
+    let dir = up2.dist_file(DIST, "main/binary-amd64");
+    fs::remove_dir_all(dir.join("by-hash")).unwrap();
+    fs::remove_file(dir.join("Packages.xz")).unwrap();
+    fs::remove_file(dir.join("Packages.gz")).unwrap();
+    let t2 = store_with(&up2, "");
+    let out = update_ok(&t2);
+    assert!(out.contains("mirror up: 7 files"), "{out}");
+    let id = t2.snapshot();
+    let export = export_snapshot(&t2, &id, "export");
+    assert!(exported_packages(&export, "up").contains("newer=1.0"));
+
+    // A new release whose every form is gone or wrong: refused, state as
+    // it was.
+    up2.add("main", &Deb::new("newest", "1.0"));
+    up2.publish(DIST, &Publish::default());
+    fs::remove_dir_all(dir.join("by-hash")).unwrap();
+    fs::remove_file(dir.join("Packages.xz")).unwrap();
+    fs::remove_file(dir.join("Packages.gz")).unwrap();
+    fs::write(dir.join("Packages"), "Package: tampered\n").unwrap();
+    let before = t2.fingerprint();
+    let out = update(&t2);
+    assert!(!out.status.success());
+    assert_eq!(t2.fingerprint(), before);
 }

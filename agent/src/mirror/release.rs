@@ -219,9 +219,34 @@ pub struct IndexFetch {
     /// The uncompressed file's entry, when the Release lists it: the
     /// decompressed content is checked against it too.
     pub plain: Option<Listed>,
+    /// What to try when this one is missing or does not verify, in apt's
+    /// order: the canonical name after the by-hash one, then each other
+    /// compression the Release lists (a partial mirror, or one mid-sync).
+    pub fallbacks: Vec<IndexVariant>,
+}
+
+/// One form of an index: a name to request and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexVariant {
+    pub path: String,
+    pub fetch_path: String,
+    pub compression: Compression,
+    pub listed: Listed,
 }
 
 impl IndexFetch {
+    /// The same index, fetched as `v` instead.
+    pub fn with_variant(&self, v: &IndexVariant) -> IndexFetch {
+        IndexFetch {
+            path: v.path.clone(),
+            fetch_path: v.fetch_path.clone(),
+            compression: v.compression,
+            listed: v.listed.clone(),
+            fallbacks: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The uncompressed file's name (`main/binary-amd64/Packages`): its
     /// entry in the Release is [`IndexFetch::plain`].
     pub fn plain_path(&self) -> &str {
@@ -268,6 +293,7 @@ pub fn plan_indices(
 }
 
 fn plan_index(release: &Release, base: &str, kind: IndexKind) -> Result<IndexFetch, ReleaseError> {
+    let mut variants: Vec<IndexVariant> = Vec::new();
     for (ext, compression) in [
         (".xz", Compression::Xz),
         (".gz", Compression::Gzip),
@@ -275,32 +301,42 @@ fn plan_index(release: &Release, base: &str, kind: IndexKind) -> Result<IndexFet
     ] {
         let path = format!("{base}{ext}");
         let Some(listed) = release.sha256.get(&path) else {
-            if release.listed_any.contains_key(&path) {
+            if release.listed_any.contains_key(&path) && variants.is_empty() {
                 return Err(ReleaseError::NoSha256 { path });
             }
             continue;
         };
-        let fetch_path = if release.acquire_by_hash {
+        if release.acquire_by_hash {
             let dir = base.rsplit_once('/').map_or("", |(d, _)| d);
-            format!("{dir}/by-hash/SHA256/{}", listed.hash)
-        } else {
-            path.clone()
-        };
-        let plain = match compression {
-            Compression::None => None,
-            _ => release.sha256.get(base).cloned(),
-        };
-        return Ok(IndexFetch {
-            kind,
-            path,
-            fetch_path,
+            variants.push(IndexVariant {
+                path: path.clone(),
+                fetch_path: format!("{dir}/by-hash/SHA256/{}", listed.hash),
+                compression,
+                listed: listed.clone(),
+            });
+        }
+        variants.push(IndexVariant {
+            path: path.clone(),
+            fetch_path: path,
             compression,
             listed: listed.clone(),
-            plain,
         });
     }
-    Err(ReleaseError::NoIndex {
-        path: base.to_string(),
+    if variants.is_empty() {
+        return Err(ReleaseError::NoIndex {
+            path: base.to_string(),
+        });
+    }
+    let first = variants.remove(0);
+    let plain = release.sha256.get(base).cloned();
+    Ok(IndexFetch {
+        kind,
+        path: first.path,
+        fetch_path: first.fetch_path,
+        compression: first.compression,
+        listed: first.listed,
+        plain: plain.filter(|_| first.compression != Compression::None),
+        fallbacks: variants,
     })
 }
 

@@ -269,49 +269,79 @@ impl Update<'_> {
             .map_err(|source| Error::Release { url, source })?;
         let mut out = Vec::new();
         for plan in plans {
-            let url = self.dist_url(dist, &plan.fetch_path);
-            let expected = Expected {
-                size: plan.listed.size,
-                sha256: plan.listed.hash.clone(),
-            };
-            let raw = self.fetcher.fetch_verified(&url, &expected).await?;
-            // The Release's size of the uncompressed file bounds the output.
-            let limit = plan
-                .plain
-                .as_ref()
-                .map_or(index::MAX_INDEX_SIZE, |p| p.size.min(index::MAX_INDEX_SIZE));
-            let plain = blocking(|| index::decompress(&raw, plan.compression, limit)).map_err(
-                |source| Error::Index {
-                    url: url.clone(),
-                    source,
-                },
-            )?;
-            if let Some(listed) = &plan.plain {
-                let plain_url = self.dist_url(dist, plan.plain_path());
-                let got = blocking(|| sha256_hex(&plain));
-                if plain.len() as u64 != listed.size || got != listed.hash {
-                    return Err(FetchError {
-                        url: plain_url,
-                        kind: FetchErrorKind::HashMismatch {
-                            got,
-                            expected: listed.hash.clone(),
-                        },
+            // apt's order: by-hash, the canonical name, then each other form
+            // the Release lists; only when none verifies is it an error.
+            let variants = std::iter::once(plan.clone())
+                .chain(plan.fallbacks.iter().map(|v| plan.with_variant(v)));
+            let mut first_error = None;
+            let mut fetched = None;
+            for variant in variants {
+                match self.fetch_index(dist, variant).await {
+                    Ok(f) => {
+                        fetched = Some(f);
+                        break;
                     }
-                    .into());
+                    Err(e) if e.is_user_error() => {
+                        tracing::info!(error = %crate::redact::redact_urls(&super::chain(&e)), "index not usable in this form; trying the next");
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            let text = String::from_utf8(plain).map_err(|_| Error::Index {
-                url: url.clone(),
-                source: IndexError::NotUtf8,
-            })?;
-            out.push(FetchedIndex {
-                plan,
-                url,
-                raw,
-                text,
-            });
+            match (fetched, first_error) {
+                (Some(f), _) => out.push(f),
+                (None, Some(e)) => return Err(e),
+                (None, None) => unreachable!("an index plan has at least one form"),
+            }
         }
         Ok(out)
+    }
+
+    /// Fetches one form of an index, checks it against the Release (and
+    /// the uncompressed file's entry), decompresses it.
+    async fn fetch_index(&self, dist: &str, plan: IndexFetch) -> Result<FetchedIndex, Error> {
+        let url = self.dist_url(dist, &plan.fetch_path);
+        let expected = Expected {
+            size: plan.listed.size,
+            sha256: plan.listed.hash.clone(),
+        };
+        let raw = self.fetcher.fetch_verified(&url, &expected).await?;
+        // The Release's size of the uncompressed file bounds the output.
+        let limit = plan
+            .plain
+            .as_ref()
+            .map_or(index::MAX_INDEX_SIZE, |p| p.size.min(index::MAX_INDEX_SIZE));
+        let plain =
+            blocking(|| index::decompress(&raw, plan.compression, limit)).map_err(|source| {
+                Error::Index {
+                    url: url.clone(),
+                    source,
+                }
+            })?;
+        if let Some(listed) = &plan.plain {
+            let plain_url = self.dist_url(dist, plan.plain_path());
+            let got = blocking(|| sha256_hex(&plain));
+            if plain.len() as u64 != listed.size || got != listed.hash {
+                return Err(FetchError {
+                    url: plain_url,
+                    kind: FetchErrorKind::HashMismatch {
+                        got,
+                        expected: listed.hash.clone(),
+                    },
+                }
+                .into());
+            }
+        }
+        let text = String::from_utf8(plain).map_err(|_| Error::Index {
+            url: url.clone(),
+            source: IndexError::NotUtf8,
+        })?;
+        Ok(FetchedIndex {
+            plan,
+            url,
+            raw,
+            text,
+        })
     }
 
     /// Parses, filters and downloads (without the store lock); returns the
