@@ -691,3 +691,70 @@ fn missing_index_forms_fall_back_as_apt_does() {
     assert!(!out.status.success());
     assert_eq!(t2.fingerprint(), before);
 }
+
+/// Issue 12, item 5: a re-signed mirror keeps the upstream's Origin,
+/// Label, Suite and Codename (so unattended-upgrades' Allowed-Origins and
+/// origin pins keep matching), unless `keep_identity = false`; the real
+/// apt-cache policy applies a pin written for the upstream's origin.
+#[test]
+fn a_mirror_keeps_the_upstreams_identity_and_its_pins_apply() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let t = store_with(&up, "");
+    update_ok(&t);
+    t.import("trusty", &[Deb::new("ours", "1").build(&t.path("in"))]);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let release = |archive: &str, dist: &str| {
+        let text =
+            fs::read_to_string(export.join(archive).join(format!("dists/{dist}/Release"))).unwrap();
+        parse_stanzas(&text).remove(0)
+    };
+    let up_rel = release("up", DIST);
+    assert_eq!(field(&up_rel, "Origin"), Some("Upstream"));
+    assert_eq!(field(&up_rel, "Label"), Some("Upstream"));
+    assert_eq!(field(&up_rel, "Suite"), Some(DIST));
+    assert_eq!(
+        field(&release("rustedhalo", "trusty"), "Origin"),
+        Some("rustedhalo")
+    );
+    // A pin for the upstream's origin, as an operator writes it.
+    let apt = Apt::new(
+        &t.root().join("apt"),
+        &format!(
+            "deb [signed-by={key}] file:{e}/up {DIST} main\ndeb [signed-by={key}] file:{e}/rustedhalo trusty main\n",
+            key = t.store().join("keys/repo.gpg").display(),
+            e = export.display()
+        ),
+    );
+    fs::write(
+        apt.dir.join("etc/preferences"),
+        "Package: *\nPin: release o=Upstream\nPin-Priority: 990\n",
+    )
+    .unwrap();
+    apt.update();
+    let policy = ok(apt.command("apt-cache").args(["policy", "lib", "ours"]));
+    let lib = policy.split("ours:").next().unwrap();
+    assert!(
+        lib.contains(" 990 file:"),
+        "the pin applies to the mirror:\n{policy}"
+    );
+    let ours = policy.split("ours:").nth(1).unwrap();
+    assert!(
+        ours.contains(" 500 file:") && !ours.contains(" 990 "),
+        "and not to our archive:\n{policy}"
+    );
+    // Without it, the store's identity.
+    fs::write(
+        t.store().join("halo.toml"),
+        mirror_toml("up", &up, "keep_identity = false"),
+    )
+    .unwrap();
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export2");
+    let text = fs::read_to_string(export.join(format!("up/dists/{DIST}/Release"))).unwrap();
+    assert!(text.starts_with("Origin: rustedhalo\n"), "{text}");
+    t.assert_sound();
+}

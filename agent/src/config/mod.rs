@@ -99,6 +99,15 @@ pub struct MirrorConfig {
     /// Accept an unsigned upstream (warns on every update).
     #[serde(default)]
     pub trusted: bool,
+    /// Keep the upstream's Origin, Label, Suite and Codename in the Release
+    /// we sign (the default), so unattended-upgrades' Allowed-Origins and
+    /// origin pins written for the upstream keep matching.
+    #[serde(default = "yes")]
+    pub keep_identity: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, thiserror::Error)]

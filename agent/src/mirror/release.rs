@@ -23,6 +23,8 @@ pub struct Listed {
 /// What a verified Release promises, reduced to what the mirror acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
+    pub origin: Option<String>,
+    pub label: Option<String>,
     pub suite: Option<String>,
     pub codename: Option<String>,
     pub valid_until: Option<jiff::Timestamp>,
@@ -77,6 +79,8 @@ pub fn parse_release(text: &str) -> Result<Release, ReleaseError> {
         None => None,
     };
     let mut release = Release {
+        origin: p.get("Origin").map(str::to_string),
+        label: p.get("Label").map(str::to_string),
         suite: p.get("Suite").map(str::to_string),
         codename: p.get("Codename").map(str::to_string),
         valid_until,

@@ -429,6 +429,15 @@ impl Update<'_> {
                 let Some(mut state) = states.remove(&(d.dist.clone(), comp.clone())) else {
                     continue;
                 };
+                if self.mirror.keep_identity {
+                    let r = &d.release.release;
+                    state.identity = Some(repofs::model::state::ReleaseIdentity {
+                        origin: r.origin.clone(),
+                        label: r.label.clone(),
+                        suite: r.suite.clone(),
+                        codename: r.codename.clone(),
+                    });
+                }
                 if let Some(keyring) = &keyring_blob {
                     state.upstream = Some(UpstreamFiles {
                         release: release_files.clone(),

@@ -157,6 +157,7 @@ mod tests {
             ],
             sources: vec![],
             upstream: None,
+            identity: None,
         };
         let files = render_plain("main", &state, &["amd64".into(), "arm64".into()]);
         assert_eq!(files.len(), 2);

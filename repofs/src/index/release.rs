@@ -20,15 +20,34 @@ pub struct ReleaseMeta<'a> {
     pub architectures: &'a [String],
     pub components: &'a [String],
     pub description: Option<&'a str>,
+    /// A mirrored dist's upstream identity, kept instead of ours (issue
+    /// 12: unattended-upgrades' Allowed-Origins and origin pins match it).
+    pub identity: Option<&'a crate::model::state::ReleaseIdentity>,
 }
 
 /// Renders `Release` for `files` (paths relative to `dists/<dist>/`).
-pub fn render_release(meta: &ReleaseMeta<'_>, files: &[(String, Digests)]) -> String {
+pub fn render_release<'a>(meta: &ReleaseMeta<'a>, files: &[(String, Digests)]) -> String {
     let mut s = String::new();
-    s.push_str(&format!("Origin: {}\n", meta.origin));
-    s.push_str(&format!("Label: {}\n", meta.label));
-    s.push_str(&format!("Suite: {}\n", meta.dist));
-    s.push_str(&format!("Codename: {}\n", meta.dist));
+    let id = meta.identity;
+    let pick = |kept: Option<&Option<String>>, ours: &'a str| -> String {
+        kept.and_then(|k| k.as_deref()).unwrap_or(ours).to_string()
+    };
+    s.push_str(&format!(
+        "Origin: {}\n",
+        pick(id.map(|i| &i.origin), meta.origin)
+    ));
+    s.push_str(&format!(
+        "Label: {}\n",
+        pick(id.map(|i| &i.label), meta.label)
+    ));
+    s.push_str(&format!(
+        "Suite: {}\n",
+        pick(id.map(|i| &i.suite), meta.dist)
+    ));
+    s.push_str(&format!(
+        "Codename: {}\n",
+        pick(id.map(|i| &i.codename), meta.dist)
+    ));
     s.push_str(&format!("Date: {}\n", meta.date));
     s.push_str("Acquire-By-Hash: yes\n");
     s.push_str(&format!(
@@ -82,6 +101,7 @@ mod tests {
             architectures: &archs,
             components: &comps,
             description: None,
+            identity: None,
         };
         let r = render_release(&meta, &[("main/binary-amd64/Packages".into(), digest(b""))]);
         let p = crate::deb822::parse_single(&r).unwrap();

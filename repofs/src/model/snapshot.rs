@@ -28,6 +28,10 @@ pub struct DistSnapshot {
     pub components: BTreeMap<String, String>,
     pub architectures: Vec<String>,
     pub files: Vec<DistFile>,
+    /// The upstream identity the dist's Release carries (a mirrored dist
+    /// that keeps it), so a re-dated copy renders the same fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<super::state::ReleaseIdentity>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

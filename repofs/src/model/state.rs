@@ -58,6 +58,25 @@ pub struct ComponentState {
     /// Absent from the JSON when unset, so other components hash as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<super::verbatim::UpstreamFiles>,
+    /// Set by mirrors that keep the upstream's identity (the default): the
+    /// upstream Release's Origin, Label, Suite and Codename, rendered into
+    /// our Release for the dist instead of the store's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<ReleaseIdentity>,
+}
+
+/// What a Release says it is: the fields apt's pins and
+/// unattended-upgrades' `Allowed-Origins` match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseIdentity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codename: Option<String>,
 }
 
 /// Position of each entry by identity; see [`ComponentState::index`].

@@ -102,6 +102,7 @@ mod tests {
             }],
             sources: vec![],
             upstream: None,
+            identity: None,
         };
         let tree = plan_tree(&a, |h| (h == "c1").then_some(&state));
         let paths: Vec<_> = tree.keys().map(String::as_str).collect();

@@ -106,6 +106,7 @@ impl Store {
                 files,
                 origin: String::new(),
             }],
+            identity: None,
             upstream: lean.upstream,
         })
     }
@@ -160,6 +161,7 @@ mod tests {
         };
         let full = ComponentState {
             upstream: None,
+            identity: None,
             binaries: vec![crate::model::BinaryEntry {
                 package: "a".into(),
                 version: "1".into(),

@@ -142,7 +142,8 @@ impl Store {
                     continue;
                 };
                 let text = fs::read_to_string(pool.path(&rel.sha256))?;
-                if !text.starts_with(&format!("Origin: {}\n", meta.origin)) {
+                if d.identity.is_none() && !text.starts_with(&format!("Origin: {}\n", meta.origin))
+                {
                     continue; // an upstream's own signed Release
                 }
                 let signed = ["Release", "InRelease", "Release.gpg"];
@@ -170,6 +171,7 @@ impl Store {
                         architectures: &d.architectures,
                         components: &comps,
                         description: None,
+                        identity: d.identity.as_ref(),
                     },
                     &listed,
                 );
@@ -237,6 +239,7 @@ impl DistContext<'_> {
                 components: components.clone(),
                 architectures: archs,
                 files: v.files,
+                identity: None,
             });
         }
         let mut files: Vec<DistFile> = Vec::new();
@@ -278,6 +281,14 @@ impl DistContext<'_> {
             .collect();
         let comps: Vec<String> = components.keys().cloned().collect();
         let meta = self.store.meta();
+        // A mirrored dist keeps its upstream's identity when every
+        // component carries the same one.
+        let mut ids = states.values().map(|s| s.identity.as_ref());
+        let identity = ids
+            .next()
+            .flatten()
+            .filter(|first| states.values().all(|s| s.identity.as_ref() == Some(*first)))
+            .cloned();
         let release_text = release::render_release(
             &release::ReleaseMeta {
                 origin: &meta.origin,
@@ -287,6 +298,7 @@ impl DistContext<'_> {
                 architectures: &archs,
                 components: &comps,
                 description: None,
+                identity: identity.as_ref(),
             },
             &listed,
         );
@@ -305,6 +317,7 @@ impl DistContext<'_> {
             components: components.clone(),
             architectures: archs,
             files,
+            identity,
         })
     }
 
