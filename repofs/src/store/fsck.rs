@@ -278,15 +278,9 @@ impl Checker<'_> {
         else {
             return; // already reported as missing blobs
         };
-        let text = String::from_utf8_lossy(&rel_text);
-        for f in dist.files.iter().filter(|f| f.path.contains('/')) {
-            if !text.contains(&format!("{} ", f.sha256)) || !text.contains(&f.path) {
-                self.problem(
-                    owner.to_path_buf(),
-                    format!("{where_}/Release does not list {} with its hash", f.path),
-                );
-            }
-        }
+        let listed =
+            crate::index::release::parse_release_sha256(&String::from_utf8_lossy(&rel_text));
+        self.check_listed(owner, &format!("{where_}/Release"), dist, &listed);
         let keyring = fs::read(self.store.keys_dir().join("repo.gpg"))
             .ok()
             .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok());
@@ -358,14 +352,29 @@ impl Checker<'_> {
                 )
             }
         };
+        let listed = crate::index::release::parse_release_sha256(&text);
+        self.check_listed(
+            owner,
+            &format!("{where_}: the upstream Release"),
+            dist,
+            &listed,
+        );
+    }
+
+    /// Every index file served is listed in the Release with its own hash
+    /// and size, on one line (parsed, not searched for).
+    fn check_listed(
+        &mut self,
+        owner: &Path,
+        release: &str,
+        dist: &DistSnapshot,
+        listed: &std::collections::BTreeMap<String, (String, u64)>,
+    ) {
         for f in dist.files.iter().filter(|f| f.path.contains('/')) {
-            if !text.contains(&format!("{} ", f.sha256)) || !text.contains(&f.path) {
+            if listed.get(&f.path) != Some(&(f.sha256.clone(), f.size)) {
                 self.problem(
                     owner.to_path_buf(),
-                    format!(
-                        "{where_}: the upstream Release does not list {} with its hash",
-                        f.path
-                    ),
+                    format!("{release} does not list {} with its hash and size", f.path),
                 );
             }
         }
