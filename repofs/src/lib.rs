@@ -28,4 +28,7 @@ pub mod model;
 pub mod sign;
 pub mod store;
 
+#[cfg(test)]
+mod properties;
+
 pub use store::{Error, Store};

@@ -93,11 +93,18 @@ fn duration_of(t: &TestStore, args: &[String]) -> Duration {
 
 #[test]
 fn writers_killed_at_random_instants_leave_a_sound_store() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("crash test seed {seed}");
+    // HALO_CRASH_SEED=<seed> replays a run's kill delays (the instants are
+    // as reproducible as the machine's timing allows).
+    let seed = std::env::var("HALO_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("crash test seed {seed} (replay: HALO_CRASH_SEED={seed})");
     let mut rng = Lcg(seed);
     let t = TestStore::new();
     let debs: Vec<_> = (0..120)
