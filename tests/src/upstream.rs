@@ -112,6 +112,8 @@ pub struct Publish {
     pub valid_until: Option<String>,
     /// Publish `source/Sources` for each component too.
     pub sources: bool,
+    /// Publish `i18n/Translation-en.bz2` for each component (as Debian does).
+    pub translations: bool,
 }
 
 impl Default for Publish {
@@ -122,6 +124,7 @@ impl Default for Publish {
             by_hash: true,
             valid_until: None,
             sources: false,
+            translations: false,
         }
     }
 }
@@ -331,6 +334,23 @@ impl Upstream {
                 ok(Command::new("xz").args(["-kf"]).arg(dir.join("Sources")));
                 if p.by_hash {
                     by_hash(&dir, &["Sources", "Sources.xz"]);
+                }
+            }
+        }
+        if p.translations {
+            for comp in &p.components {
+                let dir = dists.join(comp).join("i18n");
+                fs::create_dir_all(&dir).expect("mkdir");
+                fs::write(
+                    dir.join("Translation-en"),
+                    "Package: lib\nDescription-md5: 00000000000000000000000000000000\nDescription-en: the library\n A translated long description.\n\n",
+                )
+                .expect("write");
+                ok(Command::new("bzip2")
+                    .arg("-f")
+                    .arg(dir.join("Translation-en")));
+                if p.by_hash {
+                    by_hash(&dir, &["Translation-en.bz2"]);
                 }
             }
         }

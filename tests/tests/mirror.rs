@@ -758,3 +758,54 @@ fn a_mirror_keeps_the_upstreams_identity_and_its_pins_apply() {
     assert!(text.starts_with("Origin: rustedhalo\n"), "{text}");
     t.assert_sound();
 }
+
+/// Issue 12, item 4: `i18n/Translation-en` (apt show's long descriptions)
+/// is mirrored as the upstream published it, served byte for byte (by
+/// name and by hash) and listed in the Release the store signs, which
+/// gpgv verifies.
+#[test]
+fn translations_are_mirrored_and_listed_in_the_signed_release() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(
+        DIST,
+        &Publish {
+            translations: true,
+            ..Publish::default()
+        },
+    );
+    let t = store_with(&up, "");
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let dist = export.join(format!("up/dists/{DIST}"));
+    let upstream = fs::read(up.dist_file(DIST, "main/i18n/Translation-en.bz2")).unwrap();
+    let served = fs::read(dist.join("main/i18n/Translation-en.bz2")).unwrap();
+    assert_eq!(served, upstream, "byte for byte");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&served))
+    };
+    assert_eq!(
+        fs::read(dist.join(format!("main/i18n/by-hash/SHA256/{sha}"))).unwrap(),
+        upstream
+    );
+    let release = fs::read_to_string(dist.join("Release")).unwrap();
+    assert!(
+        release
+            .lines()
+            .any(|l| l.contains(&sha) && l.ends_with(" main/i18n/Translation-en.bz2")),
+        "{release}"
+    );
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(t.store().join("keys/repo.gpg"))
+        .arg(dist.join("InRelease")));
+    // Nothing asked for, nothing mirrored.
+    let t2 = store_with(&up, "translations = []");
+    update_ok(&t2);
+    let id = t2.snapshot();
+    let export = export_snapshot(&t2, &id, "export");
+    assert!(!export.join(format!("up/dists/{DIST}/main/i18n")).exists());
+    t.assert_sound();
+}

@@ -158,6 +158,7 @@ mod tests {
             sources: vec![],
             upstream: None,
             identity: None,
+            extra_files: Vec::new(),
         };
         let files = render_plain("main", &state, &["amd64".into(), "arm64".into()]);
         assert_eq!(files.len(), 2);
