@@ -114,6 +114,8 @@ pub struct Publish {
     pub sources: bool,
     /// Publish `i18n/Translation-en.bz2` for each component (as Debian does).
     pub translations: bool,
+    /// Publish `debian-installer/binary-<arch>/Packages` of the `.udeb`s.
+    pub udebs: bool,
 }
 
 impl Default for Publish {
@@ -125,6 +127,7 @@ impl Default for Publish {
             valid_until: None,
             sources: false,
             translations: false,
+            udebs: false,
         }
     }
 }
@@ -254,6 +257,14 @@ impl Upstream {
         rel
     }
 
+    /// Like [`Upstream::add`], as an installer package (`.udeb`).
+    pub fn add_udeb(&self, component: &str, deb: &crate::Deb) -> String {
+        let rel = self.add(component, deb);
+        let udeb = rel.replace(".deb", ".udeb");
+        fs::rename(self.repo().join(&rel), self.repo().join(&udeb)).expect("rename");
+        udeb
+    }
+
     /// Makes a native source package with `dpkg-source -b` and puts its
     /// files into the pool of `component`; returns their paths.
     pub fn add_source(&self, component: &str, name: &str, version: &str) -> Vec<String> {
@@ -319,6 +330,19 @@ impl Upstream {
                 ok(Command::new("xz").args(["-kf"]).arg(dir.join("Packages")));
                 if p.by_hash {
                     by_hash(&dir, &["Packages", "Packages.gz", "Packages.xz"]);
+                }
+                if p.udebs {
+                    let di = dists
+                        .join(comp)
+                        .join(format!("debian-installer/binary-{arch}"));
+                    fs::create_dir_all(&di).expect("mkdir");
+                    let udebs = ok(Command::new("apt-ftparchive")
+                        .current_dir(&repo)
+                        .args(["-o", "APT::FTPArchive::Packages::Extensions=.udeb"])
+                        .args(["--arch", arch, "packages"])
+                        .arg(format!("pool/{comp}")));
+                    fs::write(di.join("Packages"), &udebs).expect("write");
+                    ok(Command::new("xz").args(["-kf"]).arg(di.join("Packages")));
                 }
             }
         }

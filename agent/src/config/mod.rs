@@ -108,6 +108,9 @@ pub struct MirrorConfig {
     /// descriptions) is mirrored when the upstream lists it.
     #[serde(default = "english")]
     pub translations: Vec<String>,
+    /// Mirror the installer's packages (`<comp>/debian-installer/binary-<arch>`).
+    #[serde(default)]
+    pub udebs: bool,
 }
 
 fn english() -> Vec<String> {

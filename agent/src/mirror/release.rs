@@ -145,6 +145,8 @@ pub struct Wanted<'a> {
     pub sources: bool,
     /// Languages whose `i18n/Translation-<lang>` is mirrored when listed.
     pub translations: &'a [String],
+    /// Mirror the installer's `debian-installer/binary-<arch>` too.
+    pub udebs: bool,
 }
 
 /// Refuses a release that has expired or does not cover what is wanted.
@@ -306,6 +308,14 @@ pub fn plan_indices(
                 Err(ReleaseError::NoIndex { .. }) if *arch == "all" => {}
                 other => out.push(other?),
             }
+            if wanted.udebs && *arch != "all" {
+                let base = format!("{comp}/debian-installer/binary-{arch}/Packages");
+                let kind = IndexKind::Packages {
+                    component: comp.clone(),
+                    arch: arch.to_string(),
+                };
+                out.push(plan_index(release, &base, kind)?);
+            }
         }
         for lang in wanted.translations {
             let base = format!("{comp}/i18n/Translation-{lang}");
@@ -426,6 +436,7 @@ mod tests {
             architectures: a,
             sources: false,
             translations: &[],
+            udebs: false,
         }
     }
 

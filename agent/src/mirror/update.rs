@@ -256,6 +256,7 @@ impl Update<'_> {
             architectures: &self.mirror.architectures,
             sources: self.mirror.sources,
             translations: &self.mirror.translations,
+            udebs: self.mirror.udebs,
         }
     }
 
