@@ -72,7 +72,7 @@ fn run_test(test: &TestConfig, env: &BTreeMap<String, String>, timeout: Duration
             name: test.name.clone(),
             passed: false,
             seconds,
-            failure: Some(e.to_string()),
+            failure: Some(repofs::error_chain(&e)),
             tail: String::new(),
             output: String::new(),
         },

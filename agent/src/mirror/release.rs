@@ -43,7 +43,7 @@ pub struct Release {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReleaseError {
-    #[error("not a Release file: {0}")]
+    #[error("not a Release file")]
     Syntax(#[from] deb822::ParseError),
     #[error("not a Release file: text is not UTF-8")]
     NotUtf8,
