@@ -17,8 +17,40 @@ fn refused(t: &TestStore, args: &[&str], want: &str) -> String {
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
     assert!(stderr.contains(want), "{args:?}: want {want:?} in {stderr}");
+    assert_no_repeated_cause(&stderr);
     assert_eq!(t.fingerprint(), before, "{args:?} changed the store");
     stderr
+}
+
+/// An error line must not say its cause twice (`x: y: y`).
+fn assert_no_repeated_cause(line: &str) {
+    let parts: Vec<&str> = line.trim().split(": ").collect();
+    for w in parts.windows(2) {
+        assert_ne!(w[0], w[1], "a cause printed twice: {line}");
+    }
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].iter().any(|q| q.len() > 8 && q == p),
+            "a cause printed twice: {line}"
+        );
+    }
+}
+
+#[test]
+fn damaged_packages_say_why_once() {
+    let t = TestStore::new();
+    let good = Deb::new("cut", "1").build(&t.path("in"));
+    let data = fs::read(&good).unwrap();
+    let cut = t.root().join("in/cut_1_all.deb");
+    fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let args = import_args(cut.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&t, &args, "cut_1_all.deb");
+    let junk = t.root().join("in/junk_1_all.deb");
+    fs::write(&junk, b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\ncontrol.tar.gz  0           0     0     100644  10        `\nnotgzipped").unwrap();
+    let args = import_args(junk.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&t, &args, "control archive control.tar.gz is damaged: ");
 }
 
 fn import_args(file: &str) -> Vec<String> {
