@@ -4,6 +4,7 @@
 
 pub mod acceptance;
 pub mod channel;
+pub mod closure;
 pub mod diff;
 pub mod snapshot;
 pub mod state;
