@@ -66,6 +66,47 @@ Re-importing identical content is a no-op; a different file under the same name,
 architecture is refused.\n\nExample:\n  halo import --archive rustedhalo --dist trusty --component main build/*.changes"
     )]
     Import(ImportArgs),
+    /// Take packages out of an archive's working state (snapshots keep theirs).
+    #[command(
+        long_about = "Take packages out of the working state of one archive and dist (every \
+component, or --component): PKG alone is every version and architecture of the binaries called \
+PKG and of the source package PKG; PKG=VERSION one version; /ARCH one architecture ('source': \
+the source package only). Binaries built from a source of another name are not removed: name them \
+too. Every PKG must match something, or nothing is removed. The next snapshot reflects it; \
+snapshots made before keep their packages. A mirror's archive is refused: filter the package in \
+the mirror's `packages` setting instead.\n\nExample:\n  halo remove --archive rustedhalo --dist \
+trusty hello=1.0-1\n  halo remove --archive rustedhalo --dist trusty --component main libfoo1/i386 foo"
+    )]
+    Remove(RemoveArgs),
+    /// Copy packages from one archive/dist to another (entries only: no bytes copied).
+    #[command(
+        long_about = "Copy packages from ARCHIVE/DIST to ARCHIVE2/DIST2, each into the component \
+of the same name (every component of the source, or --component). PKG is the newest version of \
+each architecture (dpkg order) and the source package PKG; PKG=VERSION that version. With \
+--with-deps, the Depends and Pre-Depends of the copied binaries are resolved within the source \
+dist (the newest satisfying version, first satisfiable alternative) and copied too. Pool files \
+are shared, so nothing is copied but entries. A package the target holds with other content, and \
+a mirror's archive as the target, are refused.\n\nExample:\n  halo copy --from ubuntu/trusty \
+--to rustedhalo/trusty --with-deps ceph=0.94.1-1\n  halo copy --from rustedhalo/trusty --to \
+rustedhalo/xenial hello"
+    )]
+    Copy(CopyArgs),
+    /// List the packages of an archive's working state.
+    #[command(
+        long_about = "One line per package in the working state of ARCHIVE (every dist, or \
+--dist): dist/component, name, version, architecture ('source' for source packages). PATTERN is a \
+shell-style pattern over names (quote it).\n\nExample:\n  halo list --archive rustedhalo --dist \
+trusty 'lib*'\n  halo list --archive rustedhalo --json"
+    )]
+    List(ListArgs),
+    /// Every version of a package: archives, snapshots and channels holding it.
+    #[command(
+        long_about = "Every version of the binaries and source package called PKG: per archive, \
+dist and component, whether the working state holds it, which snapshots hold it and which \
+channels point at one of those. Reads every snapshot manifest.\n\nExample:\n  halo show hello\n  \
+halo show hello --json"
+    )]
+    Show(ShowArgs),
     /// Create, list, show and compare snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -196,6 +237,57 @@ pub struct ImportArgs {
     /// for batches too large for a command line.
     #[arg(long, value_name = "LIST")]
     pub files_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[arg(long)]
+    pub archive: String,
+    #[arg(long)]
+    pub dist: String,
+    /// Only this component (default: every component of the dist).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// PKG, PKG=VERSION, PKG/ARCH or PKG=VERSION/ARCH.
+    #[arg(value_name = "PKG[=VERSION][/ARCH]", required = true)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The source: ARCHIVE/DIST.
+    #[arg(long, value_name = "ARCHIVE/DIST")]
+    pub from: String,
+    /// The target: ARCHIVE/DIST.
+    #[arg(long, value_name = "ARCHIVE/DIST")]
+    pub to: String,
+    /// Only this component of the source (default: every component).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// Also copy the dependencies (Depends, Pre-Depends) found in the source.
+    #[arg(long)]
+    pub with_deps: bool,
+    /// PKG or PKG=VERSION (PKG/ARCH and PKG=VERSION/ARCH too).
+    #[arg(value_name = "PKG[=VERSION]", required = true)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub archive: String,
+    /// Only this dist.
+    #[arg(long)]
+    pub dist: Option<String>,
+    /// Shell-style pattern over package names (`*`, `?`).
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The package name (binary or source).
+    #[arg(value_name = "PKG")]
+    pub package: String,
 }
 
 #[derive(Debug, Subcommand)]

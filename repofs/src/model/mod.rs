@@ -6,6 +6,8 @@ pub mod acceptance;
 pub mod channel;
 pub mod closure;
 pub mod diff;
+pub mod edit;
+pub mod query;
 pub mod snapshot;
 pub mod state;
 pub mod tree;

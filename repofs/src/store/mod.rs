@@ -9,6 +9,7 @@
 pub mod acceptance;
 pub mod builds;
 pub mod channels;
+pub mod edit;
 pub mod export;
 pub mod failpoint;
 pub mod fsck;
@@ -77,6 +78,10 @@ pub enum Error {
     Import { file: PathBuf, reason: String },
     #[error(transparent)]
     Conflict(#[from] crate::model::state::Conflict),
+    #[error(transparent)]
+    Edit(Box<crate::model::edit::EditError>),
+    #[error(transparent)]
+    Spec(#[from] crate::model::edit::SpecError),
     #[error("signing key")]
     Sign(#[from] crate::sign::Error),
     #[error("{0}")]
@@ -91,10 +96,12 @@ impl Error {
     /// True when the user (or an upstream) gave bad input, as opposed to a
     /// damaged store or a failing system: decides exit code 1 versus 2.
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. }
-        )
+        use crate::model::edit::EditError;
+        match self {
+            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. } => false,
+            Error::Edit(e) => !matches!(**e, EditError::Stanza { .. }),
+            _ => true,
+        }
     }
 }
 
