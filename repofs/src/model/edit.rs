@@ -272,8 +272,6 @@ pub fn plan_copy(
     };
     for (comp, i) in bins {
         let entry = &input.from[&comp].binaries[i];
-        let files = [(&entry.file, &entry.origin)];
-        claim_paths(&mut paths, &files, input.to_place)?;
         let target = target_component(&mut plan, input, &comp);
         let r = EntryRef {
             component: comp.clone(),
@@ -281,15 +279,16 @@ pub fn plan_copy(
             version: entry.version.clone(),
             arch: entry.arch.clone(),
         };
-        match target.add_binary(entry.clone()).map_err(conflict)? {
+        // The same name, version and arch first: the more telling refusal.
+        let added = target.add_binary(entry.clone()).map_err(conflict)?;
+        claim_paths(&mut paths, &[(&entry.file, &entry.origin)], input.to_place)?;
+        match added {
             Added::New => plan.copied.push(r),
             Added::Unchanged => plan.unchanged.push(r),
         }
     }
     for (comp, i) in srcs {
         let entry = &input.from[&comp].sources[i];
-        let files: Vec<_> = entry.files.iter().map(|f| (f, &entry.origin)).collect();
-        claim_paths(&mut paths, &files, input.to_place)?;
         let target = target_component(&mut plan, input, &comp);
         let r = EntryRef {
             component: comp.clone(),
@@ -297,7 +296,10 @@ pub fn plan_copy(
             version: entry.version.clone(),
             arch: "source".into(),
         };
-        match target.add_source(entry.clone()).map_err(conflict)? {
+        let added = target.add_source(entry.clone()).map_err(conflict)?;
+        let files: Vec<_> = entry.files.iter().map(|f| (f, &entry.origin)).collect();
+        claim_paths(&mut paths, &files, input.to_place)?;
+        match added {
             Added::New => plan.copied.push(r),
             Added::Unchanged => plan.unchanged.push(r),
         }
