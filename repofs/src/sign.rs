@@ -11,9 +11,17 @@
 //! validity rules (issuer matching, self-signatures, subkey bindings and back-signatures,
 //! expiry, revocation, signing capability) are implemented here, modelled on gpgv.
 //!
-//! Generated keys are v4 `Ed25519Legacy` (EdDSA, algorithm 22) keys: rPGP's `Ed25519` type
-//! produces an RFC 9580 v6 key that gpgv 2.2 (Debian bookworm) cannot use, while the legacy
-//! v4 form is understood by every apt/gpgv in use.
+//! Generated keys are v4 `Ed25519Legacy` (EdDSA, algorithm 22) keys by default: rPGP's
+//! `Ed25519` type produces an RFC 9580 v6 key that gpgv 2.2 (Debian bookworm) cannot use,
+//! while the legacy v4 form is understood by gpgv 2.1 and later. GnuPG 1.4's gpgv (the one
+//! trusty's and xenial's apt call) knows no EdDSA at all; for those clients a store signs
+//! with a v4 RSA 4096 key instead ([`KeyAlgorithm::Rsa4096`]).
+//!
+//! A store may sign with several keys at once ([`SigningKeys`]), as Debian does while it rolls
+//! its archive keys: `InRelease` then carries one signature per key and `Release.gpg` holds them
+//! all. apt accepts a file with at least one good signature by a key it trusts and none bad;
+//! signatures by keys it lacks (or by algorithms its gpgv does not know) are ignored
+//! (methods/gpgv.cc, since apt 1.0).
 
 use std::time::SystemTime;
 
@@ -86,6 +94,18 @@ pub enum Error {
     /// The signing key (or its primary key) has been revoked.
     #[error("key {fingerprint} has been revoked")]
     KeyRevoked { fingerprint: String },
+    /// The key is already one of the store's signing keys.
+    #[error("key {fingerprint} signs already")]
+    DuplicateKey { fingerprint: String },
+    /// No signing key has that fingerprint.
+    #[error("{fingerprint} is not a signing key of this store (signing keys: {})", signing.join(", "))]
+    NotASigningKey {
+        fingerprint: String,
+        signing: Vec<String>,
+    },
+    /// Retiring the only key would leave nothing to sign with.
+    #[error("{fingerprint} is the only signing key: rotate to a new one first")]
+    LastKey { fingerprint: String },
     /// The signing key is not valid for signing (no valid binding, no signing flag, ...).
     #[error("key {fingerprint} is not valid for signing: {reason}")]
     KeyNotValid {
@@ -102,6 +122,24 @@ fn fpr(key: &impl KeyDetails) -> String {
     format!("{:X}", key.fingerprint())
 }
 
+/// The kinds of key `halo init` and `halo key rotate` generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// v4 EdDSA over Ed25519 (algorithm 22): small and fast; needs gpgv 2.1 or later.
+    Ed25519,
+    /// v4 RSA, 4096 bits: for clients whose gpgv is GnuPG 1.4 (trusty, xenial).
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+        }
+    }
+}
+
 /// The repository signing key (a transferable secret key without passphrase).
 #[derive(Debug, Clone)]
 pub struct SigningKey {
@@ -114,15 +152,24 @@ impl SigningKey {
     /// A new Ed25519Legacy (v4) primary key that can certify and sign, for `user_id`
     /// (e.g. `"rustedhalo repository <repo@localhost>"`), without passphrase.
     pub fn generate(user_id: &str) -> Result<Self, Error> {
+        Self::generate_with(user_id, KeyAlgorithm::Ed25519)
+    }
+
+    /// A new v4 primary key of `algorithm` that can certify and sign, without passphrase.
+    pub fn generate_with(user_id: &str, algorithm: KeyAlgorithm) -> Result<Self, Error> {
+        let key_type = match algorithm {
+            KeyAlgorithm::Ed25519 => KeyType::Ed25519Legacy,
+            KeyAlgorithm::Rsa4096 => KeyType::Rsa(4096),
+        };
         let params = SecretKeyParamsBuilder::default()
-            .key_type(KeyType::Ed25519Legacy)
+            .key_type(key_type)
             .can_certify(true)
             .can_sign(true)
             .primary_user_id(user_id.to_owned())
             .preferred_hash_algorithms([HashAlgorithm::Sha512, HashAlgorithm::Sha256][..].into())
             .build()
             // invariant: key type, flags and user id are set, which is all `validate` checks.
-            .expect("valid Ed25519Legacy key parameters");
+            .expect("valid key parameters");
         let key = params
             .generate(rand::thread_rng())
             .map_err(pgp("key generation"))?;
@@ -191,6 +238,43 @@ impl SigningKey {
         fpr(&self.key.primary_key)
     }
 
+    /// The fingerprint of the key that signs: a signing subkey's, or the primary key's.
+    pub fn signer_fingerprint(&self) -> String {
+        match self.signer {
+            None => self.fingerprint(),
+            Some(i) => fpr(&self.key.secret_subkeys[i].key),
+        }
+    }
+
+    /// The signing key's algorithm as `gpg --list-keys` names it (`ed25519`, `rsa4096`).
+    pub fn algorithm(&self) -> String {
+        use pgp::crypto::public_key::PublicKeyAlgorithm as A;
+        use pgp::types::PublicParams;
+        let signer = self.signer();
+        match (signer.algorithm(), signer.public_params()) {
+            // The first MPI of RSA public parameters is n, led by its length in bits.
+            (A::RSA, params @ PublicParams::RSA(_)) => match params.to_bytes() {
+                Ok(b) if b.len() >= 2 => format!("rsa{}", u16::from_be_bytes([b[0], b[1]])),
+                _ => "rsa".to_string(),
+            },
+            (A::EdDSALegacy | A::Ed25519, _) => "ed25519".to_string(),
+            (other, _) => format!("{other:?}").to_lowercase(),
+        }
+    }
+
+    /// When the primary key was made (RFC 3339).
+    pub fn created(&self) -> String {
+        let t: SystemTime = self.key.primary_key.created_at().into();
+        jiff::Timestamp::try_from(t).map_or_else(|_| String::new(), |t| t.to_string())
+    }
+
+    /// The signature of `text` (already normalised as the caller's format
+    /// requires) for a signature of type `typ`.
+    fn sign_one(&self, typ: SignatureType, data: &[u8]) -> Result<Signature, PgpError> {
+        let config = self.config(typ)?;
+        config.sign(&self.signer(), &Password::empty(), data)
+    }
+
     // rPGP's signing functions take `&impl SigningKey`, which `Box<&dyn SigningKey>` is.
     #[allow(clippy::redundant_allocation)]
     fn signer(&self) -> Box<&dyn pgp::types::SigningKey> {
@@ -252,6 +336,181 @@ impl SigningKey {
         };
         sign().map_err(pgp("detached signing"))
     }
+}
+
+/// The keys a store signs with (`keys/secret.asc`), in the order they were added: one in
+/// steady state, two (or more) while keys roll over. Every signature apt checks is made by
+/// each of them.
+#[derive(Debug, Clone)]
+pub struct SigningKeys {
+    keys: Vec<SigningKey>,
+}
+
+const SECRET_BEGIN: &str = "-----BEGIN PGP PRIVATE KEY BLOCK-----";
+
+impl SigningKeys {
+    pub fn new(first: SigningKey) -> Self {
+        SigningKeys { keys: vec![first] }
+    }
+
+    /// Reads one or more ASCII-armored secret key blocks (as [`Self::to_armored_secret`]
+    /// writes them), or a single key in any form [`SigningKey::from_bytes`] reads.
+    pub fn from_bytes(data: &[u8]) -> Result<Self, Error> {
+        let text = std::str::from_utf8(data)
+            .ok()
+            .filter(|t| t.contains(SECRET_BEGIN));
+        let Some(text) = text else {
+            return Ok(Self::new(SigningKey::from_bytes(data)?));
+        };
+        let keys = text
+            .match_indices(SECRET_BEGIN)
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| SigningKey::from_bytes(&text.as_bytes()[w[0]..w[1]]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SigningKeys { keys })
+    }
+
+    pub fn keys(&self) -> &[SigningKey] {
+        &self.keys
+    }
+
+    /// Every key's armored secret key block, one after the other.
+    pub fn to_armored_secret(&self) -> Result<String, Error> {
+        let blocks = self.keys.iter().map(SigningKey::to_armored_secret);
+        blocks.collect::<Result<Vec<_>, _>>().map(|b| b.concat())
+    }
+
+    /// The public keys as one binary keyring (what apt's `signed-by=` file holds).
+    pub fn public_keys_binary(&self) -> Result<Vec<u8>, Error> {
+        let keys = self.keys.iter().map(SigningKey::public_key_binary);
+        keys.collect::<Result<Vec<_>, _>>().map(|k| k.concat())
+    }
+
+    /// The public keys in one armored block (like `gpg --export --armor` of several keys).
+    pub fn public_keys_armored(&self) -> Result<String, Error> {
+        let public: Vec<SignedPublicKey> =
+            self.keys.iter().map(|k| k.key.to_public_key()).collect();
+        let mut out = Vec::new();
+        pgp::armor::write(
+            &public,
+            pgp::armor::BlockType::PublicKey,
+            &mut out,
+            None,
+            true,
+        )
+        .map_err(pgp("public key export"))?;
+        String::from_utf8(out).map_err(|_| Error::NoKey)
+    }
+
+    /// Primary key fingerprints, in signing order.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(SigningKey::fingerprint).collect()
+    }
+
+    /// The fingerprints signatures name as their issuers, sorted.
+    pub fn signer_fingerprints(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .keys
+            .iter()
+            .map(SigningKey::signer_fingerprint)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// These keys and `key` (which must be new to them).
+    pub fn with(&self, key: SigningKey) -> Result<Self, Error> {
+        if self.fingerprints().contains(&key.fingerprint()) {
+            return Err(Error::DuplicateKey {
+                fingerprint: key.fingerprint(),
+            });
+        }
+        let mut keys = self.keys.clone();
+        keys.push(key);
+        Ok(SigningKeys { keys })
+    }
+
+    /// These keys but the one `fingerprint` names (its full primary fingerprint or its last
+    /// 16 hex digits, the long key id), which is returned too; the last key cannot go.
+    pub fn without(&self, fingerprint: &str) -> Result<(Self, SigningKey), Error> {
+        let want = fingerprint.to_ascii_uppercase().replace(' ', "");
+        let pos = self.keys.iter().position(|k| {
+            let f = k.fingerprint();
+            want.len() >= 16 && f.ends_with(&want)
+        });
+        let Some(pos) = pos else {
+            return Err(Error::NotASigningKey {
+                fingerprint: fingerprint.to_string(),
+                signing: self.fingerprints(),
+            });
+        };
+        if self.keys.len() == 1 {
+            return Err(Error::LastKey {
+                fingerprint: self.keys[0].fingerprint(),
+            });
+        }
+        let mut keys = self.keys.clone();
+        let gone = keys.remove(pos);
+        Ok((SigningKeys { keys }, gone))
+    }
+
+    /// `InRelease`: [`SigningKey::clearsign`], with one signature per key.
+    pub fn clearsign(&self, text: &str) -> Result<String, Error> {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.trim_end_matches([' ', '\t', '\r']))
+            .collect();
+        let text = lines.join("\n");
+        let sign = || -> Result<String, PgpError> {
+            let msg = CleartextSignedMessage::new_many(&text, |normalized| {
+                self.keys
+                    .iter()
+                    .map(|k| k.sign_one(SignatureType::Text, normalized.as_bytes()))
+                    .collect()
+            })?;
+            msg.to_armored_string(ArmorOptions::default())
+        };
+        sign().map_err(pgp("cleartext signing"))
+    }
+
+    /// `Release.gpg`: one armored block holding a detached binary-mode signature per key.
+    pub fn sign_detached(&self, data: &[u8]) -> Result<String, Error> {
+        let sign = || -> Result<String, PgpError> {
+            let sigs = self
+                .keys
+                .iter()
+                .map(|k| {
+                    k.sign_one(SignatureType::Binary, data)
+                        .map(DetachedSignature::new)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::new();
+            pgp::armor::write(
+                &sigs,
+                pgp::armor::BlockType::Signature,
+                &mut out,
+                None,
+                true,
+            )?;
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        };
+        sign().map_err(pgp("detached signing"))
+    }
+}
+
+/// The issuers of the signatures of a cleartext-signed document (`InRelease`): their issuer
+/// fingerprints (upper-case hex), or the key ids of signatures that carry none. Nothing is
+/// verified: this says who claims to have signed, to tell whether a file needs signing anew.
+pub fn cleartext_signers(data: &[u8]) -> Result<Vec<String>, Error> {
+    let (msg, _) =
+        CleartextSignedMessage::from_armor(data).map_err(|source| Error::Malformed { source })?;
+    let mut out: Vec<String> = msg.signatures().iter().map(issuer_name).collect();
+    out.sort();
+    Ok(out)
 }
 
 /// What a successful verification found.
@@ -1021,5 +1280,135 @@ mod tests {
             matches!(&err, Error::KeyRevoked { fingerprint } if *fingerprint == live),
             "{err:?}"
         );
+    }
+
+    /// Runs GnuPG 1.4's gpgv (Debian's `gpgv1`: the gpgv of trusty and xenial) on `files`
+    /// with `keyring`; its exit status and status lines.
+    fn gpgv1(gpg: &Gpg, keyring: &[u8], files: &[(&str, &[u8])]) -> (bool, String) {
+        let mut args = vec!["--keyring".to_owned(), gpg.file("repo1.gpg", keyring)];
+        args.extend(files.iter().map(|(name, data)| gpg.file(name, data)));
+        let out = gpg.run(
+            "gpgv1",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let status = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), status)
+    }
+
+    #[test]
+    fn rsa4096_keys_sign_for_gnupg_1_4_which_cannot_check_ed25519() {
+        let gpg = Gpg::new();
+        let rsa = SigningKey::generate_with("rsa <rsa@localhost>", KeyAlgorithm::Rsa4096).unwrap();
+        assert_eq!(rsa.algorithm(), "rsa4096");
+        let public = rsa.public_key_binary().unwrap();
+        let inrelease = rsa.clearsign(RELEASE).unwrap();
+        let sig = rsa.sign_detached(RELEASE.as_bytes()).unwrap();
+        let detached = [
+            ("Release.gpg", sig.as_bytes()),
+            ("Release", RELEASE.as_bytes()),
+        ];
+        for files in [&[("InRelease", inrelease.as_bytes())][..], &detached[..]] {
+            let status = gpg.gpgv(&public, files).expect("gpgv 2 accepts");
+            assert!(
+                status.contains(&format!("VALIDSIG {}", rsa.fingerprint())),
+                "{status}"
+            );
+            let (ok, status) = gpgv1(&gpg, &public, files);
+            assert!(ok, "gpgv 1.4 accepts: {status}");
+            assert!(status.contains("GOODSIG"), "{status}");
+        }
+        let shown = gpg.ok(
+            "--with-colons --import-options show-only --import",
+            &[&gpg.file("rsa.gpg", &public)],
+        );
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(
+            shown.contains(":4096:1:"),
+            "an RSA (algorithm 1) 4096-bit key: {shown}"
+        );
+
+        let ed = SigningKey::generate("ed <ed@localhost>").unwrap();
+        assert_eq!(ed.algorithm(), "ed25519");
+        let inrelease = ed.clearsign(RELEASE).unwrap();
+        let files = [("InRelease", inrelease.as_bytes())];
+        let (ok, status) = gpgv1(&gpg, &ed.public_key_binary().unwrap(), &files);
+        assert!(!ok, "gpgv 1.4 cannot check EdDSA: {status}");
+    }
+
+    #[test]
+    fn two_keys_sign_every_release_and_a_keyring_with_either_verifies() {
+        let gpg = Gpg::new();
+        let old = SigningKey::generate("old <old@localhost>").unwrap();
+        let new = SigningKey::generate_with("new <new@localhost>", KeyAlgorithm::Rsa4096).unwrap();
+        let keys = SigningKeys::new(old.clone()).with(new.clone()).unwrap();
+        assert!(keys.with(new.clone()).is_err(), "a key is added once");
+        let inrelease = keys.clearsign(RELEASE).unwrap();
+        let sig = keys.sign_detached(RELEASE.as_bytes()).unwrap();
+        let mut signers = vec![old.fingerprint(), new.fingerprint()];
+        signers.sort();
+        assert_eq!(cleartext_signers(inrelease.as_bytes()).unwrap(), signers);
+        assert_eq!(keys.signer_fingerprints(), signers);
+        let now = SystemTime::now();
+        for (one, other) in [(&old, &new), (&new, &old)] {
+            let public = one.public_key_binary().unwrap();
+            let ring = Keyring::from_bytes(&public).unwrap();
+            let v = good(ring.verify_cleartext(inrelease.as_bytes(), now));
+            assert_eq!(v.fingerprint, one.fingerprint());
+            good(ring.verify_detached(RELEASE.as_bytes(), sig.as_bytes(), now));
+            // gpgv exits 2 for the signature it has no key for, and reports the good one:
+            // apt accepts exactly that (a good signature, none bad).
+            let detached = [
+                ("Release.gpg", sig.as_bytes()),
+                ("Release", RELEASE.as_bytes()),
+            ];
+            for files in [&[("InRelease", inrelease.as_bytes())][..], &detached[..]] {
+                let mut args = vec!["--keyring".to_owned(), gpg.file("one.gpg", &public)];
+                args.extend(files.iter().map(|(name, data)| gpg.file(name, data)));
+                let out = gpg.run("gpgv", &args.iter().map(String::as_str).collect::<Vec<_>>());
+                let status = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    status.contains(&format!("VALIDSIG {}", one.fingerprint())),
+                    "{status}"
+                );
+                assert!(!status.contains("BADSIG"), "{status}");
+                let other_id = &other.fingerprint()[24..];
+                assert!(
+                    status.contains(&format!("NO_PUBKEY {other_id}")),
+                    "{status}"
+                );
+            }
+        }
+        // Both public keys in one armored block, the same keys as the binary keyring.
+        let armored = keys.public_keys_armored().unwrap();
+        assert_eq!(armored.matches("BEGIN PGP PUBLIC KEY BLOCK").count(), 1);
+        assert_eq!(
+            gpg.ok(
+                "-o - --dearmor",
+                &[&gpg.file("both.asc", armored.as_bytes())]
+            ),
+            keys.public_keys_binary().unwrap()
+        );
+        assert_eq!(
+            Keyring::from_bytes(armored.as_bytes())
+                .unwrap()
+                .fingerprints(),
+            keys.fingerprints()
+        );
+        // The secret file round-trips, in order; the last key cannot be retired.
+        let again = SigningKeys::from_bytes(keys.to_armored_secret().unwrap().as_bytes()).unwrap();
+        assert_eq!(again.fingerprints(), keys.fingerprints());
+        let (left, gone) = again.without(&old.fingerprint()[24..]).unwrap();
+        assert_eq!(
+            (left.fingerprints(), gone.fingerprint()),
+            (vec![new.fingerprint()], old.fingerprint())
+        );
+        assert!(matches!(
+            left.without(&new.fingerprint()),
+            Err(Error::LastKey { .. })
+        ));
+        assert!(matches!(
+            again.without("ABCD"),
+            Err(Error::NotASigningKey { .. })
+        ));
     }
 }

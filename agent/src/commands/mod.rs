@@ -11,6 +11,7 @@ pub mod fsck;
 pub mod import;
 pub mod init;
 pub mod jenkins;
+pub mod key;
 pub mod list;
 pub mod mirror;
 pub mod quickstart;
@@ -132,6 +133,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
         Command::Import(args) => import::run(&open_store(cli)?, args, out),
+        Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
         Command::Remove(args) => remove::run(&open_store(cli)?, args, out),
         Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
         Command::List(args) => list::list(&open_store(cli)?, args, out),

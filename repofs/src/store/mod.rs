@@ -16,6 +16,7 @@ pub mod fsck;
 pub mod fsutil;
 pub mod gc;
 pub mod import;
+pub mod keys;
 pub mod lock;
 pub mod mirrors;
 pub mod pool;
@@ -169,7 +170,7 @@ impl Store {
     }
 
     /// Creates a store: directories, the signing key (secret in
-    /// `keys/secret.asc`, public in `keys/repo.gpg` and `keys/repo.asc`),
+    /// `keys/secret.asc`, public in `keys/repo.gpg` and `keys/repo.asc`: see `keys`),
     /// the default channels, and `store.json` last, so an interrupted init
     /// is never mistaken for a store.
     pub fn init(root: &Path, meta: StoreMeta, key: &crate::sign::SigningKey) -> Result<Self> {
@@ -208,19 +209,9 @@ impl Store {
             meta,
             wait: None,
         };
-        let keys = store.keys_dir();
-        let tmp = store.tmp_dir();
-        fsutil::write_atomic_private(
-            &tmp,
-            &keys.join("secret.asc"),
-            key.to_armored_secret()?.as_bytes(),
-        )?;
-        fsutil::write_atomic(&tmp, &keys.join("repo.gpg"), &key.public_key_binary()?)?;
-        fsutil::write_atomic(
-            &tmp,
-            &keys.join("repo.asc"),
-            key.public_key_armored()?.as_bytes(),
-        )?;
+        let keys = crate::sign::SigningKeys::new(key.clone());
+        store.save_public_keys(&keys)?;
+        store.save_secret_keys(&keys)?;
         for channel in DEFAULT_CHANNELS {
             store.create_channel(channel)?;
         }
@@ -232,7 +223,7 @@ impl Store {
             },
         )?;
         let data = serde_json::to_vec_pretty(&store.meta).map_err(io::Error::other)?;
-        fsutil::write_atomic(&tmp, &root.join("store.json"), &data)?;
+        fsutil::write_atomic(&store.tmp_dir(), &root.join("store.json"), &data)?;
         Ok(store)
     }
 
@@ -262,12 +253,6 @@ impl Store {
             lock::LockError::Io(e) => Error::Io(e),
             lock::LockError::Busy(d) => Error::Busy(d),
         })
-    }
-
-    /// The store's signing key (`keys/secret.asc`).
-    pub fn load_signing_key(&self) -> Result<crate::sign::SigningKey> {
-        let data = fs::read(self.keys_dir().join("secret.asc"))?;
-        Ok(crate::sign::SigningKey::from_bytes(&data)?)
     }
 }
 
