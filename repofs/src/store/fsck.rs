@@ -2,8 +2,10 @@
 //!
 //! Checks every blob against its hash, every snapshot manifest (its files,
 //! its component states and the pool files they name, Release against its
-//! indices, InRelease against the store key), the working state, and every
-//! channel (pointer target exists, history agrees with the pointer).
+//! indices, InRelease against the store's public keys, or its retired keys
+//! for a snapshot no channel points at), that the public keyring holds
+//! every signing key, the working state, and every channel (pointer target
+//! exists, history agrees with the pointer).
 //! Leftover temp files of crashed writers are reported, not faults.
 //! A verbatim mirror's dist is checked against the upstream keyring its
 //! component states name instead of the store key.
