@@ -97,10 +97,12 @@ impl Store {
                         continue;
                     };
                     if !signers.iter().any(|s| remaining.contains(s)) {
-                        return Err(Error::Usage(format!(
-                            "channel {channel} points at snapshot {id}, whose {archive}/{dist} only {} signed: make a snapshot (signed by every key now) and promote it first",
-                            gone.fingerprint()
-                        )));
+                        return Err(Error::KeyInUse {
+                            fingerprint: gone.fingerprint(),
+                            channel,
+                            snapshot: id,
+                            place: format!("{archive}/{dist}"),
+                        });
                     }
                 }
             }

@@ -87,6 +87,14 @@ pub enum Error {
     Sign(#[from] crate::sign::Error),
     #[error("{0}")]
     Usage(String),
+    /// A key cannot be retired while a channel serves what only it signed.
+    #[error("channel {channel} points at snapshot {snapshot}, whose {place} no other signing key signed than {fingerprint}: make a snapshot (it is signed by every key now) and promote it first")]
+    KeyInUse {
+        fingerprint: String,
+        channel: String,
+        snapshot: String,
+        place: String,
+    },
     #[error(
         "the store is busy: another writer held it for {0:?} (--wait-timeout); nothing changed"
     )]
