@@ -77,8 +77,9 @@ component, or --component): PKG alone is every version and architecture of the b
 PKG and of the source package PKG; PKG=VERSION one version; /ARCH one architecture ('source': \
 the source package only). Binaries built from a source of another name are not removed: name them \
 too. Every PKG must match something, or nothing is removed. The next snapshot reflects it; \
-snapshots made before keep their packages. A mirror's archive is refused: filter the package in \
-the mirror's `packages` setting instead.\n\nExample:\n  halo remove --archive rustedhalo --dist \
+snapshots made before keep their packages. From a mirror's archive only what the mirror's \
+`packages` setting (in the configuration) leaves out: anything else would come back on the next \
+update.\n\nExample:\n  halo remove --archive rustedhalo --dist \
 trusty hello=1.0-1\n  halo remove --archive rustedhalo --dist trusty --component main libfoo1/i386 foo"
     )]
     Remove(RemoveArgs),

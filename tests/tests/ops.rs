@@ -573,3 +573,42 @@ fn remove_and_copy_aborted_before_their_commit_change_nothing() {
     assert_eq!(t.temp_files(), 0);
     t.assert_sound();
 }
+
+#[test]
+fn removing_from_a_mirror_needs_its_filter_to_leave_the_package_out() {
+    let up = Upstream::new();
+    up.add("main", &Deb::new("upkg", "1.0").arch("amd64"));
+    up.add("main", &Deb::new("extra", "1.0").arch("amd64"));
+    up.publish("stable", &Publish::default());
+    let t = TestStore::new();
+    let configure = |packages: &str| {
+        let config = format!(
+            "[[mirror]]\nname = \"up\"\nurl = \"{}\"\ndists = [\"stable\"]\ncomponents = [\"main\"]\n\
+             architectures = [\"amd64\"]\nkeyring = \"{}\"\npackages = [{packages}]\n",
+            up.url(),
+            up.keyring().display()
+        );
+        fs::write(t.store().join("halo.toml"), config).unwrap();
+    };
+    configure("\"upkg\", \"extra\"");
+    t.ok(&["mirror", "update", "up"]);
+    let remove = ["remove", "--archive", "up", "--dist", "stable", "extra"];
+    refused(
+        &t,
+        &remove,
+        &[
+            "mirror up keeps extra_1.0_amd64",
+            "leave it out of the mirror's `packages`",
+        ],
+    );
+    // The configuration leaves it out now: the next update would drop it,
+    // so it may go at once.
+    configure("\"upkg\"");
+    assert_eq!(t.ok(&remove).trim(), "removed extra_1.0_amd64 (main)");
+    let listed = t.ok(&["list", "--archive", "up"]);
+    assert_eq!(listed, "stable/main upkg 1.0 amd64\n");
+    t.ok(&["mirror", "update", "up"]);
+    assert_eq!(t.ok(&["list", "--archive", "up"]), listed, "it stays out");
+    t.snapshot();
+    t.assert_sound();
+}

@@ -134,7 +134,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
         Command::Import(args) => import::run(&open_store(cli)?, args, out),
         Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
-        Command::Remove(args) => remove::run(&open_store(cli)?, args, out),
+        Command::Remove(args) => remove::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
         Command::List(args) => list::list(&open_store(cli)?, args, out),
         Command::Show(args) => list::show(&open_store(cli)?, args, out),

@@ -126,6 +126,9 @@ pub enum EditError {
     /// The archive belongs to a mirror (`halo mirror update` rewrites it).
     #[error("{archive} is the archive of mirror {archive}: {why}")]
     MirrorArchive { archive: String, why: &'static str },
+    /// The mirror's `packages` filter keeps what a removal would take out.
+    #[error("mirror {archive} keeps {entry} (its `packages` filter selects it): it would come back on the next `halo mirror update`; leave it out of the mirror's `packages` first (docs/config.md)")]
+    KeptByMirror { archive: String, entry: String },
     /// The target already holds this name, version and architecture with
     /// other content.
     #[error("copy into {place}: {conflict}")]
@@ -215,6 +218,80 @@ pub fn plan_remove(
         });
     }
     Ok(out)
+}
+
+/// A mirror's `packages` filter, as its configuration says now.
+#[derive(Debug, Clone, Copy)]
+pub struct MirrorFilter<'a> {
+    pub packages: &'a [String],
+    pub with_deps: bool,
+}
+
+/// Of the entries a removal takes out of `dist` of a mirror's archive, the
+/// first that the mirror's filter keeps, or `None` when it leaves them all
+/// out (so the next `halo mirror update` will not bring them back). Judged
+/// as the update judges, over the packages the mirror holds now (`archive`:
+/// every component of every dist, by (dist, component)): binaries by the
+/// filter and its closure ([`closure::select`]), a source package by whether
+/// a kept binary of its component was built from it.
+pub fn kept_by_filter(
+    archive: &BTreeMap<(String, String), ComponentState>,
+    dist: &str,
+    filter: &MirrorFilter<'_>,
+    removed: &[EntryRef],
+) -> Result<Option<EntryRef>, EditError> {
+    let mut places = Vec::new();
+    let mut paragraphs = Vec::new();
+    for (place, state) in archive {
+        for b in &state.binaries {
+            paragraphs.push(parse_stanza(b)?);
+            places.push((place, b));
+        }
+    }
+    let universe: Vec<Candidate<'_>> = places
+        .iter()
+        .zip(&paragraphs)
+        .map(|((_, b), p)| candidate(b, p))
+        .collect();
+    let keep = closure::select(&universe, filter.packages, filter.with_deps).keep;
+    let kept = |r: &EntryRef| {
+        if r.arch != "source" {
+            return keep.contains(&(r.package.as_str(), r.version.as_str(), r.arch.as_str()));
+        }
+        places.iter().zip(&paragraphs).any(|(((d, c), b), p)| {
+            d == dist
+                && *c == r.component
+                && keep.contains(&(b.package.as_str(), b.version.as_str(), b.arch.as_str()))
+                && source_name(b, p) == r.package
+        })
+    };
+    Ok(removed.iter().find(|r| kept(r)).cloned())
+}
+
+fn parse_stanza(b: &super::BinaryEntry) -> Result<crate::deb822::Paragraph, EditError> {
+    crate::deb822::parse_single(&b.stanza).map_err(|e| EditError::Stanza {
+        key: format!("{}_{}_{}", b.package, b.version, b.arch),
+        reason: e.to_string(),
+    })
+}
+
+fn candidate<'a>(b: &'a super::BinaryEntry, p: &'a crate::deb822::Paragraph) -> Candidate<'a> {
+    Candidate {
+        package: &b.package,
+        version: &b.version,
+        arch: &b.arch,
+        depends: p.get("Depends"),
+        pre_depends: p.get("Pre-Depends"),
+        provides: p.get("Provides"),
+    }
+}
+
+/// The source a binary was built from: `Source:` without its version, or
+/// the binary's own name.
+fn source_name<'a>(b: &'a super::BinaryEntry, p: &'a crate::deb822::Paragraph) -> &'a str {
+    p.get("Source")
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or(&b.package)
 }
 
 /// What a copy decided: the target's changed components, what was added
@@ -427,28 +504,14 @@ fn with_dependencies(
     let mut paragraphs = Vec::new();
     for (c, s) in from {
         for (i, b) in s.binaries.iter().enumerate() {
-            let p = crate::deb822::parse_single(&b.stanza).map_err(|e| EditError::Stanza {
-                key: format!("{}_{}_{}", b.package, b.version, b.arch),
-                reason: e.to_string(),
-            })?;
+            paragraphs.push(parse_stanza(b)?);
             places.push((c.clone(), i));
-            paragraphs.push(p);
         }
     }
     let universe: Vec<Candidate<'_>> = places
         .iter()
         .zip(&paragraphs)
-        .map(|((c, i), p)| {
-            let b = &from[c].binaries[*i];
-            Candidate {
-                package: &b.package,
-                version: &b.version,
-                arch: &b.arch,
-                depends: p.get("Depends"),
-                pre_depends: p.get("Pre-Depends"),
-                provides: p.get("Provides"),
-            }
-        })
+        .map(|((c, i), p)| candidate(&from[c].binaries[*i], p))
         .collect();
     let root_idx: Vec<usize> = roots
         .iter()
@@ -707,5 +770,56 @@ mod tests {
         main.add_binary(other).unwrap();
         let e = copy(&changed, &moved, &["other"], false).unwrap_err();
         assert!(e.to_string().contains("pool/main/x/other_1_all.deb"), "{e}");
+    }
+
+    #[test]
+    fn a_mirror_filter_decides_what_may_be_removed_from_its_archive() {
+        let mut main = comp(
+            vec![
+                bin("app", "1", "amd64", "Depends: lib\n"),
+                bin("lib", "1", "amd64", "Source: libsrc (1)\n"),
+                bin("gone", "1", "amd64", ""),
+            ],
+            vec![src("libsrc", "1"), src("gone", "1")],
+        );
+        main.sort();
+        let archive = BTreeMap::from([(("d".to_string(), "main".to_string()), main)]);
+        let r = |p: &str, a: &str| EntryRef {
+            component: "main".into(),
+            package: p.into(),
+            version: "1".into(),
+            arch: a.into(),
+        };
+        let packages = ["app".to_string()];
+        let with = MirrorFilter {
+            packages: &packages,
+            with_deps: true,
+        };
+        let kept =
+            |f: &MirrorFilter<'_>, e: &[EntryRef]| kept_by_filter(&archive, "d", f, e).unwrap();
+        assert_eq!(
+            kept(&with, &[r("gone", "amd64"), r("gone", "source")]),
+            None
+        );
+        assert_eq!(
+            kept(&with, &[r("gone", "amd64"), r("lib", "amd64")]),
+            Some(r("lib", "amd64"))
+        );
+        assert_eq!(
+            kept(&with, &[r("libsrc", "source")]),
+            Some(r("libsrc", "source"))
+        );
+        let without = MirrorFilter {
+            packages: &packages,
+            with_deps: false,
+        };
+        assert_eq!(
+            kept(&without, &[r("lib", "amd64"), r("libsrc", "source")]),
+            None
+        );
+        assert_eq!(
+            kept(&without, &[r("app", "amd64")]),
+            Some(r("app", "amd64"))
+        );
     }
 }

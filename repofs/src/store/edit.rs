@@ -6,15 +6,19 @@
 //!
 //! A mirror owns its archive (`mirrors/<name>.json` exists): what is
 //! removed from it comes back on the next update and what is copied into
-//! it is dropped, so both are refused. Removing from a mirror takes its
-//! `packages` filter; copying *from* a mirror is what copies are for.
+//! it is dropped. So a copy into it is refused, and a removal from it is
+//! refused unless the mirror's `packages` filter (as configured now) leaves
+//! out everything it takes; copying *from* a mirror is what copies are for.
 
 use std::collections::BTreeMap;
 
 use super::state::add_component;
 use super::{Error, Result, Store};
 use crate::debian::name;
-use crate::model::edit::{plan_copy, plan_remove, CopyInput, EditError, EntryRef, PackageSpec};
+use crate::model::edit::{
+    kept_by_filter, plan_copy, plan_remove, CopyInput, EditError, EntryRef, MirrorFilter,
+    PackageSpec,
+};
 use crate::model::{ComponentState, StateMap};
 
 /// An archive's dist, and optionally one component of it.
@@ -56,23 +60,40 @@ pub struct CopyReport {
     pub unchanged: Vec<EntryRef>,
 }
 
-/// Takes the entries `specs` match out of `target`'s working state.
+/// Takes the entries `specs` match out of `target`'s working state. A
+/// mirror's archive only with the mirror's `packages` filter (`filter`, from
+/// its configuration) and only entries that filter leaves out: anything else
+/// would come back on the next update.
 pub fn remove(
     store: &Store,
     target: &DistTarget<'_>,
     specs: &[PackageSpec],
+    filter: Option<&MirrorFilter<'_>>,
 ) -> Result<RemoveReport> {
     target.check()?;
     let _lock = store.lock()?;
-    refuse_mirror(
-        store,
-        target.archive,
-        "what is removed here comes back on the next `halo mirror update`; \
-         leave it out with the mirror's `packages` setting instead (docs/config.md)",
-    )?;
+    let mirror = store.load_mirror_record(target.archive)?.is_some();
+    if mirror && filter.is_none() {
+        return Err(EditError::MirrorArchive {
+            archive: target.archive.to_string(),
+            why: "what is removed here comes back on the next `halo mirror update`; \
+                  leave it out with the mirror's `packages` setting instead (docs/config.md)",
+        }
+        .into());
+    }
     let mut state = store.load_state()?;
     let components = load_dist(store, &state, target)?;
     let removal = plan_remove(&components, specs, &target.place())?;
+    if let Some(filter) = filter.filter(|_| mirror) {
+        let archive = store.load_archive_components(&state, target.archive)?;
+        if let Some(entry) = kept_by_filter(&archive, target.dist, filter, &removal.removed)? {
+            return Err(EditError::KeptByMirror {
+                archive: target.archive.to_string(),
+                entry: entry.to_string(),
+            }
+            .into());
+        }
+    }
     commit(
         store,
         &mut state,
