@@ -7,6 +7,7 @@
 pub mod acceptance;
 pub mod channel;
 pub mod closure;
+pub mod copy;
 pub mod diff;
 pub mod edit;
 pub mod query;

@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use super::state::add_component;
 use super::{Error, Result, Store};
 use crate::debian::name;
+use crate::model::copy::{plan_copy, CopyInput};
 use crate::model::edit::{
-    kept_by_filter, plan_copy, plan_remove, CopyInput, EditError, EntryRef, MirrorFilter,
-    PackageSpec,
+    kept_by_filter, plan_remove, EditError, EntryRef, MirrorFilter, PackageSpec,
 };
 use crate::model::{ComponentState, StateMap};
 
