@@ -70,8 +70,9 @@ fn read_key(path: &std::path::Path) -> Result<SigningKey> {
     let data = fs_err::read(path).map_err(|e| UserError(format!("--key: {e}")))?;
     SigningKey::from_bytes(&data).map_err(|e| {
         UserError(format!(
-            "--key {}: not a usable OpenPGP secret key: {e}",
-            path.display()
+            "--key {}: not a usable OpenPGP secret key: {}",
+            path.display(),
+            repofs::error_chain(&e)
         ))
         .into()
     })

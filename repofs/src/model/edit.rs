@@ -133,7 +133,7 @@ pub enum EditError {
     KeptByMirror { archive: String, entry: String },
     /// The target already holds this name, version and architecture with
     /// other content.
-    #[error("copy into {place}: {conflict}")]
+    #[error("copy into {place}")]
     Conflict {
         place: String,
         #[source]

@@ -176,7 +176,10 @@ impl Checker<'_> {
         let path = self.store.keys_dir().join("repo.gpg");
         let signing = match self.store.load_signing_keys() {
             Ok(k) => k.fingerprints(),
-            Err(e) => return self.problem(self.store.keys_dir().join("secret.asc"), e.to_string()),
+            Err(e) => {
+                let path = self.store.keys_dir().join("secret.asc");
+                return self.problem(path, crate::error_chain(&e));
+            }
         };
         let published = self
             .keyring
@@ -338,7 +341,7 @@ impl Checker<'_> {
         let signed = |k: &crate::sign::Keyring| match k.verify_cleartext(&inrel_text, now) {
             Ok(v) if v.text == rel_text => Ok(()),
             Ok(_) => Err(format!("{where_}/InRelease does not sign Release's text")),
-            Err(e) => Err(format!("{where_}/InRelease: {e}")),
+            Err(e) => Err(format!("{where_}/InRelease: {}", crate::error_chain(&e))),
         };
         let Err(current) = signed(keyring) else {
             return;
