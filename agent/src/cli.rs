@@ -53,9 +53,10 @@ pub enum Command {
     /// Create a store, the default channels and a signing key.
     #[command(
         long_about = "Create a store: directories, the channels trusty-unstable, trusty-testing \
-and trusty, and an OpenPGP signing key (Ed25519) unless --key gives one. The public key is written \
+and trusty, and an OpenPGP signing key (Ed25519, or RSA 4096 with --key-algorithm rsa4096 for clients whose \
+gpgv is GnuPG 1.4, as trusty's) unless --key gives one. The public key is written \
 to STORE/keys/repo.gpg (for apt's signed-by=) and STORE/keys/repo.asc.\n\nExample:\n  halo --store /srv/halo init\n  \
-halo --store /srv/halo init --key release-key.asc"
+halo --store /srv/halo init --key release-key.asc\n  halo --store /srv/halo init --key-algorithm rsa4096"
     )]
     Init(InitArgs),
     /// Add .deb, .dsc or .changes files to an archive's working state.
@@ -66,6 +67,51 @@ Re-importing identical content is a no-op; a different file under the same name,
 architecture is refused.\n\nExample:\n  halo import --archive rustedhalo --dist trusty --component main build/*.changes"
     )]
     Import(ImportArgs),
+    /// The signing keys: list them, add a new one alongside, retire an old one.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Take packages out of an archive's working state (snapshots keep theirs).
+    #[command(
+        long_about = "Take packages out of the working state of one archive and dist (every \
+component, or --component): PKG alone is every version and architecture of the binaries called \
+PKG and of the source package PKG; PKG=VERSION one version; /ARCH one architecture ('source': \
+the source package only). Binaries built from a source of another name are not removed: name them \
+too. Every PKG must match something, or nothing is removed. The next snapshot reflects it; \
+snapshots made before keep their packages. From a mirror's archive only what the mirror's \
+`packages` setting (in the configuration) leaves out: anything else would come back on the next \
+update.\n\nExample:\n  halo remove --archive rustedhalo --dist \
+trusty hello=1.0-1\n  halo remove --archive rustedhalo --dist trusty --component main libfoo1/i386 foo"
+    )]
+    Remove(RemoveArgs),
+    /// Copy packages from one archive/dist to another (entries only: no bytes copied).
+    #[command(
+        long_about = "Copy packages from ARCHIVE/DIST to ARCHIVE2/DIST2, each into the component \
+of the same name (every component of the source, or --component). PKG is the newest version of \
+each architecture (dpkg order) and the source package PKG; PKG=VERSION that version. With \
+--with-deps, the Depends and Pre-Depends of the copied binaries are resolved within the source \
+dist (the newest satisfying version, first satisfiable alternative) and copied too. Pool files \
+are shared, so nothing is copied but entries. A package the target holds with other content, and \
+a mirror's archive as the target, are refused.\n\nExample:\n  halo copy --from ubuntu/trusty \
+--to rustedhalo/trusty --with-deps ceph=0.94.1-1\n  halo copy --from rustedhalo/trusty --to \
+rustedhalo/xenial hello"
+    )]
+    Copy(CopyArgs),
+    /// List the packages of an archive's working state.
+    #[command(
+        long_about = "One line per package in the working state of ARCHIVE (every dist, or \
+--dist): dist/component, name, version, architecture ('source' for source packages). PATTERN is a \
+shell-style pattern over names (quote it).\n\nExample:\n  halo list --archive rustedhalo --dist \
+trusty 'lib*'\n  halo list --archive rustedhalo --json"
+    )]
+    List(ListArgs),
+    /// Every version of a package: archives, snapshots and channels holding it.
+    #[command(
+        long_about = "Every version of the binaries and source package called PKG: per archive, \
+dist and component, whether the working state holds it, which snapshots hold it and which \
+channels point at one of those. Reads every snapshot manifest.\n\nExample:\n  halo show hello\n  \
+halo show hello --json"
+    )]
+    Show(ShowArgs),
     /// Create, list, show and compare snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -168,11 +214,32 @@ print the sources.list line to use. Nothing external to set up.\n\nExample:\n  h
     Quickstart(QuickstartArgs),
 }
 
+/// The kinds of signing key halo generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyAlgorithmArg {
+    /// EdDSA (Ed25519), v4: apt with gpgv 2.1 or later (xenial's gpgv2, bionic onwards).
+    Ed25519,
+    /// RSA 4096, v4: also clients whose gpgv is GnuPG 1.4 (trusty, xenial).
+    Rsa4096,
+}
+
+impl From<KeyAlgorithmArg> for repofs::sign::KeyAlgorithm {
+    fn from(a: KeyAlgorithmArg) -> Self {
+        match a {
+            KeyAlgorithmArg::Ed25519 => repofs::sign::KeyAlgorithm::Ed25519,
+            KeyAlgorithmArg::Rsa4096 => repofs::sign::KeyAlgorithm::Rsa4096,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Use this OpenPGP secret key (armored or binary, unprotected) instead of generating one.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// The kind of key to generate: rsa4096 for clients with GnuPG 1.4's gpgv (trusty).
+    #[arg(long, value_enum, default_value = "ed25519", conflicts_with = "key")]
+    pub key_algorithm: KeyAlgorithmArg,
     /// Origin and Label of the Release files.
     #[arg(long, default_value = "rustedhalo")]
     pub origin: String,
@@ -196,6 +263,93 @@ pub struct ImportArgs {
     /// for batches too large for a command line.
     #[arg(long, value_name = "LIST")]
     pub files_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// The signing keys (each signs every Release) and the retired ones.
+    List,
+    /// Add a new signing key; both old and new sign until the old one is retired.
+    #[command(
+        long_about = "Generate a new signing key (or take --key FILE) and sign every Release \
+with it as well as with the keys that sign now, as Debian does when it rolls its archive keys. \
+keys/repo.gpg and keys/repo.asc then hold every signing key: give them to the clients. The next \
+snapshot is signed by every key (even with nothing else changed); promote it. Once every client \
+has the new keyring and every channel points at a snapshot the new key signed, retire the old \
+key. The default algorithm is the newest key's.\n\nExample:\n  halo key rotate --key-algorithm \
+rsa4096\n  ID=$(halo snapshot create | tail -n1) && halo promote --to trusty-unstable --snapshot \"$ID\""
+    )]
+    Rotate {
+        /// The kind of key to generate (default: the newest key's).
+        #[arg(long, value_enum)]
+        key_algorithm: Option<KeyAlgorithmArg>,
+        /// Use this OpenPGP secret key (armored or binary, unprotected) instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "key_algorithm")]
+        key: Option<PathBuf>,
+    },
+    /// Stop signing with a key (the end of a rotation).
+    #[command(
+        long_about = "Stop signing with the key FINGERPRINT names (its fingerprint or long key \
+id) and drop it from keys/repo.gpg and keys/repo.asc; its public key moves to keys/retired.gpg \
+(fsck still checks the snapshots it signed). Refused while a channel points at a snapshot no \
+remaining key signed, and for the last key.\n\nExample:\n  halo key retire \
+0123456789ABCDEF0123456789ABCDEF01234567"
+    )]
+    Retire {
+        /// The key's fingerprint (or its last 16 hex digits).
+        fingerprint: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[arg(long)]
+    pub archive: String,
+    #[arg(long)]
+    pub dist: String,
+    /// Only this component (default: every component of the dist).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// PKG, PKG=VERSION, PKG/ARCH or PKG=VERSION/ARCH.
+    #[arg(value_name = "PKG[=VERSION][/ARCH]", required = true)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The source: ARCHIVE/DIST.
+    #[arg(long, value_name = "ARCHIVE/DIST")]
+    pub from: String,
+    /// The target: ARCHIVE/DIST.
+    #[arg(long, value_name = "ARCHIVE/DIST")]
+    pub to: String,
+    /// Only this component of the source (default: every component).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// Also copy the dependencies (Depends, Pre-Depends) found in the source.
+    #[arg(long)]
+    pub with_deps: bool,
+    /// PKG or PKG=VERSION (PKG/ARCH and PKG=VERSION/ARCH too).
+    #[arg(value_name = "PKG[=VERSION]", required = true)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub archive: String,
+    /// Only this dist.
+    #[arg(long)]
+    pub dist: Option<String>,
+    /// Shell-style pattern over package names (`*`, `?`).
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The package name (binary or source).
+    #[arg(value_name = "PKG")]
+    pub package: String,
 }
 
 #[derive(Debug, Subcommand)]

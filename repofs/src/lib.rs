@@ -10,9 +10,11 @@
 //! - [`index`]: `Packages`/`Sources` stanzas as dpkg-scanpackages prints
 //!   them, per-component indices with `.gz`/`.xz`, `Release`.
 //! - [`model`]: component states, snapshot manifests and ids, channel moves
-//!   (compare-and-swap), snapshot diffs, the APT tree of a snapshot.
-//! - [`sign`] (edge): OpenPGP signing of Release and verification of
-//!   upstream signatures, with rPGP.
+//!   (compare-and-swap), snapshot diffs, the APT tree of a snapshot; removing
+//!   and copying packages, dependency closures, list and show.
+//! - [`sign`] (edge): OpenPGP signing of Release (by one key or, during a
+//!   rotation, several; Ed25519 or RSA) and verification of upstream
+//!   signatures, with rPGP.
 //! - [`store`] (edge): the directory on disk. Blobs are content-addressed
 //!   and immutable; everything else is replaced by rename under one writer
 //!   lock; readers never lock. See docs/store-format.md.

@@ -83,8 +83,18 @@ proptest! {
     fn openpgp_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1024), text in controlish()) {
         let _ = crate::sign::Keyring::from_bytes(&bytes);
         let _ = crate::sign::SigningKey::from_bytes(&bytes);
+        let _ = crate::sign::SigningKeys::from_bytes(&bytes);
+        let _ = crate::sign::cleartext_signers(text.as_bytes());
+        let _ = crate::sign::cleartext_signers(&bytes);
         if let Ok(k) = crate::sign::Keyring::from_bytes(&bytes) {
             let _ = k.verify_cleartext(text.as_bytes(), std::time::SystemTime::now());
+        }
+    }
+
+    #[test]
+    fn package_specs_parse_or_err_and_print_back(text in "[a-z0-9.+~:=/-]{0,16}|\\PC{0,16}") {
+        if let Ok(spec) = crate::model::edit::PackageSpec::parse(&text) {
+            prop_assert_eq!(spec.to_string(), text);
         }
     }
 

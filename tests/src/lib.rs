@@ -78,8 +78,19 @@ impl TestStore {
         s
     }
 
+    /// [`TestStore::new`] made by `halo init ARGS` (`--key-algorithm rsa4096`).
+    pub fn with_init(args: &[&str]) -> Self {
+        let s = Self::init(args);
+        ok(s.halo().args(["channel", "gate", "trusty", "--off"]));
+        s
+    }
+
     /// A store exactly as `halo init` makes it: `trusty` gated.
     pub fn gated() -> Self {
+        Self::init(&[])
+    }
+
+    fn init(args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("halo-test-")
             .tempdir()
@@ -87,7 +98,7 @@ impl TestStore {
         // apt's _apt sandbox user and other users must be able to read.
         set_mode(dir.path(), 0o755);
         let s = Self { dir };
-        ok(s.halo().arg("init"));
+        ok(s.halo().arg("init").args(args));
         s
     }
 

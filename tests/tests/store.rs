@@ -359,6 +359,14 @@ fn every_command_has_help_and_usage_errors_exit_1() {
         vec!["build", "--help"],
         vec!["sources", "--help"],
         vec!["sources", "status", "--help"],
+        vec!["remove", "--help"],
+        vec!["copy", "--help"],
+        vec!["list", "--help"],
+        vec!["show", "--help"],
+        vec!["key", "--help"],
+        vec!["key", "list", "--help"],
+        vec!["key", "rotate", "--help"],
+        vec!["key", "retire", "--help"],
     ] {
         let out = ok(t.halo().args(&args));
         assert!(out.contains("Usage:"), "{args:?}: {out}");

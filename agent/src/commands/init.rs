@@ -22,7 +22,10 @@ pub fn run(dir: &Path, args: &InitArgs, out: &Output) -> Result<ExitCode> {
                 ))
             })?
         }
-        None => SigningKey::generate(&format!("{} repository signing key", args.origin))?,
+        None => SigningKey::generate_with(
+            &format!("{} repository signing key", args.origin),
+            args.key_algorithm.into(),
+        )?,
     };
     let meta = StoreMeta {
         format: FORMAT,
@@ -35,13 +38,15 @@ pub fn run(dir: &Path, args: &InitArgs, out: &Output) -> Result<ExitCode> {
     let public = store.keys_dir().join("repo.gpg");
     out.line(format!("initialised store {}", dir.display()))?;
     out.line(format!(
-        "signing key {} (public key: {})",
+        "signing key {} {} (public key: {})",
+        key.algorithm(),
         key.fingerprint(),
         public.display()
     ))?;
     out.json(&serde_json::json!({
         "store": dir,
         "fingerprint": key.fingerprint(),
+        "algorithm": key.algorithm(),
         "public_key": public,
         "channels": repofs::store::DEFAULT_CHANNELS,
     }))?;

@@ -5,13 +5,17 @@ pub mod accept;
 pub mod agent;
 pub mod build;
 pub mod channel;
+pub mod copy;
 pub mod export;
 pub mod fsck;
 pub mod import;
 pub mod init;
 pub mod jenkins;
+pub mod key;
+pub mod list;
 pub mod mirror;
 pub mod quickstart;
+pub mod remove;
 pub mod snapshot;
 
 use std::path::PathBuf;
@@ -129,6 +133,11 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
         Command::Import(args) => import::run(&open_store(cli)?, args, out),
+        Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
+        Command::Remove(args) => remove::run(&open_store(cli)?, cli.config.as_deref(), args, out),
+        Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
+        Command::List(args) => list::list(&open_store(cli)?, args, out),
+        Command::Show(args) => list::show(&open_store(cli)?, args, out),
         Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cmd, out),
         Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
         Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),

@@ -2,14 +2,14 @@
 //!
 //! - [`release`] PURE: parse and check an upstream Release, choose indices.
 //! - [`index`] PURE: decompress and parse Packages/Sources.
-//! - [`filter`] PURE: the `packages` filter and its dependency closure.
+//! - the `packages` filter and its dependency closure: `repofs::model::closure`
+//!   (shared with `halo copy --with-deps`).
 //! - [`plan`] PURE: component states and the list of pool files to fetch.
 //! - [`fetch`] EDGE: HTTP with verification, retries, conditional requests.
 //! - [`update`] wiring: load, verify, fetch, decide, commit (one
 //!   `state.json` rename, after every file is verified and durable).
 
 pub mod fetch;
-pub mod filter;
 pub mod index;
 pub mod plan;
 pub mod release;

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use repofs::model::state::EntryIndex;
 use repofs::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
 
-use super::filter::{Candidate, Key};
 use super::index::{PackageRecord, SourceRecord};
+use repofs::model::closure::{Candidate, Key};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -179,8 +179,8 @@ pub fn plan_fetch<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::filter::select;
     use crate::mirror::index::parse_packages;
+    use repofs::model::closure::select;
 
     fn sha(n: u8) -> String {
         format!("{n:02x}").repeat(32)

@@ -37,13 +37,13 @@ use repofs::Store;
 use serde::Serialize;
 
 use super::fetch::{Expected, FetchError, FetchErrorKind, Fetcher};
-use super::filter::{self, Candidate};
 use super::index::{self, IndexError};
 use super::plan::{self, ComponentInput, Parsed};
 use super::release::{self, IndexFetch, IndexKind, Release, Wanted};
 use super::verify_release::{FreshRelease, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
+use repofs::model::closure::{self, Candidate};
 
 /// Pool files committed per batch while downloading (also every few seconds).
 const BATCH_FILES: usize = 256;
@@ -372,7 +372,7 @@ impl Update<'_> {
                     .flat_map(|comps| comps.values())
                     .flat_map(|c| c.candidates())
                     .collect();
-                let sel = filter::select(&universe, names, self.mirror.with_deps);
+                let sel = closure::select(&universe, names, self.mirror.with_deps);
                 if !sel.unknown.is_empty() {
                     return Err(Error::UnknownPackages(sel.unknown));
                 }

@@ -1,10 +1,16 @@
 //! The pure model of the store: component states, snapshot manifests and
-//! ids, channels and their moves, snapshot diffs, and the APT tree a
-//! snapshot presents. Nothing here touches the disk or the clock.
+//! ids, channels and their moves, snapshot diffs, the APT tree a snapshot
+//! presents, removals and copies between archives, dependency closures and
+//! the answers of `halo list`/`halo show`. Nothing here touches the disk or
+//! the clock.
 
 pub mod acceptance;
 pub mod channel;
+pub mod closure;
+pub mod copy;
 pub mod diff;
+pub mod edit;
+pub mod query;
 pub mod snapshot;
 pub mod state;
 pub mod tree;

@@ -323,6 +323,28 @@ impl ComponentState {
     }
 }
 
+/// Pool path -> (blob, origin) across components (a whole archive): one
+/// pool path can hold only one content, whatever dist refers to it.
+pub fn pool_paths<'c>(
+    components: impl Iterator<Item = &'c ComponentState>,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in components {
+        for b in &c.binaries {
+            out.insert(
+                b.file.path.clone(),
+                (b.file.sha256.clone(), b.origin.clone()),
+            );
+        }
+        for s in &c.sources {
+            for f in &s.files {
+                out.insert(f.path.clone(), (f.sha256.clone(), s.origin.clone()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

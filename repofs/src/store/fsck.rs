@@ -2,8 +2,10 @@
 //!
 //! Checks every blob against its hash, every snapshot manifest (its files,
 //! its component states and the pool files they name, Release against its
-//! indices, InRelease against the store key), the working state, and every
-//! channel (pointer target exists, history agrees with the pointer).
+//! indices, InRelease against the store's public keys, or its retired keys
+//! for a snapshot no channel points at), that the public keyring holds
+//! every signing key, the working state, and every channel (pointer target
+//! exists, history agrees with the pointer).
 //! Leftover temp files of crashed writers are reported, not faults.
 //! A verbatim mirror's dist is checked against the upstream keyring its
 //! component states name instead of the store key.
@@ -48,6 +50,11 @@ struct Checker<'a> {
     /// Component hash -> the upstream release files and keyring it carries
     /// (verbatim mirrors), for checking a snapshot's signed files.
     upstream: HashMap<String, Option<(Vec<DistFile>, String)>>,
+    /// `keys/repo.gpg` (what clients trust) and `keys/retired.gpg`.
+    keyring: Option<crate::sign::Keyring>,
+    retired: Option<crate::sign::Keyring>,
+    /// Snapshots a channel points at: their clients need the current keys.
+    served: HashSet<String>,
 }
 
 impl Store {
@@ -58,7 +65,16 @@ impl Store {
             blobs: HashMap::new(),
             components: HashSet::new(),
             upstream: HashMap::new(),
+            keyring: fs::read(self.keys_dir().join("repo.gpg"))
+                .ok()
+                .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok()),
+            retired: self.load_retired_keys().ok().flatten(),
+            served: HashSet::new(),
         };
+        // Damaged pointers are check_channels' to report.
+        for (_, pointer) in self.list_channels().unwrap_or_default() {
+            c.served.extend(pointer.snapshot);
+        }
         c.check_pool(progress)?;
         c.check_state()?;
         for id in self.list_snapshots()? {
@@ -66,6 +82,7 @@ impl Store {
         }
         c.check_channels()?;
         c.check_secret_key();
+        c.check_public_keys();
         c.report.temp_files = self.count_temp_files()?;
         Ok(c.report)
     }
@@ -151,6 +168,29 @@ impl Checker<'_> {
             }
             Ok(_) => {}
             Err(e) => self.problem(path, format!("secret key: {e}")),
+        }
+    }
+
+    /// Clients trust `keys/repo.gpg`: it must hold every key that signs.
+    fn check_public_keys(&mut self) {
+        let path = self.store.keys_dir().join("repo.gpg");
+        let signing = match self.store.load_signing_keys() {
+            Ok(k) => k.fingerprints(),
+            Err(e) => {
+                let path = self.store.keys_dir().join("secret.asc");
+                return self.problem(path, crate::error_chain(&e));
+            }
+        };
+        let published = self
+            .keyring
+            .as_ref()
+            .map(|k| k.fingerprints())
+            .unwrap_or_default();
+        for f in signing.iter().filter(|f| !published.contains(f)) {
+            self.problem(
+                path.clone(),
+                format!("lacks signing key {f}: clients given it cannot check its signatures"),
+            );
         }
     }
 
@@ -257,15 +297,25 @@ impl Checker<'_> {
                     Some(keyring) => {
                         self.check_upstream_release(&path, &where_, dist, &keyring, &snap.created)
                     }
-                    None => self.check_release(&path, &where_, dist),
+                    None => {
+                        let served = self.served.contains(id);
+                        self.check_release(&path, &where_, dist, served)
+                    }
                 }
             }
         }
     }
 
     /// Release lists exactly the index files, and InRelease is Release
-    /// signed by the store key.
-    fn check_release(&mut self, owner: &Path, where_: &str, dist: &crate::model::DistSnapshot) {
+    /// signed by a store key: one in `keys/repo.gpg`, or, for a snapshot no
+    /// channel points at, a retired one.
+    fn check_release(
+        &mut self,
+        owner: &Path,
+        where_: &str,
+        dist: &crate::model::DistSnapshot,
+        served: bool,
+    ) {
         let find = |name: &str| dist.files.iter().find(|f| f.path == name);
         let (Some(rel), Some(inrel)) = (find("Release"), find("InRelease")) else {
             return self.problem(
@@ -281,22 +331,28 @@ impl Checker<'_> {
         let listed =
             crate::index::release::parse_release_sha256(&String::from_utf8_lossy(&rel_text));
         self.check_listed(owner, &format!("{where_}/Release"), dist, &listed);
-        let keyring = fs::read(self.store.keys_dir().join("repo.gpg"))
-            .ok()
-            .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok());
-        let Some(keyring) = keyring else {
+        let Some(keyring) = &self.keyring else {
             return self.problem(
                 self.store.keys_dir().join("repo.gpg"),
                 "public key missing or unreadable",
             );
         };
-        match keyring.verify_cleartext(&inrel_text, std::time::SystemTime::now()) {
-            Ok(v) if v.text == rel_text => {}
-            Ok(_) => self.problem(
+        let now = std::time::SystemTime::now();
+        let signed = |k: &crate::sign::Keyring| match k.verify_cleartext(&inrel_text, now) {
+            Ok(v) if v.text == rel_text => Ok(()),
+            Ok(_) => Err(format!("{where_}/InRelease does not sign Release's text")),
+            Err(e) => Err(format!("{where_}/InRelease: {}", crate::error_chain(&e))),
+        };
+        let Err(current) = signed(keyring) else {
+            return;
+        };
+        match self.retired.as_ref().map(signed) {
+            Some(Ok(())) if served => self.problem(
                 owner.to_path_buf(),
-                format!("{where_}/InRelease does not sign Release's text"),
+                format!("{where_}/InRelease is signed only by retired keys, and a channel points at this snapshot: its clients cannot check it (promote a newer snapshot)"),
             ),
-            Err(e) => self.problem(owner.to_path_buf(), format!("{where_}/InRelease: {e}")),
+            Some(Ok(())) => {}
+            _ => self.problem(owner.to_path_buf(), current),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::deb822;
 use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
 use crate::hash::{self, Digests};
 use crate::index::stanza;
-use crate::model::state::{Added, EntryIndex};
+use crate::model::state::{pool_paths, Added, EntryIndex};
 use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
 
 /// The longest file name ext4, XFS and the FUSE view accept, in bytes.
@@ -128,28 +128,6 @@ pub fn import(
         "import committed"
     );
     Ok(session.report)
-}
-
-/// Pool path -> (blob, origin) across the whole archive: one pool path
-/// can hold only one content, whatever dist refers to it.
-fn pool_paths<'c>(
-    components: impl Iterator<Item = &'c ComponentState>,
-) -> BTreeMap<String, (String, String)> {
-    let mut out = BTreeMap::new();
-    for c in components {
-        for b in &c.binaries {
-            out.insert(
-                b.file.path.clone(),
-                (b.file.sha256.clone(), b.origin.clone()),
-            );
-        }
-        for s in &c.sources {
-            for f in &s.files {
-                out.insert(f.path.clone(), (f.sha256.clone(), s.origin.clone()));
-            }
-        }
-    }
-    out
 }
 
 struct Session<'a> {

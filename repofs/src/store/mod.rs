@@ -9,12 +9,14 @@
 pub mod acceptance;
 pub mod builds;
 pub mod channels;
+pub mod edit;
 pub mod export;
 pub mod failpoint;
 pub mod fsck;
 pub mod fsutil;
 pub mod gc;
 pub mod import;
+pub mod keys;
 pub mod lock;
 pub mod mirrors;
 pub mod pool;
@@ -77,10 +79,22 @@ pub enum Error {
     Import { file: PathBuf, reason: String },
     #[error(transparent)]
     Conflict(#[from] crate::model::state::Conflict),
+    #[error(transparent)]
+    Edit(Box<crate::model::edit::EditError>),
+    #[error(transparent)]
+    Spec(#[from] crate::model::edit::SpecError),
     #[error("signing key")]
     Sign(#[from] crate::sign::Error),
     #[error("{0}")]
     Usage(String),
+    /// A key cannot be retired while a channel serves what only it signed.
+    #[error("channel {channel} points at snapshot {snapshot}, whose {place} no other signing key signed than {fingerprint}: make a snapshot (it is signed by every key now) and promote it first")]
+    KeyInUse {
+        fingerprint: String,
+        channel: String,
+        snapshot: String,
+        place: String,
+    },
     #[error(
         "the store is busy: another writer held it for {0:?} (--wait-timeout); nothing changed"
     )]
@@ -91,10 +105,12 @@ impl Error {
     /// True when the user (or an upstream) gave bad input, as opposed to a
     /// damaged store or a failing system: decides exit code 1 versus 2.
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. }
-        )
+        use crate::model::edit::EditError;
+        match self {
+            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. } => false,
+            Error::Edit(e) => !matches!(**e, EditError::Stanza { .. }),
+            _ => true,
+        }
     }
 }
 
@@ -162,7 +178,7 @@ impl Store {
     }
 
     /// Creates a store: directories, the signing key (secret in
-    /// `keys/secret.asc`, public in `keys/repo.gpg` and `keys/repo.asc`),
+    /// `keys/secret.asc`, public in `keys/repo.gpg` and `keys/repo.asc`: see `keys`),
     /// the default channels, and `store.json` last, so an interrupted init
     /// is never mistaken for a store.
     pub fn init(root: &Path, meta: StoreMeta, key: &crate::sign::SigningKey) -> Result<Self> {
@@ -201,19 +217,9 @@ impl Store {
             meta,
             wait: None,
         };
-        let keys = store.keys_dir();
-        let tmp = store.tmp_dir();
-        fsutil::write_atomic_private(
-            &tmp,
-            &keys.join("secret.asc"),
-            key.to_armored_secret()?.as_bytes(),
-        )?;
-        fsutil::write_atomic(&tmp, &keys.join("repo.gpg"), &key.public_key_binary()?)?;
-        fsutil::write_atomic(
-            &tmp,
-            &keys.join("repo.asc"),
-            key.public_key_armored()?.as_bytes(),
-        )?;
+        let keys = crate::sign::SigningKeys::new(key.clone());
+        store.save_public_keys(&keys)?;
+        store.save_secret_keys(&keys)?;
         for channel in DEFAULT_CHANNELS {
             store.create_channel(channel)?;
         }
@@ -225,7 +231,7 @@ impl Store {
             },
         )?;
         let data = serde_json::to_vec_pretty(&store.meta).map_err(io::Error::other)?;
-        fsutil::write_atomic(&tmp, &root.join("store.json"), &data)?;
+        fsutil::write_atomic(&store.tmp_dir(), &root.join("store.json"), &data)?;
         Ok(store)
     }
 
@@ -255,12 +261,6 @@ impl Store {
             lock::LockError::Io(e) => Error::Io(e),
             lock::LockError::Busy(d) => Error::Busy(d),
         })
-    }
-
-    /// The store's signing key (`keys/secret.asc`).
-    pub fn load_signing_key(&self) -> Result<crate::sign::SigningKey> {
-        let data = fs::read(self.keys_dir().join("secret.asc"))?;
-        Ok(crate::sign::SigningKey::from_bytes(&data)?)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::hash::Digests;
 use crate::index::{dist as render, release};
 use crate::model::snapshot::{check_snapshot_id, plan_snapshot_id};
 use crate::model::{ArchiveSnapshot, ComponentState, DistFile, DistSnapshot, Snapshot};
-use crate::sign::SigningKey;
+use crate::sign::SigningKeys;
 
 /// The result of `snapshot create`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,8 +66,20 @@ impl Store {
             Some(id) => Some(self.load_snapshot(&id)?),
             None => None,
         };
+        let key = self.load_signing_keys()?;
+        // Dists whose signatures are not by exactly the keys that sign now (a key was
+        // rotated in or retired) are signed anew, even when nothing else changed.
+        let mut resign = std::collections::BTreeSet::new();
         if let Some(prev) = &latest {
-            if prev.state_map() == state {
+            let signers = key.signer_fingerprints();
+            for (archive, a) in &prev.archives {
+                for (dist, d) in &a.dists {
+                    if self.store_signers(d)?.is_some_and(|s| s != signers) {
+                        resign.insert((archive.clone(), dist.clone()));
+                    }
+                }
+            }
+            if prev.state_map() == state && resign.is_empty() {
                 return Ok(Created {
                     id: prev.id.clone(),
                     new: false,
@@ -75,7 +87,6 @@ impl Store {
             }
         }
         let id = plan_snapshot_id(now.as_millisecond(), latest.as_ref().map(|s| s.id.as_str()));
-        let key = self.load_signing_key()?;
         let pool = self.pool();
         let mut batch = pool.batch();
         let date = release::render_date(now);
@@ -93,6 +104,7 @@ impl Store {
                     date: &date,
                     dist,
                     prev,
+                    resign: resign.contains(&(archive.clone(), dist.clone())),
                 };
                 let d = ctx.render(&mut batch, components)?;
                 snap.dists.insert(dist.clone(), d);
@@ -130,7 +142,7 @@ impl Store {
         let source = self.load_snapshot(old)?;
         let latest = self.list_snapshots()?.pop();
         let id = plan_snapshot_id(now.as_millisecond(), latest.as_deref());
-        let key = self.load_signing_key()?;
+        let key = self.load_signing_keys()?;
         let pool = self.pool();
         let mut batch = pool.batch();
         let date = release::render_date(now);
@@ -141,9 +153,8 @@ impl Store {
                 let Some(rel) = d.files.iter().find(|f| f.path == "Release") else {
                     continue;
                 };
-                let text = fs::read_to_string(pool.path(&rel.sha256))?;
-                if d.identity.is_none() && !text.starts_with(&format!("Origin: {}\n", meta.origin))
-                {
+                let text = fs::read(pool.path(&rel.sha256))?;
+                if !super::keys::signed_by_store(&meta.origin, d, &text) {
                     continue; // an upstream's own signed Release
                 }
                 let signed = ["Release", "InRelease", "Release.gpg"];
@@ -203,10 +214,13 @@ impl Store {
 
 struct DistContext<'a> {
     store: &'a Store,
-    key: &'a SigningKey,
+    key: &'a SigningKeys,
     date: &'a str,
     dist: &'a str,
     prev: Option<&'a DistSnapshot>,
+    /// The previous snapshot's signatures are by other keys: sign the
+    /// Release anew even if the components did not change.
+    resign: bool,
 }
 
 impl DistContext<'_> {
@@ -215,7 +229,7 @@ impl DistContext<'_> {
         batch: &mut Batch<'_>,
         components: &BTreeMap<String, String>,
     ) -> Result<DistSnapshot> {
-        if let Some(prev) = self.prev {
+        if let Some(prev) = self.prev.filter(|_| !self.resign) {
             if &prev.components == components {
                 // Same content: the signed files of the previous snapshot
                 // are still true, byte for byte.

@@ -11,9 +11,17 @@
 //! validity rules (issuer matching, self-signatures, subkey bindings and back-signatures,
 //! expiry, revocation, signing capability) are implemented here, modelled on gpgv.
 //!
-//! Generated keys are v4 `Ed25519Legacy` (EdDSA, algorithm 22) keys: rPGP's `Ed25519` type
-//! produces an RFC 9580 v6 key that gpgv 2.2 (Debian bookworm) cannot use, while the legacy
-//! v4 form is understood by every apt/gpgv in use.
+//! Generated keys are v4 `Ed25519Legacy` (EdDSA, algorithm 22) keys by default: rPGP's
+//! `Ed25519` type produces an RFC 9580 v6 key that gpgv 2.2 (Debian bookworm) cannot use,
+//! while the legacy v4 form is understood by gpgv 2.1 and later. GnuPG 1.4's gpgv (the one
+//! trusty's and xenial's apt call) knows no EdDSA at all; for those clients a store signs
+//! with a v4 RSA 4096 key instead ([`KeyAlgorithm::Rsa4096`]).
+//!
+//! A store may sign with several keys at once ([`SigningKeys`]), as Debian does while it rolls
+//! its archive keys: `InRelease` then carries one signature per key and `Release.gpg` holds them
+//! all. apt accepts a file with at least one good signature by a key it trusts and none bad;
+//! signatures by keys it lacks (or by algorithms its gpgv does not know) are ignored
+//! (methods/gpgv.cc, since apt 1.0).
 
 use std::time::SystemTime;
 
@@ -25,6 +33,9 @@ use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{PublicKey, Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, KeyVersion, Password, SigningKey as _, Tag, Timestamp};
+
+mod signers;
+pub use signers::{cleartext_signers, SigningKeys};
 
 type PgpError = pgp::errors::Error;
 
@@ -86,6 +97,18 @@ pub enum Error {
     /// The signing key (or its primary key) has been revoked.
     #[error("key {fingerprint} has been revoked")]
     KeyRevoked { fingerprint: String },
+    /// The key is already one of the store's signing keys.
+    #[error("key {fingerprint} signs already")]
+    DuplicateKey { fingerprint: String },
+    /// No signing key has that fingerprint.
+    #[error("{fingerprint} is not a signing key of this store (signing keys: {})", signing.join(", "))]
+    NotASigningKey {
+        fingerprint: String,
+        signing: Vec<String>,
+    },
+    /// Retiring the only key would leave nothing to sign with.
+    #[error("{fingerprint} is the only signing key: rotate to a new one first")]
+    LastKey { fingerprint: String },
     /// The signing key is not valid for signing (no valid binding, no signing flag, ...).
     #[error("key {fingerprint} is not valid for signing: {reason}")]
     KeyNotValid {
@@ -102,6 +125,24 @@ fn fpr(key: &impl KeyDetails) -> String {
     format!("{:X}", key.fingerprint())
 }
 
+/// The kinds of key `halo init` and `halo key rotate` generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// v4 EdDSA over Ed25519 (algorithm 22): small and fast; needs gpgv 2.1 or later.
+    Ed25519,
+    /// v4 RSA, 4096 bits: for clients whose gpgv is GnuPG 1.4 (trusty, xenial).
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+        }
+    }
+}
+
 /// The repository signing key (a transferable secret key without passphrase).
 #[derive(Debug, Clone)]
 pub struct SigningKey {
@@ -114,15 +155,24 @@ impl SigningKey {
     /// A new Ed25519Legacy (v4) primary key that can certify and sign, for `user_id`
     /// (e.g. `"rustedhalo repository <repo@localhost>"`), without passphrase.
     pub fn generate(user_id: &str) -> Result<Self, Error> {
+        Self::generate_with(user_id, KeyAlgorithm::Ed25519)
+    }
+
+    /// A new v4 primary key of `algorithm` that can certify and sign, without passphrase.
+    pub fn generate_with(user_id: &str, algorithm: KeyAlgorithm) -> Result<Self, Error> {
+        let key_type = match algorithm {
+            KeyAlgorithm::Ed25519 => KeyType::Ed25519Legacy,
+            KeyAlgorithm::Rsa4096 => KeyType::Rsa(4096),
+        };
         let params = SecretKeyParamsBuilder::default()
-            .key_type(KeyType::Ed25519Legacy)
+            .key_type(key_type)
             .can_certify(true)
             .can_sign(true)
             .primary_user_id(user_id.to_owned())
             .preferred_hash_algorithms([HashAlgorithm::Sha512, HashAlgorithm::Sha256][..].into())
             .build()
             // invariant: key type, flags and user id are set, which is all `validate` checks.
-            .expect("valid Ed25519Legacy key parameters");
+            .expect("valid key parameters");
         let key = params
             .generate(rand::thread_rng())
             .map_err(pgp("key generation"))?;
@@ -189,6 +239,43 @@ impl SigningKey {
     /// The primary key's fingerprint, upper-case hex.
     pub fn fingerprint(&self) -> String {
         fpr(&self.key.primary_key)
+    }
+
+    /// The fingerprint of the key that signs: a signing subkey's, or the primary key's.
+    pub fn signer_fingerprint(&self) -> String {
+        match self.signer {
+            None => self.fingerprint(),
+            Some(i) => fpr(&self.key.secret_subkeys[i].key),
+        }
+    }
+
+    /// The signing key's algorithm as `gpg --list-keys` names it (`ed25519`, `rsa4096`).
+    pub fn algorithm(&self) -> String {
+        use pgp::crypto::public_key::PublicKeyAlgorithm as A;
+        use pgp::types::PublicParams;
+        let signer = self.signer();
+        match (signer.algorithm(), signer.public_params()) {
+            // The first MPI of RSA public parameters is n, led by its length in bits.
+            (A::RSA, params @ PublicParams::RSA(_)) => match params.to_bytes() {
+                Ok(b) if b.len() >= 2 => format!("rsa{}", u16::from_be_bytes([b[0], b[1]])),
+                _ => "rsa".to_string(),
+            },
+            (A::EdDSALegacy | A::Ed25519, _) => "ed25519".to_string(),
+            (other, _) => format!("{other:?}").to_lowercase(),
+        }
+    }
+
+    /// When the primary key was made (RFC 3339).
+    pub fn created(&self) -> String {
+        let t: SystemTime = self.key.primary_key.created_at().into();
+        jiff::Timestamp::try_from(t).map_or_else(|_| String::new(), |t| t.to_string())
+    }
+
+    /// The signature of `text` (already normalised as the caller's format
+    /// requires) for a signature of type `typ`.
+    fn sign_one(&self, typ: SignatureType, data: &[u8]) -> Result<Signature, PgpError> {
+        let config = self.config(typ)?;
+        config.sign(&self.signer(), &Password::empty(), data)
     }
 
     // rPGP's signing functions take `&impl SigningKey`, which `Box<&dyn SigningKey>` is.
@@ -622,11 +709,11 @@ mod tests {
 
     use super::*;
 
-    const RELEASE: &str = "Origin: rustedhalo\nSuite: stable\nDescription: blanks  \n- dash\nSHA256:\n 01ab 12 main/binary-amd64/Packages\n";
+    pub(super) const RELEASE: &str = "Origin: rustedhalo\nSuite: stable\nDescription: blanks  \n- dash\nSHA256:\n 01ab 12 main/binary-amd64/Packages\n";
     const NO_PASSPHRASE: [&str; 4] = ["--pinentry-mode", "loopback", "--passphrase", ""];
 
     /// A throw-away GnuPG home whose agent is stopped on drop.
-    struct Gpg(tempfile::TempDir);
+    pub(super) struct Gpg(tempfile::TempDir);
 
     impl Drop for Gpg {
         fn drop(&mut self) {
@@ -640,17 +727,17 @@ mod tests {
     }
 
     impl Gpg {
-        fn new() -> Self {
+        pub(super) fn new() -> Self {
             Gpg(tempfile::tempdir().unwrap())
         }
 
-        fn file(&self, name: &str, data: &[u8]) -> String {
+        pub(super) fn file(&self, name: &str, data: &[u8]) -> String {
             let path = self.0.path().join(name);
             std::fs::write(&path, data).unwrap();
             path.to_str().unwrap().to_owned()
         }
 
-        fn run(&self, prog: &str, args: &[&str]) -> Output {
+        pub(super) fn run(&self, prog: &str, args: &[&str]) -> Output {
             let mut cmd = Command::new(prog);
             cmd.arg("--homedir")
                 .arg(self.0.path())
@@ -660,7 +747,7 @@ mod tests {
         }
 
         /// Runs gpg with the words of `opts` then `args`; it must succeed. Returns its stdout.
-        fn ok(&self, opts: &str, args: &[&str]) -> Vec<u8> {
+        pub(super) fn ok(&self, opts: &str, args: &[&str]) -> Vec<u8> {
             let all: Vec<&str> = opts
                 .split_whitespace()
                 .chain(args.iter().copied())
@@ -691,7 +778,7 @@ mod tests {
         }
 
         /// Runs gpgv with `keyring`; returns its status lines if it accepted the signature.
-        fn gpgv(&self, keyring: &[u8], files: &[(&str, &[u8])]) -> Option<String> {
+        pub(super) fn gpgv(&self, keyring: &[u8], files: &[(&str, &[u8])]) -> Option<String> {
             let mut args = vec!["--keyring".to_owned(), self.file("repo.gpg", keyring)];
             args.extend(files.iter().map(|(name, data)| self.file(name, data)));
             let out = self.run("gpgv", &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -700,7 +787,7 @@ mod tests {
         }
     }
 
-    fn good(res: Result<Verified, Error>) -> Verified {
+    pub(super) fn good(res: Result<Verified, Error>) -> Verified {
         res.unwrap_or_else(|e| panic!("verification failed: {e:?}"))
     }
 
@@ -1021,5 +1108,58 @@ mod tests {
             matches!(&err, Error::KeyRevoked { fingerprint } if *fingerprint == live),
             "{err:?}"
         );
+    }
+
+    /// Runs GnuPG 1.4's gpgv (Debian's `gpgv1`: the gpgv of trusty and xenial) on `files`
+    /// with `keyring`; its exit status and status lines.
+    pub(super) fn gpgv1(gpg: &Gpg, keyring: &[u8], files: &[(&str, &[u8])]) -> (bool, String) {
+        let mut args = vec!["--keyring".to_owned(), gpg.file("repo1.gpg", keyring)];
+        args.extend(files.iter().map(|(name, data)| gpg.file(name, data)));
+        let out = gpg.run(
+            "gpgv1",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let status = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), status)
+    }
+
+    #[test]
+    fn rsa4096_keys_sign_for_gnupg_1_4_which_cannot_check_ed25519() {
+        let gpg = Gpg::new();
+        let rsa = SigningKey::generate_with("rsa <rsa@localhost>", KeyAlgorithm::Rsa4096).unwrap();
+        assert_eq!(rsa.algorithm(), "rsa4096");
+        let public = rsa.public_key_binary().unwrap();
+        let inrelease = rsa.clearsign(RELEASE).unwrap();
+        let sig = rsa.sign_detached(RELEASE.as_bytes()).unwrap();
+        let detached = [
+            ("Release.gpg", sig.as_bytes()),
+            ("Release", RELEASE.as_bytes()),
+        ];
+        for files in [&[("InRelease", inrelease.as_bytes())][..], &detached[..]] {
+            let status = gpg.gpgv(&public, files).expect("gpgv 2 accepts");
+            assert!(
+                status.contains(&format!("VALIDSIG {}", rsa.fingerprint())),
+                "{status}"
+            );
+            let (ok, status) = gpgv1(&gpg, &public, files);
+            assert!(ok, "gpgv 1.4 accepts: {status}");
+            assert!(status.contains("GOODSIG"), "{status}");
+        }
+        let shown = gpg.ok(
+            "--with-colons --import-options show-only --import",
+            &[&gpg.file("rsa.gpg", &public)],
+        );
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(
+            shown.contains(":4096:1:"),
+            "an RSA (algorithm 1) 4096-bit key: {shown}"
+        );
+
+        let ed = SigningKey::generate("ed <ed@localhost>").unwrap();
+        assert_eq!(ed.algorithm(), "ed25519");
+        let inrelease = ed.clearsign(RELEASE).unwrap();
+        let files = [("InRelease", inrelease.as_bytes())];
+        let (ok, status) = gpgv1(&gpg, &ed.public_key_binary().unwrap(), &files);
+        assert!(!ok, "gpgv 1.4 cannot check EdDSA: {status}");
     }
 }

@@ -1,24 +1,31 @@
-//! PURE: the `packages` filter and its dependency closure (`with_deps`).
+//! PURE: dependency closures over a set of binary packages, the one
+//! implementation behind the mirror's `packages` filter (`with_deps`) and
+//! `halo copy --with-deps`.
 //!
-//! The closure is taken over the whole mirror (every dist and component the
-//! mirror fetches), the way a client with all of the mirror's dists in its
-//! sources.list would resolve:
+//! Both resolve the way a client with every one of those packages in its
+//! sources.list would:
 //!
-//! - roots: every version of every named package;
 //! - for each kept package, each `Depends`/`Pre-Depends` group
-//!   (`a (>= 1) | b`) is resolved to its *first* alternative the mirror can
-//!   satisfy, as apt prefers it, and every package satisfying that
-//!   alternative is kept: each real package of that name whose version
-//!   meets the constraint (dpkg order), and each package that `Provides`
-//!   the name (a versioned constraint needs a versioned Provides);
-//! - a group nothing in the mirror satisfies is skipped (it is satisfied
+//!   (`a (>= 1) | b`) is resolved to its *first* alternative the universe
+//!   can satisfy, as apt prefers it: a real package of that name whose
+//!   version meets the constraint (dpkg order), or a package that
+//!   `Provides` the name (a versioned constraint needs a versioned
+//!   Provides);
+//! - a group nothing in the universe satisfies is skipped (it is satisfied
 //!   from elsewhere, e.g. the distribution's own mirror);
 //! - architecture qualifiers (`:any`, `:native`) and restrictions are
-//!   ignored: every architecture the mirror fetches is considered.
+//!   ignored.
+//!
+//! They differ in how much of a satisfiable alternative they keep
+//! ([`Pick`]): a mirror keeps *every* package satisfying it on any of its
+//! architectures (a client may want any of them); a copy keeps the
+//! *newest* satisfying version of each package name, on an architecture
+//! the dependent package can use (its own, or `all`), which is what apt
+//! would install.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use repofs::debian::Version;
+use crate::debian::Version;
 
 /// A package as the filter sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +110,54 @@ pub struct Selection<'a> {
     pub unknown: Vec<String>,
 }
 
-/// Applies `packages` (and with `with_deps`, the closure) to `universe`.
+/// How much of a satisfiable alternative a closure keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Every package satisfying it, on every architecture (mirrors).
+    Every,
+    /// The newest satisfying version of each package name and
+    /// architecture the dependent package can use (copies).
+    Newest,
+}
+
+/// Applies `packages` (and with `with_deps`, the closure) to `universe`:
+/// the mirror's filter. Roots are every version of every named package.
 pub fn select<'a>(
     universe: &[Candidate<'a>],
     packages: &[String],
     with_deps: bool,
 ) -> Selection<'a> {
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in universe.iter().enumerate() {
+        by_name.entry(c.package).or_default().push(i);
+    }
+    let mut roots = Vec::new();
+    let mut unknown = Vec::new();
+    for name in packages {
+        match by_name.get(name.as_str()) {
+            Some(found) => roots.extend(found.iter().copied()),
+            None => unknown.push(name.clone()),
+        }
+    }
+    let kept = if with_deps {
+        closure(universe, &roots, Pick::Every)
+    } else {
+        let mut kept = vec![false; universe.len()];
+        roots.iter().for_each(|&i| kept[i] = true);
+        kept
+    };
+    let keep = universe
+        .iter()
+        .zip(kept)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| (c.package, c.version, c.arch))
+        .collect();
+    Selection { keep, unknown }
+}
+
+/// The packages of `universe` that `roots` (indices into it) need,
+/// themselves included: `kept[i]` for each package of the universe.
+pub fn closure(universe: &[Candidate<'_>], roots: &[usize], pick: Pick) -> Vec<bool> {
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
     // virtual name -> (provider index, provided version)
     let mut providers: HashMap<&str, Vec<(usize, Option<&str>)>> = HashMap::new();
@@ -122,16 +171,9 @@ pub fn select<'a>(
         }
     }
     let mut kept = vec![false; universe.len()];
-    let mut queue = VecDeque::new();
-    let mut unknown = Vec::new();
-    for name in packages {
-        match by_name.get(name.as_str()) {
-            Some(idx) => queue.extend(idx.iter().copied()),
-            None => unknown.push(name.clone()),
-        }
-    }
+    let mut queue: VecDeque<usize> = roots.iter().copied().collect();
     while let Some(i) = queue.pop_front() {
-        if std::mem::replace(&mut kept[i], true) || !with_deps {
+        if std::mem::replace(&mut kept[i], true) {
             continue;
         }
         let c = &universe[i];
@@ -160,6 +202,9 @@ pub fn select<'a>(
                         })
                         .map(|(j, _)| *j),
                 );
+                if pick == Pick::Newest {
+                    found = newest_usable(universe, c.arch, found);
+                }
                 if !found.is_empty() {
                     queue.extend(found.into_iter().filter(|&j| !kept[j]));
                     break;
@@ -167,13 +212,36 @@ pub fn select<'a>(
             }
         }
     }
-    let keep = universe
-        .iter()
-        .zip(kept)
-        .filter(|(_, k)| *k)
-        .map(|(c, _)| (c.package, c.version, c.arch))
-        .collect();
-    Selection { keep, unknown }
+    kept
+}
+
+/// Of `found`, those a package of architecture `arch` can use, reduced to
+/// the newest version of each package name and architecture.
+fn newest_usable(universe: &[Candidate<'_>], arch: &str, found: Vec<usize>) -> Vec<usize> {
+    let usable = |a: &str| a == arch || a == "all" || arch == "all";
+    let mut best: HashMap<(&str, &str), usize> = HashMap::new();
+    for j in found {
+        let c = &universe[j];
+        if !usable(c.arch) {
+            continue;
+        }
+        let slot = best.entry((c.package, c.arch)).or_insert(j);
+        if newer(c.version, universe[*slot].version) {
+            *slot = j;
+        }
+    }
+    let mut out: Vec<usize> = best.into_values().collect();
+    out.sort_unstable();
+    out
+}
+
+/// `a` sorts after `b` in dpkg order (unparsable versions never win).
+pub fn newer(a: &str, b: &str) -> bool {
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(a), Ok(b)) => a > b,
+        (Ok(_), Err(_)) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -283,5 +351,42 @@ mod tests {
             },
         ];
         assert_eq!(names(&select(&u, &["a".into()], true)), ["a=1", "p1=1"]);
+    }
+
+    #[test]
+    fn newest_keeps_one_usable_version_per_package_and_arch() {
+        let u = vec![
+            cand("app", "1", Some("lib (>= 1), helper")),
+            cand("lib", "1", None),
+            cand("lib", "3", Some("base")),
+            cand("lib", "2", None),
+            Candidate {
+                arch: "i386",
+                ..cand("lib", "4", None)
+            },
+            Candidate {
+                arch: "all",
+                ..cand("helper", "1", None)
+            },
+            Candidate {
+                arch: "all",
+                ..cand("helper", "2", None)
+            },
+            cand("base", "1", None),
+            cand("unrelated", "1", None),
+        ];
+        let kept = closure(&u, &[0], Pick::Newest);
+        let got: Vec<String> = u
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| format!("{}={}/{}", c.package, c.version, c.arch))
+            .collect();
+        assert_eq!(
+            got,
+            ["app=1/amd64", "lib=3/amd64", "helper=2/all", "base=1/amd64"]
+        );
+        let every = closure(&u, &[0], Pick::Every);
+        assert_eq!(every.iter().filter(|k| **k).count(), 8, "{every:?}");
     }
 }
