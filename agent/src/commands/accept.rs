@@ -19,13 +19,16 @@ use repofs::Store;
 use serde::Serialize;
 
 use super::{InfraError, UserError};
+use crate::accept::chroot::Mode;
 use crate::accept::lease::LeaseGuard;
 use crate::accept::repo::Repo;
 use crate::accept::run::{run_tests, to_suite, TestResult};
+use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
 use crate::cli::{AcceptArgs, GateArgs, TestArgs};
 use crate::config::acceptance::parse_test_flag;
-use crate::config::{AcceptanceConfig, Config, TestConfig};
-use crate::junit::render_junit;
+use crate::config::system::plan_parallel;
+use crate::config::{AcceptanceConfig, Config, SystemConfig, TestConfig};
+use crate::junit::{render_junit, Suite};
 use crate::output::Output;
 
 /// The configuration file when there is one; defaults otherwise (a gate
@@ -39,8 +42,20 @@ fn load_acceptance(store: &Store, given: Option<&Path>) -> Result<AcceptanceConf
     Ok(config.acceptance)
 }
 
-/// `--test` flags replace the configured tests; none at all is an error.
-fn choose_tests(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Vec<TestConfig>> {
+/// What a run checks, chosen (or refused) before anything moves.
+struct Checks {
+    /// `--test` flags, else `[[acceptance.test]]`.
+    tests: Vec<TestConfig>,
+    /// `--systems` (all) or `--system NAME`.
+    systems: Vec<SystemConfig>,
+    limit: Duration,
+    parallel: usize,
+    keep: bool,
+}
+
+/// `--test` flags replace the configured tests; systems run when asked
+/// for; nothing to run at all is an error.
+fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Checks> {
     let tests: Vec<TestConfig> = if args.tests.is_empty() {
         cfg.tests.clone()
     } else {
@@ -49,10 +64,71 @@ fn choose_tests(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Vec<TestConfi
             .map(|t| parse_test_flag(t).map_err(UserError))
             .collect::<Result<_, _>>()?
     };
-    if tests.is_empty() {
-        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration".into()).into());
+    let systems: Vec<SystemConfig> = if args.systems {
+        if cfg.systems.is_empty() {
+            return Err(InfraError(
+                "--systems: no [[acceptance.system]] in the configuration".into(),
+            )
+            .into());
+        }
+        cfg.systems.clone()
+    } else {
+        let names: Vec<String> = args.system.clone();
+        pick_systems(&cfg.systems, &names)?
+    };
+    if !systems.is_empty() {
+        for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")] {
+            if !on_path(tool) {
+                return Err(InfraError(format!(
+                    "{tool} is missing: apt-get install {package} (systems are built with it)"
+                ))
+                .into());
+            }
+        }
+    } else if !cfg.systems.is_empty() {
+        tracing::warn!(
+            "{} systems configured but not selected: --systems builds them",
+            cfg.systems.len()
+        );
     }
-    Ok(tests)
+    if tests.is_empty() && systems.is_empty() {
+        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration, or --systems with [[acceptance.system]]".into()).into());
+    }
+    Ok(Checks {
+        tests,
+        systems,
+        limit: timeout(cfg, args)?,
+        parallel: plan_parallel(
+            cfg.parallel,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ),
+        keep: args.keep,
+    })
+}
+
+fn pick_systems(all: &[SystemConfig], names: &[String]) -> Result<Vec<SystemConfig>> {
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|s| &s.name == n).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                InfraError(format!(
+                    "--system {n}: no such [[acceptance.system]] (configured: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 fn timeout(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Duration> {
@@ -143,9 +219,127 @@ fn test_env(
     env
 }
 
-fn write_junit(file: Option<&PathBuf>, suite: crate::junit::Suite) -> Result<()> {
+fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
     if let Some(f) = file {
-        fs_err::write(f, render_junit(&[suite])).context("writing the JUnit report")?;
+        fs_err::write(f, render_junit(suites)).context("writing the JUnit report")?;
+    }
+    Ok(())
+}
+
+/// What the checks found: plain tests and systems.
+struct Verdict {
+    suites: Vec<Suite>,
+    tests: Vec<TestResult>,
+    systems: Vec<SystemResult>,
+}
+
+impl Verdict {
+    /// The testcases that failed: `smoke`, `web/install`.
+    fn failed(&self) -> Vec<String> {
+        self.tests
+            .iter()
+            .filter(|t| t.failed())
+            .map(|t| t.name.clone())
+            .chain(self.systems.iter().flat_map(SystemResult::failed))
+            .collect()
+    }
+
+    /// Every testcase, run or skipped.
+    fn count(&self) -> usize {
+        self.tests.len() + self.systems.iter().map(|s| s.steps.len()).sum::<usize>()
+    }
+}
+
+/// Where and as what a run's checks run.
+struct Target<'a> {
+    snapshot: &'a str,
+    /// `HALO_CHANNEL`: testing for a run, the channel for a gate.
+    channel: &'a str,
+    run: &'a str,
+    /// The JUnit suite of the plain tests, prefix of the systems' suites.
+    suite: String,
+    classname: String,
+}
+
+/// Provides the snapshot's tree, runs the plain tests, then the systems.
+fn run_checks(
+    store: &Store,
+    cfg: &AcceptanceConfig,
+    checks: &Checks,
+    target: &Target<'_>,
+) -> Result<Verdict> {
+    let started = jiff::Timestamp::now();
+    let mount = cfg.mount.as_deref().map(Path::new);
+    let manifest = store
+        .load_snapshot(target.snapshot)
+        .map_err(|e| InfraError(e.to_string()))?;
+    let repo = Repo::provide(store, target.snapshot, mount, &run_tag(target.run))
+        .map_err(|e| InfraError(format!("{e:#}")))?;
+    let env = test_env(
+        store,
+        target.snapshot,
+        target.channel,
+        &repo.path,
+        target.run,
+    );
+    let tests = run_tests(&checks.tests, &env, checks.limit);
+    let mut suites = Vec::new();
+    if !checks.tests.is_empty() {
+        suites.push(to_suite(&target.suite, &target.classname, started, &tests));
+    }
+    let systems = if checks.systems.is_empty() {
+        Vec::new()
+    } else {
+        let inside: BTreeMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| ["HALO_SNAPSHOT", "HALO_CHANNEL", "HALO_RUN"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let work = store.root().join("work");
+        fs_err::create_dir_all(&work)?;
+        let keyring = store.keys_dir().join("repo.gpg");
+        let tag = run_tag(target.run);
+        let ctx = SystemContext {
+            snapshot: &manifest,
+            repo: &repo.path,
+            keyring: &keyring,
+            work: &work,
+            tag: &tag,
+            env: &inside,
+            timeout: checks.limit,
+            keep: checks.keep,
+            mode: Mode::detect(),
+        };
+        let started = jiff::Timestamp::now();
+        let results = run_systems(&ctx, &checks.systems, checks.parallel);
+        suites.extend(
+            results
+                .iter()
+                .map(|r| r.to_suite(&target.suite, &target.classname, started)),
+        );
+        results
+    };
+    drop(repo);
+    Ok(Verdict {
+        suites,
+        tests,
+        systems,
+    })
+}
+
+/// Where kept systems are, and roots that could not be removed.
+fn report_systems(out: &Output, verdict: &Verdict) -> Result<()> {
+    for s in &verdict.systems {
+        if let Some(path) = &s.kept {
+            out.line(format!(
+                "system {} failed; kept at {}",
+                s.name,
+                path.display()
+            ))?;
+        }
+        if let Some(e) = &s.cleanup_error {
+            out.line(format!("system {}: not removed: {e}", s.name))?;
+        }
     }
     Ok(())
 }
@@ -161,6 +355,8 @@ struct AcceptReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     stable_before: Option<String>,
     tests: Vec<TestResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    systems: Vec<SystemResult>,
 }
 
 pub fn accept(
@@ -188,8 +384,7 @@ pub fn accept(
     if !(0.001..=10_080.0).contains(&cfg.lease_minutes) {
         return Err(UserError("--lease-minutes must be between 0.001 and 10080".into()).into());
     }
-    let tests = choose_tests(&cfg, &args.test)?;
-    let limit = timeout(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test)?;
     for c in [&cfg.from, &cfg.testing, &cfg.stable] {
         store
             .load_channel(c)
@@ -260,27 +455,31 @@ pub fn accept(
     ))?;
 
     // Test.
-    let started = jiff::Timestamp::now();
-    let mount = cfg.mount.as_deref().map(Path::new);
-    let repo = Repo::provide(store, &snapshot, mount, &run_tag(&run))
-        .map_err(|e| InfraError(format!("{e:#}")))?;
-    let env = test_env(store, &snapshot, &cfg.testing, &repo.path, &run);
-    let results = run_tests(&tests, &env, limit);
-    drop(repo);
-    let suite = to_suite(
-        &format!("halo accept {snapshot}"),
-        &format!("halo.accept.{}", cfg.testing),
-        started,
-        &results,
+    let verdict = run_checks(
+        store,
+        &cfg,
+        &checks,
+        &Target {
+            snapshot: &snapshot,
+            channel: &cfg.testing,
+            run: &run,
+            suite: format!("halo accept {snapshot}"),
+            classname: format!("halo.accept.{}", cfg.testing),
+        },
     );
-    write_junit(args.test.junit.as_ref(), suite)?;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            drop(guard);
+            return Err(e);
+        }
+    };
+    write_junit(args.test.junit.as_ref(), &verdict.suites)?;
+    report_systems(out, &verdict)?;
 
     // Decide.
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.name.as_str())
-        .collect();
+    let failed = verdict.failed();
+    let count = verdict.count();
     let stable_before = store.load_channel(&cfg.stable)?.snapshot;
     let mut report = AcceptReport {
         run: run.clone(),
@@ -290,7 +489,8 @@ pub fn accept(
         passed: failed.is_empty(),
         promoted: false,
         stable_before: stable_before.clone(),
-        tests: results.clone(),
+        tests: verdict.tests,
+        systems: verdict.systems,
     };
     if !failed.is_empty() {
         event(
@@ -304,9 +504,8 @@ pub fn accept(
         drop(guard);
         out.json(&report)?;
         out.line(format!(
-            "rejected {snapshot}: {} of {} tests failed ({}); {} unchanged",
+            "rejected {snapshot}: {} of {count} tests failed ({}); {} unchanged",
             failed.len(),
-            results.len(),
             failed.join(", "),
             cfg.stable
         ))?;
@@ -314,7 +513,7 @@ pub fn accept(
     }
     event(store, &run, "pass", &snapshot, &cfg.stable, None)?;
     let when = jiff::Timestamp::now().to_string();
-    let accept_reason = format!("acceptance run {run} passed {} tests", results.len());
+    let accept_reason = format!("acceptance run {run} passed {count} tests");
     let moved = store.move_channel_if(
         &MoveRequest {
             channel: &cfg.stable,
@@ -337,8 +536,7 @@ pub fn accept(
             event(store, &run, "promote", &snapshot, &cfg.stable, None)?;
             out.json(&report)?;
             out.line(format!(
-                "accepted {snapshot}: {} tests passed; {}: {} -> {snapshot}",
-                results.len(),
+                "accepted {snapshot}: {count} tests passed; {}: {} -> {snapshot}",
                 cfg.stable,
                 stable_before.as_deref().unwrap_or("-")
             ))?;
@@ -393,39 +591,35 @@ pub fn gate(
     out: &Output,
 ) -> Result<ExitCode> {
     let cfg = load_acceptance(store, config)?;
-    let tests = choose_tests(&cfg, &args.test)?;
-    let limit = timeout(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test)?;
     let snapshot = store
         .channel_target(&args.channel)
         .map_err(|e| InfraError(e.to_string()))?;
     let run = run_id();
-    let started = jiff::Timestamp::now();
-    let mount = cfg.mount.as_deref().map(Path::new);
-    let repo = Repo::provide(store, &snapshot, mount, &run_tag(&run))
-        .map_err(|e| InfraError(format!("{e:#}")))?;
-    let env = test_env(store, &snapshot, &args.channel, &repo.path, &run);
-    let results = run_tests(&tests, &env, limit);
-    drop(repo);
-    let suite = to_suite(
-        &format!("halo gate {} {snapshot}", args.channel),
-        &format!("halo.gate.{}", args.channel),
-        started,
-        &results,
-    );
-    write_junit(args.test.junit.as_ref(), suite)?;
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.name.as_str())
-        .collect();
+    let verdict = run_checks(
+        store,
+        &cfg,
+        &checks,
+        &Target {
+            snapshot: &snapshot,
+            channel: &args.channel,
+            run: &run,
+            suite: format!("halo gate {} {snapshot}", args.channel),
+            classname: format!("halo.gate.{}", args.channel),
+        },
+    )?;
+    write_junit(args.test.junit.as_ref(), &verdict.suites)?;
+    report_systems(out, &verdict)?;
+    let failed = verdict.failed();
+    let count = verdict.count();
     out.json(&serde_json::json!({
-        "channel": args.channel, "snapshot": snapshot, "passed": failed.is_empty(), "tests": results,
+        "channel": args.channel, "snapshot": snapshot, "passed": failed.is_empty(),
+        "tests": verdict.tests, "systems": verdict.systems,
     }))?;
     if failed.is_empty() {
         out.line(format!(
-            "{} ({snapshot}): {} tests passed",
-            args.channel,
-            results.len()
+            "{} ({snapshot}): {count} tests passed",
+            args.channel
         ))?;
         Ok(ExitCode::SUCCESS)
     } else {
