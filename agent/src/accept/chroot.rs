@@ -47,7 +47,8 @@ impl Mode {
     fn unshare(self) -> Command {
         let mut cmd = Command::new("unshare");
         if self == Self::User {
-            cmd.arg("--map-auto");
+            // The subordinate ids from 0, and this process as their root.
+            cmd.args(["--map-auto", "--setuid", "0", "--setgid", "0"]);
         }
         cmd.args([
             "--mount",

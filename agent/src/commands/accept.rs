@@ -295,13 +295,16 @@ fn run_checks(
             .filter(|(k, _)| ["HALO_SNAPSHOT", "HALO_CHANNEL", "HALO_RUN"].contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // Absolute: apt's sources and mmdebstrap's hooks take no relative paths.
         let work = store.root().join("work");
         fs_err::create_dir_all(&work)?;
-        let keyring = store.keys_dir().join("repo.gpg");
+        let work = fs_err::canonicalize(&work)?;
+        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
+        let repo_path = fs_err::canonicalize(&repo.path)?;
         let tag = run_tag(target.run);
         let ctx = SystemContext {
             snapshot: &manifest,
-            repo: &repo.path,
+            repo: &repo_path,
             keyring: &keyring,
             work: &work,
             tag: &tag,
