@@ -163,9 +163,16 @@ fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
     if steps[0].passed {
         let mut argv = vec!["sh", "-c", INSTALL_SCRIPT, "install"];
         argv.extend(system.packages.iter().map(String::as_str));
-        let what = format!("apt-get install {}", system.packages.join(" "));
+        let what = if system.packages.is_empty() {
+            "apt-get update".to_string()
+        } else {
+            format!(
+                "apt-get update && apt-get install {}",
+                system.packages.join(" ")
+            )
+        };
         let cmd = chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env);
-        steps.push(step("install", what.trim_end(), cmd));
+        steps.push(step("install", &what, cmd));
     } else {
         steps.push(TestResult::skipped("install", "bootstrap failed"));
     }
