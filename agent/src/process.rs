@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("cannot run {program}: {source} (is it installed?)")]
+    #[error("cannot run {program} (is it installed?)")]
     Spawn {
         program: String,
         #[source]

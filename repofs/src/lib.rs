@@ -32,3 +32,18 @@ pub mod store;
 mod properties;
 
 pub use store::{Error, Store};
+
+/// An error and its causes on one line (`what: why: why`), for the places
+/// that keep an error as text (a report, a refusal's reason). Errors here
+/// never repeat their cause in their own message (it is their `source`),
+/// so nothing is printed twice.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

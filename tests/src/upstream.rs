@@ -112,6 +112,10 @@ pub struct Publish {
     pub valid_until: Option<String>,
     /// Publish `source/Sources` for each component too.
     pub sources: bool,
+    /// Publish `i18n/Translation-en.bz2` for each component (as Debian does).
+    pub translations: bool,
+    /// Publish `debian-installer/binary-<arch>/Packages` of the `.udeb`s.
+    pub udebs: bool,
 }
 
 impl Default for Publish {
@@ -122,6 +126,8 @@ impl Default for Publish {
             by_hash: true,
             valid_until: None,
             sources: false,
+            translations: false,
+            udebs: false,
         }
     }
 }
@@ -275,6 +281,14 @@ impl Upstream {
         rel
     }
 
+    /// Like [`Upstream::add`], as an installer package (`.udeb`).
+    pub fn add_udeb(&self, component: &str, deb: &crate::Deb) -> String {
+        let rel = self.add(component, deb);
+        let udeb = rel.replace(".deb", ".udeb");
+        fs::rename(self.repo().join(&rel), self.repo().join(&udeb)).expect("rename");
+        udeb
+    }
+
     /// Makes a native source package with `dpkg-source -b` and puts its
     /// files into the pool of `component`; returns their paths.
     pub fn add_source(&self, component: &str, name: &str, version: &str) -> Vec<String> {
@@ -341,6 +355,19 @@ impl Upstream {
                 if p.by_hash {
                     by_hash(&dir, &["Packages", "Packages.gz", "Packages.xz"]);
                 }
+                if p.udebs {
+                    let di = dists
+                        .join(comp)
+                        .join(format!("debian-installer/binary-{arch}"));
+                    fs::create_dir_all(&di).expect("mkdir");
+                    let udebs = ok(Command::new("apt-ftparchive")
+                        .current_dir(&repo)
+                        .args(["-o", "APT::FTPArchive::Packages::Extensions=.udeb"])
+                        .args(["--arch", arch, "packages"])
+                        .arg(format!("pool/{comp}")));
+                    fs::write(di.join("Packages"), &udebs).expect("write");
+                    ok(Command::new("xz").args(["-kf"]).arg(di.join("Packages")));
+                }
             }
         }
         if p.sources {
@@ -355,6 +382,23 @@ impl Upstream {
                 ok(Command::new("xz").args(["-kf"]).arg(dir.join("Sources")));
                 if p.by_hash {
                     by_hash(&dir, &["Sources", "Sources.xz"]);
+                }
+            }
+        }
+        if p.translations {
+            for comp in &p.components {
+                let dir = dists.join(comp).join("i18n");
+                fs::create_dir_all(&dir).expect("mkdir");
+                fs::write(
+                    dir.join("Translation-en"),
+                    "Package: lib\nDescription-md5: 00000000000000000000000000000000\nDescription-en: the library\n A translated long description.\n\n",
+                )
+                .expect("write");
+                ok(Command::new("bzip2")
+                    .arg("-f")
+                    .arg(dir.join("Translation-en")));
+                if p.by_hash {
+                    by_hash(&dir, &["Translation-en.bz2"]);
                 }
             }
         }

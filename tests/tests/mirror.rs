@@ -758,3 +758,137 @@ fn a_mirror_keeps_the_upstreams_identity_and_its_pins_apply() {
     assert!(text.starts_with("Origin: rustedhalo\n"), "{text}");
     t.assert_sound();
 }
+
+/// Issue 12, item 4: `i18n/Translation-en` (apt show's long descriptions)
+/// is mirrored as the upstream published it, served byte for byte (by
+/// name and by hash) and listed in the Release the store signs, which
+/// gpgv verifies.
+#[test]
+fn translations_are_mirrored_and_listed_in_the_signed_release() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(
+        DIST,
+        &Publish {
+            translations: true,
+            ..Publish::default()
+        },
+    );
+    let t = store_with(&up, "");
+    update_ok(&t);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let dist = export.join(format!("up/dists/{DIST}"));
+    let upstream = fs::read(up.dist_file(DIST, "main/i18n/Translation-en.bz2")).unwrap();
+    let served = fs::read(dist.join("main/i18n/Translation-en.bz2")).unwrap();
+    assert_eq!(served, upstream, "byte for byte");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&served))
+    };
+    assert_eq!(
+        fs::read(dist.join(format!("main/i18n/by-hash/SHA256/{sha}"))).unwrap(),
+        upstream
+    );
+    let release = fs::read_to_string(dist.join("Release")).unwrap();
+    assert!(
+        release
+            .lines()
+            .any(|l| l.contains(&sha) && l.ends_with(" main/i18n/Translation-en.bz2")),
+        "{release}"
+    );
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(t.store().join("keys/repo.gpg"))
+        .arg(dist.join("InRelease")));
+    // Nothing asked for, nothing mirrored.
+    let t2 = store_with(&up, "translations = []");
+    update_ok(&t2);
+    let id = t2.snapshot();
+    let export = export_snapshot(&t2, &id, "export");
+    assert!(!export.join(format!("up/dists/{DIST}/main/i18n")).exists());
+    t.assert_sound();
+}
+
+/// Issue 12, item 4: installer packages. An imported `.udeb` is indexed
+/// under `debian-installer/binary-<arch>` (never in the ordinary Packages,
+/// as in Debian's archive), and a mirror asked for `udebs` brings the
+/// upstream's installer index along.
+#[test]
+fn udebs_have_their_own_index_imported_or_mirrored() {
+    let up = Upstream::new();
+    populate(&up);
+    up.add_udeb("main", &Deb::new("di-helper", "1.0").arch("amd64"));
+    up.publish(
+        DIST,
+        &Publish {
+            udebs: true,
+            ..Publish::default()
+        },
+    );
+    let t = store_with(&up, "udebs = true");
+    update_ok(&t);
+    // An import of our own .udeb beside a .deb.
+    let dir = t.path("in/x");
+    let dir = dir.parent().unwrap();
+    let built = Deb::new("our-udeb", "2").arch("amd64").build(dir);
+    let udeb = built.with_extension("udeb");
+    fs::rename(&built, &udeb).unwrap();
+    t.import("trusty", &[udeb, Deb::new("our-deb", "2").build(dir)]);
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    let names = |archive: &str, dist: &str, index: &str| -> BTreeSet<String> {
+        let text = fs::read_to_string(
+            export
+                .join(archive)
+                .join(format!("dists/{dist}/main/{index}/Packages")),
+        )
+        .unwrap_or_default();
+        parse_stanzas(&text)
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    field(s, "Package").unwrap(),
+                    field(s, "Filename").unwrap()
+                )
+            })
+            .collect()
+    };
+    let ours = names("rustedhalo", "trusty", "debian-installer/binary-amd64");
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(
+        ours.iter()
+            .all(|n| n.starts_with("our-udeb ") && n.ends_with(".udeb")),
+        "{ours:?}"
+    );
+    assert!(!names("rustedhalo", "trusty", "binary-amd64")
+        .iter()
+        .any(|n| n.contains("udeb")));
+    let mirrored = names("up", DIST, "debian-installer/binary-amd64");
+    assert!(
+        mirrored
+            .iter()
+            .any(|n| n.starts_with("di-helper ") && n.ends_with(".udeb")),
+        "{mirrored:?}"
+    );
+    assert!(!names("up", DIST, "binary-amd64")
+        .iter()
+        .any(|n| n.contains("udeb")));
+    let release = fs::read_to_string(export.join("rustedhalo/dists/trusty/Release")).unwrap();
+    assert!(
+        release.contains("main/debian-installer/binary-amd64/Packages.xz"),
+        "{release}"
+    );
+    // The pool file is there for the installer to fetch.
+    let pool = ours
+        .iter()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(export.join("rustedhalo").join(pool).is_file());
+    t.assert_sound();
+}

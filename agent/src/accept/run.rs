@@ -134,7 +134,7 @@ pub fn run_step(step: &Step<'_>, cmd: Command, timeout: Duration) -> TestResult 
         }
         Err(e) => TestResult {
             seconds,
-            ..TestResult::refused(step.name, e.to_string())
+            ..TestResult::refused(step.name, repofs::error_chain(&e))
         },
     }
 }

@@ -35,10 +35,10 @@ pub fn fetch_orig(
                 if has_tag {
                     git::fetch_ref(url, src, &tag_ref, true).map_err(|e| e.to_string())?;
                 }
-                let list = git::pristine_tar_list(src).map_err(|e| e.to_string())?;
+                let list = git::pristine_tar_list(src).map_err(|e| repofs::error_chain(&e))?;
                 if let Some(name) = list.iter().find(|n| n.starts_with(&prefix)) {
                     git::pristine_tar_checkout(src, name, work)
-                        .map_err(|e| format!("pristine-tar: {e}"))?;
+                        .map_err(|e| format!("pristine-tar: {}", repofs::error_chain(&e)))?;
                     return Ok(format!("{name} from the pristine-tar branch"));
                 }
                 tried.push(format!("the pristine-tar branch (it has no {prefix}*)"));

@@ -170,7 +170,7 @@ impl StepOutput {
 fn stream_step(cmd: Command, log: Log<'_>) -> Result<StepOutput, Stop> {
     process::stream(cmd, None, log)
         .map(|streamed| StepOutput { streamed })
-        .map_err(|e| Stop::setup(e.to_string()))
+        .map_err(|e| Stop::setup(repofs::error_chain(&e)))
 }
 
 /// A checked-out tree, ready to build.
@@ -254,7 +254,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Stop> {
     fs::create_dir_all(to).map_err(|e| Stop::setup(e.to_string()))?;
     let mut cmd = Command::new("cp");
     cmd.arg("-a").arg(format!("{}/.", from.display())).arg(to);
-    let out = process::stream(cmd, None, &mut |_| {}).map_err(|e| Stop::setup(e.to_string()))?;
+    let out = process::stream(cmd, None, &mut |_| {})
+        .map_err(|e| Stop::setup(repofs::error_chain(&e)))?;
     if !out.success() {
         return Err(Stop::setup(format!(
             "copying {}: {}",

@@ -106,6 +106,17 @@ pub struct MirrorConfig {
     /// origin pins written for the upstream keep matching.
     #[serde(default = "yes")]
     pub keep_identity: bool,
+    /// Languages whose `i18n/Translation-<lang>` (apt show's long
+    /// descriptions) is mirrored when the upstream lists it.
+    #[serde(default = "english")]
+    pub translations: Vec<String>,
+    /// Mirror the installer's packages (`<comp>/debian-installer/binary-<arch>`).
+    #[serde(default)]
+    pub udebs: bool,
+}
+
+fn english() -> Vec<String> {
+    vec!["en".into()]
 }
 
 fn yes() -> bool {

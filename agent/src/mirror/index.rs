@@ -57,6 +57,9 @@ pub fn decompress(
             return Err(IndexError::TooLarge { limit })
         }
         Compression::None => return Ok(data.to_vec()),
+        Compression::Bzip2 => {
+            return Err(IndexError::Decompress("bzip2 indices are not read".into()))
+        }
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
         Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(data)),
     };

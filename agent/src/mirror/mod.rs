@@ -111,12 +111,5 @@ pub trait Progress: Sync {
 
 /// An error and its causes on one line (for logs).
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    repofs::error_chain(e)
 }

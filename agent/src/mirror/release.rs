@@ -43,7 +43,7 @@ pub struct Release {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReleaseError {
-    #[error("not a Release file: {0}")]
+    #[error("not a Release file")]
     Syntax(#[from] deb822::ParseError),
     #[error("not a Release file: text is not UTF-8")]
     NotUtf8,
@@ -143,6 +143,10 @@ pub struct Wanted<'a> {
     pub components: &'a [String],
     pub architectures: &'a [String],
     pub sources: bool,
+    /// Languages whose `i18n/Translation-<lang>` is mirrored when listed.
+    pub translations: &'a [String],
+    /// Mirror the installer's `debian-installer/binary-<arch>` too.
+    pub udebs: bool,
 }
 
 /// Refuses a release that has expired or does not cover what is wanted.
@@ -189,14 +193,27 @@ pub fn check_valid_until(
 /// Which index an [`IndexFetch`] is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IndexKind {
-    Packages { component: String, arch: String },
-    Sources { component: String },
+    Packages {
+        component: String,
+        arch: String,
+    },
+    Sources {
+        component: String,
+    },
+    /// `i18n/Translation-<lang>`: served as fetched (apt show's long
+    /// descriptions), never parsed.
+    Translation {
+        component: String,
+        lang: String,
+    },
 }
 
 impl IndexKind {
     pub fn component(&self) -> &str {
         match self {
-            IndexKind::Packages { component, .. } | IndexKind::Sources { component } => component,
+            IndexKind::Packages { component, .. }
+            | IndexKind::Sources { component }
+            | IndexKind::Translation { component, .. } => component,
         }
     }
 }
@@ -206,6 +223,8 @@ impl IndexKind {
 pub enum Compression {
     Xz,
     Gzip,
+    /// Only for translations, which are served as fetched, never opened.
+    Bzip2,
     None,
 }
 
@@ -259,6 +278,11 @@ impl IndexFetch {
             _ => self.path.rsplit_once('.').map_or(&self.path, |(p, _)| p),
         }
     }
+
+    /// Served as fetched, never opened (translations).
+    pub fn is_opaque(&self) -> bool {
+        matches!(self.kind, IndexKind::Translation { .. })
+    }
 }
 
 /// The index files to fetch for `wanted`, best variant each.
@@ -284,6 +308,27 @@ pub fn plan_indices(
                 Err(ReleaseError::NoIndex { .. }) if *arch == "all" => {}
                 other => out.push(other?),
             }
+            if wanted.udebs && *arch != "all" {
+                let base = format!("{comp}/debian-installer/binary-{arch}/Packages");
+                let kind = IndexKind::Packages {
+                    component: comp.clone(),
+                    arch: arch.to_string(),
+                };
+                out.push(plan_index(release, &base, kind)?);
+            }
+        }
+        for lang in wanted.translations {
+            let base = format!("{comp}/i18n/Translation-{lang}");
+            let kind = IndexKind::Translation {
+                component: comp.clone(),
+                lang: lang.clone(),
+            };
+            // Optional: most repositories publish none.
+            match plan_variants(release, &base, kind, &TRANSLATION_FORMS) {
+                Ok(plan) => out.push(plan),
+                Err(ReleaseError::NoIndex { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         if wanted.sources {
             let base = format!("{comp}/source/Sources");
@@ -296,13 +341,33 @@ pub fn plan_indices(
     Ok(out)
 }
 
+/// The forms of Packages and Sources, in the order they are tried.
+const INDEX_FORMS: [(&str, Compression); 3] = [
+    (".xz", Compression::Xz),
+    (".gz", Compression::Gzip),
+    ("", Compression::None),
+];
+
+/// The forms of a translation (Debian publishes `.bz2`).
+const TRANSLATION_FORMS: [(&str, Compression); 4] = [
+    (".xz", Compression::Xz),
+    (".bz2", Compression::Bzip2),
+    (".gz", Compression::Gzip),
+    ("", Compression::None),
+];
+
 fn plan_index(release: &Release, base: &str, kind: IndexKind) -> Result<IndexFetch, ReleaseError> {
+    plan_variants(release, base, kind, &INDEX_FORMS)
+}
+
+fn plan_variants(
+    release: &Release,
+    base: &str,
+    kind: IndexKind,
+    forms: &[(&str, Compression)],
+) -> Result<IndexFetch, ReleaseError> {
     let mut variants: Vec<IndexVariant> = Vec::new();
-    for (ext, compression) in [
-        (".xz", Compression::Xz),
-        (".gz", Compression::Gzip),
-        ("", Compression::None),
-    ] {
+    for &(ext, compression) in forms {
         let path = format!("{base}{ext}");
         let Some(listed) = release.sha256.get(&path) else {
             if release.listed_any.contains_key(&path) && variants.is_empty() {
@@ -370,6 +435,8 @@ mod tests {
             components: c,
             architectures: a,
             sources: false,
+            translations: &[],
+            udebs: false,
         }
     }
 

@@ -255,6 +255,8 @@ impl Update<'_> {
             components: &self.mirror.components,
             architectures: &self.mirror.architectures,
             sources: self.mirror.sources,
+            translations: &self.mirror.translations,
+            udebs: self.mirror.udebs,
         }
     }
 
@@ -306,6 +308,15 @@ impl Update<'_> {
             sha256: plan.listed.hash.clone(),
         };
         let raw = self.fetcher.fetch_verified(&url, &expected).await?;
+        if plan.is_opaque() {
+            // Verified against the Release; served as it came.
+            return Ok(FetchedIndex {
+                plan,
+                url,
+                raw,
+                text: String::new(),
+            });
+        }
         // The Release's size of the uncompressed file bounds the output.
         let limit = plan
             .plain
@@ -429,6 +440,19 @@ impl Update<'_> {
                 let Some(mut state) = states.remove(&(d.dist.clone(), comp.clone())) else {
                     continue;
                 };
+                // Translations are served as fetched beside the indices we
+                // render.
+                if keyring_blob.is_none() {
+                    for idx in d
+                        .indices
+                        .iter()
+                        .filter(|i| i.plan.is_opaque() && i.plan.kind.component() == comp)
+                    {
+                        state
+                            .extra_files
+                            .push(dist_file(&idx.plan.path, &batch.add_bytes(&idx.raw)?));
+                    }
+                }
                 if self.mirror.keep_identity {
                     let r = &d.release.release;
                     state.identity = Some(repofs::model::state::ReleaseIdentity {
@@ -523,7 +547,7 @@ fn verbatim_indices(
     let mut out = Vec::new();
     for idx in d.indices.iter().filter(|i| i.plan.kind.component() == comp) {
         out.push(dist_file(&idx.plan.path, &batch.add_bytes(&idx.raw)?));
-        if idx.plan.plain.is_some() {
+        if idx.plan.plain.is_some() && !idx.plan.is_opaque() {
             out.push(dist_file(
                 idx.plan.plain_path(),
                 &batch.add_bytes(idx.text.as_bytes())?,
@@ -558,6 +582,7 @@ fn parse_dists(dists: &[FreshDist]) -> Result<Inputs<'_>, Error> {
                     url: idx.url.clone(),
                     records: index::parse_sources(&idx.text).map_err(err)?,
                 }),
+                IndexKind::Translation { .. } => {}
             }
         }
     }

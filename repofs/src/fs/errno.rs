@@ -29,13 +29,13 @@ pub enum FsError {
     /// A blob a live snapshot names is not in the pool.
     #[error("blob {sha256} is missing from the pool")]
     MissingBlob { sha256: String },
-    #[error("snapshot {snapshot}: {source}")]
+    #[error("snapshot {snapshot}")]
     Tree {
         snapshot: String,
         #[source]
         source: BadTree,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Store {
         context: String,
         #[source]

@@ -27,9 +27,9 @@ pub enum HostError {
     Dead(PathBuf),
     #[error("/dev/fuse is missing: load the fuse module (`modprobe fuse`), or give the container the device (`--device /dev/fuse`)")]
     NoDevFuse,
-    #[error("cannot open /dev/fuse: {0}")]
+    #[error("cannot open /dev/fuse")]
     DevFuse(#[source] io::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -16,6 +16,11 @@ pub struct RenderedFile {
     pub data: Vec<u8>,
 }
 
+/// An installer package (`.udeb`): indexed under `debian-installer/`.
+fn is_udeb(b: &crate::model::BinaryEntry) -> bool {
+    b.file.path.ends_with(".udeb")
+}
+
 /// Stanzas, each followed by a blank line, as dpkg-scanpackages writes them.
 fn join_stanzas<'a>(stanzas: impl Iterator<Item = &'a str>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -34,17 +39,33 @@ pub fn render_plain(
 ) -> Vec<RenderedFile> {
     let mut out = Vec::new();
     for arch in archs {
+        let for_arch = |b: &&crate::model::BinaryEntry| b.arch == *arch || b.arch == "all";
         let data = join_stanzas(
             state
                 .binaries
                 .iter()
-                .filter(|b| b.arch == *arch || b.arch == "all")
+                .filter(for_arch)
+                .filter(|b| !is_udeb(b))
                 .map(|b| b.stanza.as_str()),
         );
         out.push(RenderedFile {
             path: format!("{component}/binary-{arch}/Packages"),
             data,
         });
+        // The installer's packages have their own index, as in Debian's
+        // archive; apt never sees them in the ordinary one.
+        let mut udebs = state
+            .binaries
+            .iter()
+            .filter(for_arch)
+            .filter(|b| is_udeb(b))
+            .peekable();
+        if udebs.peek().is_some() {
+            out.push(RenderedFile {
+                path: format!("{component}/debian-installer/binary-{arch}/Packages"),
+                data: join_stanzas(udebs.map(|b| b.stanza.as_str())),
+            });
+        }
     }
     if !state.sources.is_empty() {
         out.push(RenderedFile {
@@ -158,6 +179,7 @@ mod tests {
             sources: vec![],
             upstream: None,
             identity: None,
+            extra_files: Vec::new(),
         };
         let files = render_plain("main", &state, &["amd64".into(), "arm64".into()]);
         assert_eq!(files.len(), 2);

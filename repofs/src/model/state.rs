@@ -63,6 +63,11 @@ pub struct ComponentState {
     /// our Release for the dist instead of the store's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<ReleaseIdentity>,
+    /// Files served as fetched under `dists/<dist>/` beside the rendered
+    /// indices (a mirror's `<comp>/i18n/Translation-<lang>.*`), each listed
+    /// in the Release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_files: Vec<super::snapshot::DistFile>,
 }
 
 /// What a Release says it is: the fields apt's pins and
@@ -306,6 +311,7 @@ impl ComponentState {
         self.pool_files()
             .map(|f| f.sha256.as_str())
             .chain(self.upstream.iter().flat_map(|u| u.blobs()))
+            .chain(self.extra_files.iter().map(|f| f.sha256.as_str()))
     }
 
     /// Concrete architectures of the binaries (not `all`).

@@ -103,6 +103,7 @@ mod tests {
             sources: vec![],
             upstream: None,
             identity: None,
+            extra_files: Vec::new(),
         };
         let tree = plan_tree(&a, |h| (h == "c1").then_some(&state));
         let paths: Vec<_> = tree.keys().map(String::as_str).collect();

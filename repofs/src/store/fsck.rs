@@ -228,7 +228,7 @@ impl Checker<'_> {
                     }
                 }
             }
-            Err(e) => self.problem(path, e.to_string()),
+            Err(e) => self.problem(path, crate::error_chain(&e)),
         }
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Checker<'_> {
         self.report.snapshots += 1;
         let snap: Snapshot = match self.store.load_snapshot(id) {
             Ok(s) => s,
-            Err(e) => return self.problem(path, e.to_string()),
+            Err(e) => return self.problem(path, crate::error_chain(&e)),
         };
         if snap.id != id {
             self.problem(path.clone(), format!("manifest says it is {}", snap.id));
@@ -415,7 +415,7 @@ impl Checker<'_> {
                         );
                     }
                 }
-                Err(e) => self.problem(path, e.to_string()),
+                Err(e) => self.problem(path, crate::error_chain(&e)),
             }
         }
         Ok(())

@@ -49,6 +49,11 @@ pub struct ImportReport {
     pub unchanged: Vec<String>,
 }
 
+/// A refused input, its reason an error with its causes.
+fn import_failed(file: &Path, e: &dyn std::error::Error) -> Error {
+    import_err(file, crate::error_chain(e))
+}
+
 fn import_err(file: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Import {
         file: file.to_path_buf(),
@@ -238,11 +243,11 @@ impl Session<'_> {
     }
 
     fn import_dsc(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let raw = fs::read(file).map_err(|e| import_err(file, e))?;
+        let raw = fs::read(file).map_err(|e| import_failed(file, &e))?;
         let text = std::str::from_utf8(&raw).map_err(|_| import_err(file, "not UTF-8 text"))?;
-        let body = deb822::strip_cleartext_signature(text).map_err(|e| import_err(file, e))?;
-        let para = deb822::parse_single(&body).map_err(|e| import_err(file, e))?;
-        let dsc = SourceControl::from_paragraph(para).map_err(|e| import_err(file, e))?;
+        let body = deb822::strip_cleartext_signature(text).map_err(|e| import_failed(file, &e))?;
+        let para = deb822::parse_single(&body).map_err(|e| import_failed(file, &e))?;
+        let dsc = SourceControl::from_paragraph(para).map_err(|e| import_failed(file, &e))?;
         let dir = name::pool_dir(self.target.component, &dsc.source);
         let dsc_name = file
             .file_name()
@@ -286,10 +291,10 @@ impl Session<'_> {
     }
 
     fn import_changes(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let raw = fs::read_to_string(file).map_err(|e| import_err(file, e))?;
-        let body = deb822::strip_cleartext_signature(&raw).map_err(|e| import_err(file, e))?;
-        let para = deb822::parse_single(&body).map_err(|e| import_err(file, e))?;
-        let changes = ChangesControl::from_paragraph(para).map_err(|e| import_err(file, e))?;
+        let raw = fs::read_to_string(file).map_err(|e| import_failed(file, &e))?;
+        let body = deb822::strip_cleartext_signature(&raw).map_err(|e| import_failed(file, &e))?;
+        let para = deb822::parse_single(&body).map_err(|e| import_failed(file, &e))?;
+        let changes = ChangesControl::from_paragraph(para).map_err(|e| import_failed(file, &e))?;
         let base = file.parent().unwrap_or(Path::new("."));
         // Verify every listed file before importing any of them.
         for lf in &changes.files {
@@ -329,7 +334,7 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
         // never ends: only regular files are packages.
         Ok(m) if !m.is_file() => return Err(import_err(file, "not a regular file")),
         Ok(m) => m.len(),
-        Err(e) => return Err(import_err(file, e)),
+        Err(e) => return Err(import_failed(file, &e)),
     };
     match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "deb" | "udeb" => Ok(Input::Deb(Box::new(read_deb(pool, file, size)?))),
@@ -342,11 +347,11 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
 /// Small packages (nearly all) are read once; large ones are streamed twice.
 fn read_deb(pool: &Pool, file: &Path, size: u64) -> Result<ReadDeb> {
     let checked = |control: std::result::Result<deb822::Paragraph, deb::DebError>| {
-        let control = control.map_err(|e| import_err(file, e))?;
-        BinaryControl::from_paragraph(control).map_err(|e| import_err(file, e))
+        let control = control.map_err(|e| import_failed(file, &e))?;
+        BinaryControl::from_paragraph(control).map_err(|e| import_failed(file, &e))
     };
     if size <= IN_MEMORY_MAX {
-        let data = fs::read(file).map_err(|e| import_err(file, e))?;
+        let data = fs::read(file).map_err(|e| import_failed(file, &e))?;
         let control = checked(deb::read_control(&data[..]))?;
         let digests = hash::digest(&data);
         let blob = if pool.has(&digests.sha256, digests.size) {

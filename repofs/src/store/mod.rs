@@ -77,7 +77,7 @@ pub enum Error {
     Import { file: PathBuf, reason: String },
     #[error(transparent)]
     Conflict(#[from] crate::model::state::Conflict),
-    #[error("signing key: {0}")]
+    #[error("signing key")]
     Sign(#[from] crate::sign::Error),
     #[error("{0}")]
     Usage(String),

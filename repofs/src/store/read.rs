@@ -108,6 +108,7 @@ impl Store {
             }],
             identity: None,
             upstream: lean.upstream,
+            extra_files: Vec::new(),
         })
     }
 
@@ -162,6 +163,7 @@ mod tests {
         let full = ComponentState {
             upstream: None,
             identity: None,
+            extra_files: Vec::new(),
             binaries: vec![crate::model::BinaryEntry {
                 package: "a".into(),
                 version: "1".into(),

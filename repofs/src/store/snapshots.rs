@@ -249,6 +249,7 @@ impl DistContext<'_> {
                 continue;
             }
             let started = std::time::Instant::now();
+            files.extend(state.extra_files.iter().cloned());
             let plain = render::render_plain(comp, state, &archs);
             let rendered_ms = started.elapsed().as_millis() as u64;
             let rendered = render::render_compressed(plain)?;
