@@ -172,10 +172,13 @@ NAME=COMMAND and each [[acceptance.test]] with sh -c, with HALO_SNAPSHOT, HALO_C
 HALO_KEYRING and HALO_REPO (an APT tree of the frozen snapshot) in the environment. Decide: when \
 every test passed, move stable to exactly the tested snapshot (only if testing still points at \
 it); else leave stable alone. Every step is recorded in the channel histories and \
-STORE/acceptance/runs.jsonl.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
+STORE/acceptance/runs.jsonl.\n\nWith --systems (or --system NAME), each [[acceptance.system]] is also \
+built from scratch with mmdebstrap from the frozen snapshot alone, its packages installed with \
+apt, and its tests run inside it (docs/acceptance.md); the plain tests run too, if any.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
 promoted), 2 infrastructure (lease held by another run, bad configuration, a channel moved \
 under the run).\n\nExample:\n  halo accept --snapshot \"$SNAPSHOT\" --junit accept-junit.xml\n  \
-halo accept --test 'smoke=apt-get -o Dir::Etc::SourceList=... update'\n  halo accept --status"
+halo accept --test 'smoke=apt-get -o Dir::Etc::SourceList=... update'\n  \
+halo accept --systems --junit accept-junit.xml\n  halo accept --status"
     )]
     Accept(AcceptArgs),
     /// Run the acceptance tests against a channel, without freezing or promoting.
@@ -494,6 +497,15 @@ pub struct TestArgs {
     /// Kill a test running longer than this ([acceptance] timeout_minutes).
     #[arg(long, value_name = "MINUTES")]
     pub timeout_minutes: Option<f64>,
+    /// Also build every [[acceptance.system]] from scratch and test inside it.
+    #[arg(long)]
+    pub systems: bool,
+    /// Build and test this [[acceptance.system]] (repeatable).
+    #[arg(long = "system", value_name = "NAME", conflicts_with = "systems")]
+    pub system: Vec<String>,
+    /// Keep the root of a system that failed, and print where it is.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

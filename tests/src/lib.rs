@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use fs_err as fs;
 
+pub mod debian;
 pub mod jenkins;
 pub mod mount;
 pub mod upstream;
@@ -237,6 +238,10 @@ pub struct Deb {
     pub compression: String,
     /// Distinguishes two builds of the same name and version.
     pub payload: String,
+    /// Extra files: (absolute path in the package, content, mode).
+    pub files: Vec<(String, String, u32)>,
+    /// Maintainer scripts: (`postinst`, `preinst`, ..., content).
+    pub scripts: Vec<(String, String)>,
 }
 
 impl Deb {
@@ -248,7 +253,21 @@ impl Deb {
             fields: String::new(),
             compression: "xz".into(),
             payload: String::new(),
+            files: Vec::new(),
+            scripts: Vec::new(),
         }
+    }
+
+    /// Ships `content` at `path` (absolute) with `mode`.
+    pub fn file(mut self, path: &str, content: &str, mode: u32) -> Self {
+        self.files.push((path.into(), content.into(), mode));
+        self
+    }
+
+    /// A maintainer script (`postinst`, `preinst`, `prerm`, `postrm`).
+    pub fn script(mut self, name: &str, content: &str) -> Self {
+        self.scripts.push((name.into(), content.into()));
+        self
     }
 
     pub fn arch(mut self, arch: &str) -> Self {
@@ -292,6 +311,17 @@ impl Deb {
             self.name, self.version, self.arch, self.fields, self.name
         );
         fs::write(root.join("DEBIAN/control"), control).expect("write");
+        for (path, content, mode) in &self.files {
+            let dest = root.join(path.trim_start_matches('/'));
+            fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+            fs::write(&dest, content).expect("write");
+            set_mode(&dest, *mode);
+        }
+        for (name, content) in &self.scripts {
+            let dest = root.join("DEBIAN").join(name);
+            fs::write(&dest, content).expect("write");
+            set_mode(&dest, 0o755);
+        }
         let upstream = self
             .version
             .split_once(':')

@@ -257,6 +257,30 @@ impl Upstream {
         rel
     }
 
+    /// Puts an existing `.deb` (named `<package>_...`) into the pool of
+    /// `component` (a hard link when it can); returns its path relative to
+    /// the repository root.
+    pub fn add_deb(&self, component: &str, deb: &Path) -> String {
+        let file = deb
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let name = file.split('_').next().expect("package name");
+        let letter = if name.starts_with("lib") {
+            &name[..4]
+        } else {
+            &name[..1]
+        };
+        let rel = format!("pool/{component}/{letter}/{name}/{file}");
+        let dest = self.repo().join(&rel);
+        fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        if fs::hard_link(deb, &dest).is_err() {
+            fs::copy(deb, &dest).expect("copy");
+        }
+        rel
+    }
+
     /// Like [`Upstream::add`], as an installer package (`.udeb`).
     pub fn add_udeb(&self, component: &str, deb: &crate::Deb) -> String {
         let rel = self.add(component, deb);

@@ -1,8 +1,10 @@
 //! `[acceptance]` and `[[acceptance.test]]`: the channels an acceptance run
-//! moves, its lease and timeouts, and the tests it runs. PURE.
+//! moves, its lease and timeouts, and the tests it runs. PURE. Systems
+//! (`[[acceptance.system]]`) have their own module, `config::system`.
 
 use serde::{Deserialize, Serialize};
 
+use super::system::{validate_systems, SystemConfig};
 use super::ConfigError;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -24,6 +26,11 @@ pub struct AcceptanceConfig {
     /// `[[acceptance.test]]`.
     #[serde(rename = "test")]
     pub tests: Vec<TestConfig>,
+    /// How many systems are built at once (default: one per two cores).
+    pub parallel: Option<usize>,
+    /// `[[acceptance.system]]`: built from scratch by `--systems`.
+    #[serde(rename = "system")]
+    pub systems: Vec<SystemConfig>,
 }
 
 impl Default for AcceptanceConfig {
@@ -36,6 +43,8 @@ impl Default for AcceptanceConfig {
             timeout_minutes: 60.0,
             mount: None,
             tests: Vec::new(),
+            parallel: None,
+            systems: Vec::new(),
         }
     }
 }
@@ -122,6 +131,6 @@ impl AcceptanceConfig {
                 return Err(invalid("test", format!("two tests are named {:?}", t.name)));
             }
         }
-        Ok(())
+        validate_systems(&self.systems, self.parallel)
     }
 }

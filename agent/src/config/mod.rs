@@ -9,6 +9,7 @@
 pub mod acceptance;
 pub mod jenkins;
 pub mod source;
+pub mod system;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use acceptance::{AcceptanceConfig, TestConfig};
 pub use jenkins::{AgentConfig, JenkinsConfig, NodeConfig};
 pub use source::{SourceConfig, VersionMode};
+pub use system::SystemConfig;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -385,6 +387,11 @@ keyring = "ceph.asc"
         assert_eq!(config.fetch.download_concurrency, 8);
         assert_eq!(config.sources[0].version, VersionMode::Git);
         assert_eq!(config.acceptance.tests.len(), 2);
+        assert_eq!(
+            config.acceptance.systems[0].archives,
+            ["ubuntu", "rustedhalo"]
+        );
+        assert_eq!(config.acceptance.parallel, Some(2));
         assert_eq!(config.acceptance.mount.as_deref(), Some("/srv/apt"));
         let j = config.jenkins.as_ref().unwrap();
         assert_eq!(j.node.labels.len(), 3);

@@ -3,14 +3,14 @@
 //! run the tests, then commit the decision: stable moves to exactly the
 //! tested snapshot by a compare-and-swap that also checks testing still
 //! holds it, or nothing moves. Every step is recorded (channel histories,
-//! `STORE/acceptance/runs.jsonl`).
+//! `STORE/acceptance/runs.jsonl`). What a run checks (plain tests,
+//! systems) is chosen and run by `checks`, the same for `halo gate`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use repofs::model::acceptance::{Holder, Lease};
 use repofs::model::channel::MoveRequest;
 use repofs::model::{Action, Transition};
@@ -20,13 +20,14 @@ use serde::Serialize;
 
 use super::{InfraError, UserError};
 use crate::accept::lease::LeaseGuard;
-use crate::accept::repo::Repo;
-use crate::accept::run::{run_tests, to_suite, TestResult};
-use crate::cli::{AcceptArgs, GateArgs, TestArgs};
-use crate::config::acceptance::parse_test_flag;
-use crate::config::{AcceptanceConfig, Config, TestConfig};
-use crate::junit::render_junit;
+use crate::accept::run::TestResult;
+use crate::accept::system::SystemResult;
+use crate::cli::{AcceptArgs, GateArgs};
+use crate::config::{AcceptanceConfig, Config};
 use crate::output::Output;
+use checks::{choose_checks, report_systems, run_checks, write_junit, Target};
+
+mod checks;
 
 /// The configuration file when there is one; defaults otherwise (a gate
 /// can run on `--test` flags alone).
@@ -37,30 +38,6 @@ fn load_acceptance(store: &Store, given: Option<&Path>) -> Result<AcceptanceConf
     }
     let (config, _) = super::load_config(store, given)?;
     Ok(config.acceptance)
-}
-
-/// `--test` flags replace the configured tests; none at all is an error.
-fn choose_tests(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Vec<TestConfig>> {
-    let tests: Vec<TestConfig> = if args.tests.is_empty() {
-        cfg.tests.clone()
-    } else {
-        args.tests
-            .iter()
-            .map(|t| parse_test_flag(t).map_err(UserError))
-            .collect::<Result<_, _>>()?
-    };
-    if tests.is_empty() {
-        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration".into()).into());
-    }
-    Ok(tests)
-}
-
-fn timeout(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Duration> {
-    let minutes = args.timeout_minutes.unwrap_or(cfg.timeout_minutes);
-    if !(0.001..=10_080.0).contains(&minutes) {
-        return Err(UserError("--timeout-minutes must be between 0.001 and 10080".into()).into());
-    }
-    Ok(Duration::from_secs_f64(minutes * 60.0))
 }
 
 /// The run's id: Jenkins' `BUILD_URL` names it for everyone who looks;
@@ -90,19 +67,6 @@ fn holder() -> Holder {
     }
 }
 
-/// A path segment for the run's work directory.
-fn run_tag(run: &str) -> String {
-    let tag: String = run
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!(
-        "{}-{}",
-        std::process::id(),
-        &tag[tag.len().saturating_sub(40)..]
-    )
-}
-
 fn event(
     store: &Store,
     run: &str,
@@ -123,33 +87,6 @@ fn event(
     Ok(())
 }
 
-fn test_env(
-    store: &Store,
-    snapshot: &str,
-    channel: &str,
-    repo: &Path,
-    run: &str,
-) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    env.insert("HALO_SNAPSHOT".into(), snapshot.to_string());
-    env.insert("HALO_CHANNEL".into(), channel.to_string());
-    env.insert("HALO_STORE".into(), store.root().display().to_string());
-    env.insert("HALO_REPO".into(), repo.display().to_string());
-    env.insert(
-        "HALO_KEYRING".into(),
-        store.keys_dir().join("repo.gpg").display().to_string(),
-    );
-    env.insert("HALO_RUN".into(), run.to_string());
-    env
-}
-
-fn write_junit(file: Option<&PathBuf>, suite: crate::junit::Suite) -> Result<()> {
-    if let Some(f) = file {
-        fs_err::write(f, render_junit(&[suite])).context("writing the JUnit report")?;
-    }
-    Ok(())
-}
-
 #[derive(Debug, Serialize)]
 struct AcceptReport {
     run: String,
@@ -161,6 +98,8 @@ struct AcceptReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     stable_before: Option<String>,
     tests: Vec<TestResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    systems: Vec<SystemResult>,
 }
 
 pub fn accept(
@@ -188,8 +127,7 @@ pub fn accept(
     if !(0.001..=10_080.0).contains(&cfg.lease_minutes) {
         return Err(UserError("--lease-minutes must be between 0.001 and 10080".into()).into());
     }
-    let tests = choose_tests(&cfg, &args.test)?;
-    let limit = timeout(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test)?;
     for c in [&cfg.from, &cfg.testing, &cfg.stable] {
         store
             .load_channel(c)
@@ -260,27 +198,31 @@ pub fn accept(
     ))?;
 
     // Test.
-    let started = jiff::Timestamp::now();
-    let mount = cfg.mount.as_deref().map(Path::new);
-    let repo = Repo::provide(store, &snapshot, mount, &run_tag(&run))
-        .map_err(|e| InfraError(format!("{e:#}")))?;
-    let env = test_env(store, &snapshot, &cfg.testing, &repo.path, &run);
-    let results = run_tests(&tests, &env, limit);
-    drop(repo);
-    let suite = to_suite(
-        &format!("halo accept {snapshot}"),
-        &format!("halo.accept.{}", cfg.testing),
-        started,
-        &results,
+    let verdict = run_checks(
+        store,
+        &cfg,
+        &checks,
+        &Target {
+            snapshot: &snapshot,
+            channel: &cfg.testing,
+            run: &run,
+            suite: format!("halo accept {snapshot}"),
+            classname: format!("halo.accept.{}", cfg.testing),
+        },
     );
-    write_junit(args.test.junit.as_ref(), suite)?;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            drop(guard);
+            return Err(e);
+        }
+    };
+    write_junit(args.test.junit.as_ref(), &verdict.suites)?;
+    report_systems(out, &verdict)?;
 
     // Decide.
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.name.as_str())
-        .collect();
+    let failed = verdict.failed();
+    let count = verdict.count();
     let stable_before = store.load_channel(&cfg.stable)?.snapshot;
     let mut report = AcceptReport {
         run: run.clone(),
@@ -290,7 +232,8 @@ pub fn accept(
         passed: failed.is_empty(),
         promoted: false,
         stable_before: stable_before.clone(),
-        tests: results.clone(),
+        tests: verdict.tests,
+        systems: verdict.systems,
     };
     if !failed.is_empty() {
         event(
@@ -304,9 +247,8 @@ pub fn accept(
         drop(guard);
         out.json(&report)?;
         out.line(format!(
-            "rejected {snapshot}: {} of {} tests failed ({}); {} unchanged",
+            "rejected {snapshot}: {} of {count} tests failed ({}); {} unchanged",
             failed.len(),
-            results.len(),
             failed.join(", "),
             cfg.stable
         ))?;
@@ -314,7 +256,7 @@ pub fn accept(
     }
     event(store, &run, "pass", &snapshot, &cfg.stable, None)?;
     let when = jiff::Timestamp::now().to_string();
-    let accept_reason = format!("acceptance run {run} passed {} tests", results.len());
+    let accept_reason = format!("acceptance run {run} passed {count} tests");
     let moved = store.move_channel_if(
         &MoveRequest {
             channel: &cfg.stable,
@@ -337,8 +279,7 @@ pub fn accept(
             event(store, &run, "promote", &snapshot, &cfg.stable, None)?;
             out.json(&report)?;
             out.line(format!(
-                "accepted {snapshot}: {} tests passed; {}: {} -> {snapshot}",
-                results.len(),
+                "accepted {snapshot}: {count} tests passed; {}: {} -> {snapshot}",
                 cfg.stable,
                 stable_before.as_deref().unwrap_or("-")
             ))?;
@@ -393,39 +334,35 @@ pub fn gate(
     out: &Output,
 ) -> Result<ExitCode> {
     let cfg = load_acceptance(store, config)?;
-    let tests = choose_tests(&cfg, &args.test)?;
-    let limit = timeout(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test)?;
     let snapshot = store
         .channel_target(&args.channel)
         .map_err(|e| InfraError(e.to_string()))?;
     let run = run_id();
-    let started = jiff::Timestamp::now();
-    let mount = cfg.mount.as_deref().map(Path::new);
-    let repo = Repo::provide(store, &snapshot, mount, &run_tag(&run))
-        .map_err(|e| InfraError(format!("{e:#}")))?;
-    let env = test_env(store, &snapshot, &args.channel, &repo.path, &run);
-    let results = run_tests(&tests, &env, limit);
-    drop(repo);
-    let suite = to_suite(
-        &format!("halo gate {} {snapshot}", args.channel),
-        &format!("halo.gate.{}", args.channel),
-        started,
-        &results,
-    );
-    write_junit(args.test.junit.as_ref(), suite)?;
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.name.as_str())
-        .collect();
+    let verdict = run_checks(
+        store,
+        &cfg,
+        &checks,
+        &Target {
+            snapshot: &snapshot,
+            channel: &args.channel,
+            run: &run,
+            suite: format!("halo gate {} {snapshot}", args.channel),
+            classname: format!("halo.gate.{}", args.channel),
+        },
+    )?;
+    write_junit(args.test.junit.as_ref(), &verdict.suites)?;
+    report_systems(out, &verdict)?;
+    let failed = verdict.failed();
+    let count = verdict.count();
     out.json(&serde_json::json!({
-        "channel": args.channel, "snapshot": snapshot, "passed": failed.is_empty(), "tests": results,
+        "channel": args.channel, "snapshot": snapshot, "passed": failed.is_empty(),
+        "tests": verdict.tests, "systems": verdict.systems,
     }))?;
     if failed.is_empty() {
         out.line(format!(
-            "{} ({snapshot}): {} tests passed",
-            args.channel,
-            results.len()
+            "{} ({snapshot}): {count} tests passed",
+            args.channel
         ))?;
         Ok(ExitCode::SUCCESS)
     } else {

@@ -1,0 +1,281 @@
+//! The checks of an acceptance run or a gate, chosen before anything
+//! moves and run against the frozen snapshot: the plain tests
+//! (`accept::run`) and the systems (`accept::system`), each giving JUnit
+//! suites and results for `super` to decide on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use repofs::Store;
+
+use crate::accept::chroot::Mode;
+use crate::accept::repo::Repo;
+use crate::accept::run::{run_tests, to_suite, TestResult};
+use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
+use crate::cli::TestArgs;
+use crate::commands::{InfraError, UserError};
+use crate::config::acceptance::parse_test_flag;
+use crate::config::system::plan_parallel;
+use crate::config::{AcceptanceConfig, SystemConfig, TestConfig};
+use crate::junit::{render_junit, Suite};
+use crate::output::Output;
+
+/// What a run checks, chosen (or refused) before anything moves.
+pub(super) struct Checks {
+    /// `--test` flags, else `[[acceptance.test]]`.
+    tests: Vec<TestConfig>,
+    /// `--systems` (all) or `--system NAME`.
+    systems: Vec<SystemConfig>,
+    limit: Duration,
+    parallel: usize,
+    keep: bool,
+}
+
+/// `--test` flags replace the configured tests; systems run when asked
+/// for; nothing to run at all is an error.
+pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Checks> {
+    let tests: Vec<TestConfig> = if args.tests.is_empty() {
+        cfg.tests.clone()
+    } else {
+        args.tests
+            .iter()
+            .map(|t| parse_test_flag(t).map_err(UserError))
+            .collect::<Result<_, _>>()?
+    };
+    let systems: Vec<SystemConfig> = if args.systems {
+        if cfg.systems.is_empty() {
+            return Err(InfraError(
+                "--systems: no [[acceptance.system]] in the configuration".into(),
+            )
+            .into());
+        }
+        cfg.systems.clone()
+    } else {
+        let names: Vec<String> = args.system.clone();
+        pick_systems(&cfg.systems, &names)?
+    };
+    if !systems.is_empty() {
+        for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")] {
+            if !on_path(tool) {
+                return Err(InfraError(format!(
+                    "{tool} is missing: apt-get install {package} (systems are built with it)"
+                ))
+                .into());
+            }
+        }
+    } else if !cfg.systems.is_empty() {
+        tracing::warn!(
+            "{} systems configured but not selected: --systems builds them",
+            cfg.systems.len()
+        );
+    }
+    if tests.is_empty() && systems.is_empty() {
+        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration, or --systems with [[acceptance.system]]".into()).into());
+    }
+    Ok(Checks {
+        tests,
+        systems,
+        limit: timeout(cfg, args)?,
+        parallel: plan_parallel(
+            cfg.parallel,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ),
+        keep: args.keep,
+    })
+}
+
+fn pick_systems(all: &[SystemConfig], names: &[String]) -> Result<Vec<SystemConfig>> {
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|s| &s.name == n).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                InfraError(format!(
+                    "--system {n}: no such [[acceptance.system]] (configured: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+fn timeout(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Duration> {
+    let minutes = args.timeout_minutes.unwrap_or(cfg.timeout_minutes);
+    if !(0.001..=10_080.0).contains(&minutes) {
+        return Err(UserError("--timeout-minutes must be between 0.001 and 10080".into()).into());
+    }
+    Ok(Duration::from_secs_f64(minutes * 60.0))
+}
+
+/// A path segment for the run's work directory.
+pub(super) fn run_tag(run: &str) -> String {
+    let tag: String = run
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!(
+        "{}-{}",
+        std::process::id(),
+        &tag[tag.len().saturating_sub(40)..]
+    )
+}
+
+fn test_env(
+    store: &Store,
+    snapshot: &str,
+    channel: &str,
+    repo: &Path,
+    run: &str,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("HALO_SNAPSHOT".into(), snapshot.to_string());
+    env.insert("HALO_CHANNEL".into(), channel.to_string());
+    env.insert("HALO_STORE".into(), store.root().display().to_string());
+    env.insert("HALO_REPO".into(), repo.display().to_string());
+    env.insert(
+        "HALO_KEYRING".into(),
+        store.keys_dir().join("repo.gpg").display().to_string(),
+    );
+    env.insert("HALO_RUN".into(), run.to_string());
+    env
+}
+
+pub(super) fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
+    if let Some(f) = file {
+        fs_err::write(f, render_junit(suites)).context("writing the JUnit report")?;
+    }
+    Ok(())
+}
+
+/// What the checks found: plain tests and systems.
+pub(super) struct Verdict {
+    pub(super) suites: Vec<Suite>,
+    pub(super) tests: Vec<TestResult>,
+    pub(super) systems: Vec<SystemResult>,
+}
+
+impl Verdict {
+    /// The testcases that failed: `smoke`, `web/install`.
+    pub(super) fn failed(&self) -> Vec<String> {
+        self.tests
+            .iter()
+            .filter(|t| t.failed())
+            .map(|t| t.name.clone())
+            .chain(self.systems.iter().flat_map(SystemResult::failed))
+            .collect()
+    }
+
+    /// Every testcase, run or skipped.
+    pub(super) fn count(&self) -> usize {
+        self.tests.len() + self.systems.iter().map(|s| s.steps.len()).sum::<usize>()
+    }
+}
+
+/// Where and as what a run's checks run.
+pub(super) struct Target<'a> {
+    pub(super) snapshot: &'a str,
+    /// `HALO_CHANNEL`: testing for a run, the channel for a gate.
+    pub(super) channel: &'a str,
+    pub(super) run: &'a str,
+    /// The JUnit suite of the plain tests, prefix of the systems' suites.
+    pub(super) suite: String,
+    pub(super) classname: String,
+}
+
+/// Provides the snapshot's tree, runs the plain tests, then the systems.
+pub(super) fn run_checks(
+    store: &Store,
+    cfg: &AcceptanceConfig,
+    checks: &Checks,
+    target: &Target<'_>,
+) -> Result<Verdict> {
+    let started = jiff::Timestamp::now();
+    let mount = cfg.mount.as_deref().map(Path::new);
+    let manifest = store
+        .load_snapshot(target.snapshot)
+        .map_err(|e| InfraError(e.to_string()))?;
+    let repo = Repo::provide(store, target.snapshot, mount, &run_tag(target.run))
+        .map_err(|e| InfraError(format!("{e:#}")))?;
+    let env = test_env(
+        store,
+        target.snapshot,
+        target.channel,
+        &repo.path,
+        target.run,
+    );
+    let tests = run_tests(&checks.tests, &env, checks.limit);
+    let mut suites = Vec::new();
+    if !checks.tests.is_empty() {
+        suites.push(to_suite(&target.suite, &target.classname, started, &tests));
+    }
+    let systems = if checks.systems.is_empty() {
+        Vec::new()
+    } else {
+        let inside: BTreeMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| ["HALO_SNAPSHOT", "HALO_CHANNEL", "HALO_RUN"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Absolute: apt's sources and mmdebstrap's hooks take no relative paths.
+        let work = store.root().join("work");
+        fs_err::create_dir_all(&work)?;
+        let work = fs_err::canonicalize(&work)?;
+        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
+        let repo_path = fs_err::canonicalize(&repo.path)?;
+        let tag = run_tag(target.run);
+        let ctx = SystemContext {
+            snapshot: &manifest,
+            repo: &repo_path,
+            keyring: &keyring,
+            work: &work,
+            tag: &tag,
+            env: &inside,
+            timeout: checks.limit,
+            keep: checks.keep,
+            mode: Mode::detect(),
+        };
+        let started = jiff::Timestamp::now();
+        let results = run_systems(&ctx, &checks.systems, checks.parallel);
+        suites.extend(
+            results
+                .iter()
+                .map(|r| r.to_suite(&target.suite, &target.classname, started)),
+        );
+        results
+    };
+    drop(repo);
+    Ok(Verdict {
+        suites,
+        tests,
+        systems,
+    })
+}
+
+/// Where kept systems are, and roots that could not be removed.
+pub(super) fn report_systems(out: &Output, verdict: &Verdict) -> Result<()> {
+    for s in &verdict.systems {
+        if let Some(path) = &s.kept {
+            out.line(format!(
+                "system {} failed; kept at {}",
+                s.name,
+                path.display()
+            ))?;
+        }
+        if let Some(e) = &s.cleanup_error {
+            out.line(format!("system {}: not removed: {e}", s.name))?;
+        }
+    }
+    Ok(())
+}
