@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
 use agent::cli::Cli;
 use agent::commands;
@@ -17,12 +18,21 @@ use agent::output::Output;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: the text the user asked for, exit 0.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // A bare `halo`: someone looking for orientation, not a script.
+            let _ = e.print();
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("halo: {}", usage_error_line(&e));
+            return ExitCode::from(1);
         }
     };
     init_tracing(cli.verbose);
@@ -40,6 +50,64 @@ fn main() -> ExitCode {
             ExitCode::from(commands::exit_code(&err))
         }
     }
+}
+
+/// Parses the command line. A subcommand group given without its
+/// subcommand (`halo snapshot`) is a usage error like any other, one line,
+/// rather than a screenful of help on stderr: only a bare `halo` shows help.
+fn parse() -> Result<Cli, clap::Error> {
+    let cmd = Cli::command().mut_subcommands(no_help_instead_of_errors);
+    let matches = cmd.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+fn no_help_instead_of_errors(cmd: clap::Command) -> clap::Command {
+    cmd.arg_required_else_help(false)
+        .mut_subcommands(no_help_instead_of_errors)
+}
+
+/// clap's usage error (message, the missing arguments or valid values
+/// indented under it, a blank line, the usage, a hint) as one line: a
+/// Jenkins console or a log keeps it whole, a script reads it with one read.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        match line.strip_prefix("Usage: ") {
+            Some(usage) => parts.push(format!("; usage: {usage}")),
+            None if parts.is_empty() => parts.push(line.to_string()),
+            None => parts.push(format!(" {line}")),
+        }
+    }
+    let mut out = parts.concat().replace(": ;", ";");
+    // The command's own words of the usage line (`halo import`), for the hint.
+    let hint = e.get(clap::error::ContextKind::Usage).map(|u| {
+        let u = u.to_string();
+        u.trim()
+            .trim_start_matches("Usage: ")
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['-', '<', '[']))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    match hint {
+        Some(cmd) => out.push_str(&format!(" (see {cmd} --help)")),
+        None => out.push_str(" (see halo --help)"),
+    }
+    agent::redact::redact_urls(&out)
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn init_tracing(verbose: u8) {

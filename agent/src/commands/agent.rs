@@ -350,7 +350,21 @@ impl Cycle<'_> {
                 url
             }
             None => {
-                let (code, _) = self.halo(&["accept", "--snapshot", &target])?;
+                let acceptance = &self.cfg.acceptance;
+                if acceptance.tests.is_empty() && acceptance.systems.is_empty() {
+                    // Nothing to test with: stable must not move, and that
+                    // is the configuration's state, not a failing cycle.
+                    tracing::warn!(
+                        "no [[acceptance.test]] or [[acceptance.system]] and no [jenkins]: \
+                         {target} stays in {unstable}, {stable} is not moved"
+                    );
+                    return Ok(());
+                }
+                let mut args = vec!["accept", "--snapshot", &target];
+                if !acceptance.systems.is_empty() {
+                    args.push("--systems");
+                }
+                let (code, _) = self.halo(&args)?;
                 if code == 2 {
                     anyhow::bail!(
                         "halo accept could not run for {target} (the next cycle tries again)"
