@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fs_err as fs;
 use halo_tests::mount::{apt_ok, is_mounted, need_fuse, wait_until, HttpServer, Mount};
@@ -498,7 +498,6 @@ fn apt_update_loops_never_fail_while_the_channel_flips() {
         .map(|(i, b)| Apt::new(&t.root().join(format!("apt-{i}")), &sources(&t, b)))
         .collect();
     let done = AtomicBool::new(false);
-    let started = Instant::now();
     let (failures, flips) = std::thread::scope(|s| {
         let flipper = s.spawn(|| {
             let mut flips = 0;
@@ -523,8 +522,9 @@ fn apt_update_loops_never_fail_while_the_channel_flips() {
         failures.len(),
         failures[0]
     );
-    assert!(flips >= 10, "only {flips} flips in {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(600));
+    // Counted, not timed: the apt loops must have run across flips, or
+    // they proved nothing about reading during a move.
+    assert!(flips >= 10, "only {flips} flips while apt ran");
 }
 
 #[test]
