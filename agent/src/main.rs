@@ -114,7 +114,10 @@ fn init_tracing(verbose: u8) {
     // -vv is our own debug output (phases, timings); the libraries'
     // (OpenPGP packet dumps, HTTP internals) only from -vvv on.
     let default = match verbose {
-        0 => "warn",
+        // Libraries' warnings are for -v: an OpenPGP parser's complaint
+        // about a garbage key (a multi-line dump) must not bury the one
+        // line that says what was wrong.
+        0 => "error,agent=warn,halo=warn,repofs=warn",
         1 => "info",
         2 => "info,agent=debug,halo=debug,repofs=debug",
         3 => "debug",

@@ -1,6 +1,6 @@
 //! The error contract over the whole command line, found by walking it:
 //! every command `halo --help` lists, given no input of any kind (no
-//! arguments, empty strings, empty files, /dev/null, a store that is
+//! arguments, empty strings, empty files, garbage files, /dev/null, a store that is
 //! missing, empty, a file; a configuration that is empty, a directory, not
 //! UTF-8), ends with an exit code and one `halo: ...` line, never a panic
 //! (exit 101), a signal or a hang. New commands are covered without
@@ -136,6 +136,7 @@ struct Scene {
     _dir: tempfile::TempDir,
     store: TestStore,
     empty_file: PathBuf,
+    garbage: PathBuf,
     empty_dir: PathBuf,
     missing: PathBuf,
     not_utf8: PathBuf,
@@ -150,9 +151,15 @@ impl Scene {
         fs::create_dir(p("empty-dir")).expect("mkdir");
         fs::write(p("latin1.toml"), b"[fetch]\nname = \"\xe9\"\n").expect("write");
         fs::create_dir(p("home")).expect("mkdir");
+        // Bytes no parser can make sense of, the same every run.
+        let garbage: Vec<u8> = (0u32..4096)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        fs::write(p("garbage"), garbage).expect("write");
         Self {
             store: TestStore::new(),
             empty_file: p("empty"),
+            garbage: p("garbage"),
             empty_dir: p("empty-dir"),
             missing: p("missing"),
             not_utf8: p("latin1.toml"),
@@ -237,9 +244,10 @@ fn no_input_of_any_kind_panics_hangs_or_says_more_than_one_line() {
         ("a config that is not UTF-8", &scene.not_utf8),
     ];
     let dev_null = PathBuf::from("/dev/null");
-    let values: [(&str, &Path); 3] = [
+    let values: [(&str, &Path); 4] = [
         ("empty strings", Path::new("")),
         ("an empty file", &scene.empty_file),
+        ("a file of binary garbage", &scene.garbage),
         ("/dev/null", &dev_null),
     ];
 
@@ -293,7 +301,7 @@ fn no_input_of_any_kind_panics_hangs_or_says_more_than_one_line() {
                 Some("killed by a signal".to_string())
             } else if out.code == Some(101) || out.stderr.contains("panicked") {
                 Some(format!("panicked: {}", out.stderr.trim()))
-            } else if out.code != Some(0) && said.len() != 1 {
+            } else if out.code != Some(0) && (said.len() != 1 || out.stderr.lines().count() != 1) {
                 Some(format!(
                     "exit {:?} with {} `halo:` lines: {}",
                     out.code,

@@ -195,20 +195,28 @@ fn init_never_adopts_someone_elses_directory() {
         .arg(&file)
         .arg("init"));
     assert_eq!(out.status.code(), Some(1));
-    let garbage = dir.path().join("key.asc");
-    fs::write(&garbage, "garbage").unwrap();
-    let out = run(Command::new(halo_tests::bin("halo"))
-        .arg("--store")
-        .arg(dir.path().join("new"))
-        .args(["init", "--key"])
-        .arg(&garbage));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable OpenPGP secret key"));
+    // Text, and binary that looks like an OpenPGP packet header (0xa8, a
+    // marker packet, whose parser complains at length through its logger).
+    for (name, bytes) in [
+        ("key.asc", b"garbage".to_vec()),
+        ("key.gpg", vec![0xa8, 0x03, 0xf0, 0x5a, 0x9b, 0x00, 0x01]),
+    ] {
+        let garbage = dir.path().join(name);
+        fs::write(&garbage, bytes).unwrap();
+        let out = run(Command::new(halo_tests::bin("halo"))
+            .arg("--store")
+            .arg(dir.path().join("new"))
+            .args(["init", "--key"])
+            .arg(&garbage)
+            .env_remove("RUST_LOG"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
+        assert!(
+            stderr.contains("not a usable OpenPGP secret key"),
+            "{name}: {stderr}"
+        );
+    }
 }
 
 #[test]
