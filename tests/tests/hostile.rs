@@ -86,6 +86,51 @@ fn inputs_that_are_not_regular_files_are_refused_at_once() {
 }
 
 #[test]
+fn a_files_from_list_that_cannot_be_read_is_the_users_mistake() {
+    let t = TestStore::new();
+    let latin1 = t.root().join("list-latin1");
+    fs::write(&latin1, b"caf\xe9_1_all.deb\n").unwrap();
+    let dir = t.root().join("list-dir");
+    fs::create_dir(&dir).unwrap();
+    let missing = t.root().join("list-missing");
+    for (list, want) in [
+        (&latin1, "valid UTF-8"),
+        (&dir, "directory"),
+        (&missing, "No such file"),
+    ] {
+        let list = list.to_str().unwrap();
+        refused(
+            &t,
+            &[
+                "import",
+                "--archive",
+                "rustedhalo",
+                "--dist",
+                "trusty",
+                "--component",
+                "main",
+                "--files-from",
+                list,
+            ],
+            &format!("--files-from {list}: "),
+        );
+        let out = run(t.halo().args([
+            "import",
+            "--archive",
+            "rustedhalo",
+            "--dist",
+            "trusty",
+            "--component",
+            "main",
+            "--files-from",
+            list,
+        ]));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(want));
+    }
+    t.assert_sound();
+}
+
+#[test]
 fn a_pool_name_longer_than_255_bytes_is_refused_at_import() {
     let t = TestStore::new();
     // The input file has a short name; the pool name would be

@@ -8,6 +8,7 @@ use repofs::store::import::{import, Target};
 use repofs::Store;
 
 use crate::cli::ImportArgs;
+use crate::commands::UserError;
 use crate::output::Output;
 
 pub fn run(store: &Store, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
@@ -18,11 +19,14 @@ pub fn run(store: &Store, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
     };
     let mut files = args.files.clone();
     if let Some(list) = &args.files_from {
+        // The list is the user's input like the files it names: missing,
+        // a directory, not UTF-8 are their mistakes (exit 1), said once.
         let text = if list.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())?
+            std::io::read_to_string(std::io::stdin())
         } else {
-            fs_err::read_to_string(list)?
-        };
+            std::fs::read_to_string(list)
+        }
+        .map_err(|e| UserError(format!("--files-from {}: {e}", list.display())))?;
         files.extend(
             text.lines()
                 .filter(|l| !l.trim().is_empty())

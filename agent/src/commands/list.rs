@@ -101,7 +101,7 @@ pub fn show(store: &Store, args: &ShowArgs, out: &Output) -> Result<ExitCode> {
     let holdings = plan_show(name, &working, &in_snapshots, &channels);
     if holdings.is_empty() {
         return Err(UserError(format!(
-            "no package {name} in the working state or any snapshot"
+            "no package {name:?} in the working state or any snapshot"
         ))
         .into());
     }
