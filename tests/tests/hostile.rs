@@ -279,3 +279,86 @@ dists = [\"stable\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\ntrus
     assert!(stderr.contains("mirror:***@127.0.0.1:9"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+#[test]
+fn mistakes_about_paths_and_history_are_the_users() {
+    let t = TestStore::new();
+    t.import("trusty", &[Deb::new("pathy", "1").build(&t.path("in"))]);
+    let id = t.snapshot();
+    t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
+    refused(
+        &t,
+        &["channel", "rollback", "trusty-unstable"],
+        "channel trusty-unstable has no history to roll back to",
+    );
+    let file = t.root().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    refused(
+        &t,
+        &["export", "--channel", "trusty-unstable", f],
+        "is not a directory",
+    );
+    let out = run(Command::new(halo_tests::bin("halo"))
+        .args(["--store", f, "snapshot", "list"])
+        .env_remove("RUST_LOG"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not a rustedhalo store"), "{stderr}");
+    let dir = t.root().join("a-dir");
+    fs::create_dir(&dir).unwrap();
+    let latin1 = t.root().join("latin1.toml");
+    fs::write(&latin1, b"[fetch]\nretries = 1 # caf\xe9\n").unwrap();
+    for (config, want) in [(&dir, "Is a directory"), (&latin1, "not UTF-8 text")] {
+        let c = config.to_str().unwrap();
+        refused(
+            &t,
+            &["--config", c, "mirror", "update", "--all"],
+            &format!("configuration {c}: {want}"),
+        );
+    }
+}
+
+/// An export that fails half-way (here: a full disk) leaves no archive
+/// whose InRelease lists files that are not there.
+#[test]
+fn a_failed_export_leaves_no_partial_tree() {
+    let t = TestStore::new();
+    let big = "incompressible? no, but large: ".repeat(20_000);
+    t.import(
+        "trusty",
+        &[Deb::new("big", "1")
+            .compression("none")
+            .payload(&big)
+            .build(&t.path("in"))],
+    );
+    let id = t.snapshot();
+    t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
+    // A small tmpfs: another file system (copies, not hard links) with
+    // room for the indices but not for the package.
+    let small = t.root().join("small");
+    fs::create_dir(&small).unwrap();
+    ok(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small));
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&small);
+    let out_dir = small.join("apt");
+    let out = run(t
+        .halo()
+        .args(["export", "--channel", "trusty-unstable"])
+        .arg(&out_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a full disk: {stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let left: Vec<_> = fs::read_dir(&out_dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed export left {left:?}");
+    t.assert_sound();
+}

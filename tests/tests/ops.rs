@@ -516,7 +516,7 @@ fn refusals_are_one_line_exit_1_and_change_nothing() {
         &copy("rustedhalo", "extra/trusty", "app"),
         &["--from \"rustedhalo\": write ARCHIVE/DIST"],
     );
-    refused(&t, &["show", "nope"], &["no package nope"]);
+    refused(&t, &["show", "nope"], &["no package \"nope\""]);
     refused(&t, &["list", "--archive", "nope"], &["nope does not exist"]);
 
     // Copying out of a mirror is what copies are for.

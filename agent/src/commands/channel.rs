@@ -123,7 +123,8 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
             let current = store.load_channel(channel)?;
             let target = match to {
                 Some(id) => id.clone(),
-                None => plan_rollback_target(channel, &store.channel_history(channel)?)?,
+                None => plan_rollback_target(channel, &store.channel_history(channel)?)
+                    .map_err(repofs::Error::from)?,
             };
             let expect = current.snapshot.as_deref().unwrap_or("none");
             return move_channel(

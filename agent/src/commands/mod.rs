@@ -102,7 +102,7 @@ pub fn load_config(
         || store.root().join("halo.toml"),
         std::path::Path::to_path_buf,
     );
-    let text = match fs_err::read_to_string(&path) {
+    let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(UserError(format!(
@@ -111,7 +111,16 @@ pub fn load_config(
             ))
             .into())
         }
-        Err(e) => return Err(e.into()),
+        // A directory, a file that is not UTF-8, no permission: the
+        // user's configuration is wrong, not halo.
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::InvalidData {
+                "not UTF-8 text".to_string()
+            } else {
+                e.to_string()
+            };
+            return Err(UserError(format!("configuration {}: {why}", path.display())).into());
+        }
     };
     let config = crate::config::parse_config(&text)
         .with_context(|| format!("configuration {}", path.display()))?;

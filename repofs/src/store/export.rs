@@ -9,7 +9,7 @@ use std::path::Path;
 
 use fs_err as fs;
 
-use super::{Error, Result, Store};
+use super::{fsutil, Error, Result, Store};
 use crate::model::tree::{plan_tree, Tree};
 use crate::model::{ComponentState, Snapshot};
 
@@ -43,17 +43,53 @@ impl Store {
 
     /// Writes the tree of snapshot `id` under `dir`, which must not exist
     /// or be empty.
+    ///
+    /// The tree is built in a hidden directory inside `dir` and each
+    /// archive is renamed into place when all of it is written: a failure
+    /// half-way (a full disk, a name the file system refuses) leaves no
+    /// partial archive whose InRelease lists files that are not there.
+    /// Inside rather than beside `dir`, so the renames stay on one file
+    /// system when `dir` is a mount point, and `dir` keeps its owner and
+    /// mode.
     pub fn export(&self, id: &str, dir: &Path) -> Result<ExportReport> {
         let snapshot = self.load_snapshot(id)?;
-        if dir.exists() && fs::read_dir(dir)?.next().is_some() {
-            return Err(Error::Usage(format!(
-                "{} is not empty: export into a new or empty directory",
-                dir.display()
-            )));
+        match fs::symlink_metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Usage(format!(
+                    "{} is not a directory: export into a new or empty directory",
+                    dir.display()
+                )))
+            }
+            Ok(_) if fs::read_dir(dir)?.next().is_some() => {
+                return Err(Error::Usage(format!(
+                    "{} is not empty: export into a new or empty directory",
+                    dir.display()
+                )))
+            }
+            _ => {}
         }
+        fs::create_dir_all(dir)?;
+        let temp = dir.join(format!(".halo-export-{}", std::process::id()));
+        let built = self.export_into(&snapshot, &temp).and_then(|report| {
+            for entry in fs::read_dir(&temp)? {
+                let entry = entry?;
+                fs::rename(entry.path(), dir.join(entry.file_name()))?;
+            }
+            fs::remove_dir(&temp)?;
+            fsutil::sync_dir(dir)?;
+            Ok(report)
+        });
+        if built.is_err() {
+            let _ = fs::remove_dir_all(&temp);
+        }
+        built
+    }
+
+    fn export_into(&self, snapshot: &Snapshot, dir: &Path) -> Result<ExportReport> {
         let pool = self.pool();
         let mut report = ExportReport::default();
-        for (archive, tree) in self.snapshot_trees(&snapshot)? {
+        fs::create_dir(dir)?;
+        for (archive, tree) in self.snapshot_trees(snapshot)? {
             let root = dir.join(&archive);
             for (path, file) in &tree {
                 let dest = root.join(path);

@@ -144,7 +144,13 @@ impl Store {
         let meta_path = root.join("store.json");
         let data = match fs::read(&meta_path) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Missing, or a file where the directory should be.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Err(Error::NotAStore(root.to_path_buf()))
             }
             Err(e) => return Err(e.into()),
