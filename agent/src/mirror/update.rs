@@ -37,12 +37,13 @@ use repofs::Store;
 use serde::Serialize;
 
 use super::fetch::{Expected, FetchError, FetchErrorKind, Fetcher};
-use super::index::{self, IndexError};
 use super::plan::{self, ComponentInput, Parsed};
-use super::release::{self, IndexFetch, IndexKind, Release, Wanted};
 use super::verify_release::{FreshRelease, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
+use repofs::index::read::packages::{self as index, IndexError};
+use repofs::index::read::plan::{plan_indices, IndexFetch, IndexKind, Wanted};
+use repofs::index::read::release::Release;
 use repofs::model::closure::{self, Candidate};
 
 /// Pool files committed per batch while downloading (also every few seconds).
@@ -267,7 +268,7 @@ impl Update<'_> {
         release: &Release,
     ) -> Result<Vec<FetchedIndex>, Error> {
         let url = self.dist_url(dist, "Release");
-        let plans = release::plan_indices(release, &self.wanted())
+        let plans = plan_indices(release, &self.wanted())
             .map_err(|source| Error::Release { url, source })?;
         let mut out = Vec::new();
         for plan in plans {

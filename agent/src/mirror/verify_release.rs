@@ -13,9 +13,9 @@ use repofs::sign::Keyring;
 use repofs::store::mirrors::FetchedRelease;
 
 use super::fetch::{Conditional, Validators};
-use super::release::{self, Release};
 use super::update::Update;
 use super::Error;
+use repofs::index::read::release::{self, Release};
 
 /// A release fetched and verified.
 pub(super) struct FreshRelease {
