@@ -19,9 +19,10 @@
 //!    finished ones to the pool in batches and recording them as pending in
 //!    `mirrors/<name>.json`, so an interrupted update resumes without
 //!    fetching them again (and `gc` keeps them meanwhile).
-//! 4. Commit: component state blobs, then `state.json` (the one commit
-//!    point), then the mirror record. Any failure before leaves the mirror's
-//!    previous state in place.
+//! 4. Commit (`Store::commit_mirror`, which keeps its order and locks):
+//!    component state blobs, then `state.json` (the one commit point), then
+//!    the mirror record. Any failure before leaves the mirror's previous
+//!    state in place.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -31,7 +32,8 @@ use repofs::hash::{sha256_hex, Digests};
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
-use repofs::store::mirrors::MirrorRecord;
+use repofs::store::mirror_commit::MirrorCommit;
+use repofs::store::mirrors::{MirrorLock, MirrorRecord};
 use repofs::store::state::add_component;
 use repofs::Store;
 use serde::Serialize;
@@ -130,7 +132,7 @@ impl Update<'_> {
             })?;
         let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
         self.progress.stage("waiting for the mirror's lock");
-        let _mirror_lock = blocking(|| self.store.lock_mirror(name))?;
+        let mirror_lock = blocking(|| self.store.lock_mirror(name))?;
         let state = self.store.load_state()?;
         let record = self.store.load_mirror_record(name)?;
         let current = state.get(name).cloned().unwrap_or_default();
@@ -198,52 +200,32 @@ impl Update<'_> {
                 });
             }
             planned = self
-                .plan_and_download(&dists, &mut report, &mut record)
+                .plan_and_download(&mirror_lock, &dists, &mut report, &mut record)
                 .await?;
         }
+        for d in &dists {
+            record
+                .dists
+                .insert(d.dist.clone(), d.release.record.clone());
+        }
+        repofs::store::failpoint::hit("mirror:before-commit");
         // The commit: the only part under the store's writer lock.
         self.progress.stage("waiting for the store lock");
-        let _lock = blocking(|| self.store.lock())?;
-        if self
-            .store
-            .load_state()?
-            .get(name)
-            .cloned()
-            .unwrap_or_default()
-            != current
-        {
-            return Err(Error::Store(repofs::Error::Usage(format!(
-                "mirror {name}: its archive changed during the update (another writer?): nothing committed, run it again"
-            ))));
-        }
-        if !dists.is_empty() {
-            let committed = self.commit_components(&dists, planned, keyring.is_some())?;
-            for (dist, comps) in committed {
-                new_dists.insert(dist, comps);
-            }
-            for d in &dists {
-                record
-                    .dists
-                    .insert(d.dist.clone(), d.release.record.clone());
-            }
-        }
-        record.dists.retain(|d, _| new_dists.contains_key(d));
-        report.changed = new_dists != current;
-        if report.changed {
-            let mut state = self.store.load_state()?;
-            state.insert(name.to_string(), new_dists.clone());
-            self.store.save_state(&state)?;
-            tracing::info!(mirror = name, "mirror state committed");
-        }
-        let new_record = MirrorRecord {
+        let commit = MirrorCommit {
+            before: &current,
             config: fingerprint,
-            dists: record.dists,
-            committed: new_dists,
-            pending: BTreeSet::new(),
+            releases: record.dists,
         };
-        if self.store.load_mirror_record(name)?.as_ref() != Some(&new_record) {
-            self.store.save_mirror_record(name, &new_record)?;
-        }
+        report.changed = blocking(|| {
+            self.store.commit_mirror(&mirror_lock, commit, |batch| {
+                if !dists.is_empty() {
+                    self.progress.stage("committing");
+                    let fresh = self.add_components(batch, &dists, planned, keyring.is_some())?;
+                    new_dists.extend(fresh);
+                }
+                Ok::<_, Error>(new_dists)
+            })
+        })?;
         report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
         report.requests = self.fetcher.requests() - requests0;
         report.bytes = self.fetcher.bytes() - bytes0;
@@ -360,6 +342,7 @@ impl Update<'_> {
     /// planned component states of the fresh dists.
     async fn plan_and_download(
         &self,
+        mirror_lock: &MirrorLock,
         dists: &[FreshDist],
         report: &mut UpdateReport,
         record: &mut MirrorRecord,
@@ -403,25 +386,22 @@ impl Update<'_> {
             record
                 .pending
                 .extend(wanted.iter().map(|f| f.sha256.clone()));
-            self.store.save_mirror_record(&self.mirror.name, record)?;
+            self.store.save_mirror_pending(mirror_lock, record)?;
             report.files = self.download(&pool, &wanted).await?;
         }
         Ok(states)
     }
 
-    /// The component states (with the verbatim files) into the pool; the
-    /// caller holds the store's writer lock, so gc cannot take them before
-    /// `state.json` refers to them. Returns the new dist -> component map
-    /// of the fresh dists (not yet in `state.json`).
-    fn commit_components(
+    /// The component states (with the verbatim files) into `batch`, which
+    /// the store commits under its writer lock before `state.json` names
+    /// them. Returns the new dist -> component map of the fresh dists.
+    fn add_components(
         &self,
+        batch: &mut repofs::store::pool::Batch<'_>,
         dists: &[FreshDist],
         mut states: BTreeMap<(String, String), ComponentState>,
         signed: bool,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
-        self.progress.stage("committing");
-        let pool = self.store.pool();
-        let mut batch = pool.batch();
         let keyring_blob = match (self.mirror.verbatim && signed, self.keyring) {
             (true, Some(k)) => Some(batch.add_bytes(k)?.sha256),
             _ => None,
@@ -466,17 +446,16 @@ impl Update<'_> {
                 if let Some(keyring) = &keyring_blob {
                     state.upstream = Some(UpstreamFiles {
                         release: release_files.clone(),
-                        indices: verbatim_indices(&mut batch, d, comp)?,
+                        indices: verbatim_indices(batch, d, comp)?,
                         keyring: keyring.clone(),
                     });
                 }
-                let hash = add_component(&mut batch, &state)?;
+                let hash = add_component(batch, &state)?;
                 out.entry(d.dist.clone())
                     .or_default()
                     .insert(comp.clone(), hash);
             }
         }
-        blocking(|| batch.commit())?;
         Ok(out)
     }
 

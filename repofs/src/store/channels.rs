@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use fs_err as fs;
 
-use super::{fsutil, load_json, save_json, Error, Result, Store};
+use super::{fsutil, load_json, save_json, Error, Result, Store, WriteLock};
 use crate::debian::name;
 use crate::model::acceptance;
 use crate::model::channel::{self, committed_history, MoveRequest};
@@ -32,7 +32,7 @@ impl Store {
     }
 
     /// Creates an empty channel (no snapshot yet); an existing one is kept.
-    pub fn create_channel(&self, name: &str) -> Result<()> {
+    pub(crate) fn create_channel(&self, _lock: &WriteLock, name: &str) -> Result<()> {
         name::check_segment("channel", name)?;
         let path = self.pointer_path(name);
         if !path.exists() {
