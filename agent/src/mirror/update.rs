@@ -32,7 +32,7 @@ use repofs::hash::{sha256_hex, Digests};
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
-use repofs::store::mirror_commit::MirrorCommit;
+use repofs::store::mirror_commit::{Dists, MirrorCommit};
 use repofs::store::mirrors::{MirrorLock, MirrorRecord};
 use repofs::store::state::add_component;
 use repofs::Store;
@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use super::fetch::{Expected, FetchError, FetchErrorKind, Fetcher};
 use super::plan::{self, ComponentInput, Parsed};
-use super::verify_release::{FreshRelease, ReleaseOutcome};
+use super::verify_release::{FreshRelease, ReleaseCheck, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
 use repofs::index::read::packages::{self as index, IndexError};
@@ -105,6 +105,34 @@ struct FreshDist {
     indices: Vec<FetchedIndex>,
 }
 
+/// What the store held of the mirror when the update began.
+struct Loaded {
+    /// The mirror's archive in the working state.
+    current: Dists,
+    record: MirrorRecord,
+    /// The record describes `current` under the present configuration, so
+    /// its releases may be asked for conditionally.
+    trusted: bool,
+}
+
+/// Step 1's verdict per dist.
+struct Releases {
+    fresh: Vec<(String, FreshRelease)>,
+    unchanged: BTreeSet<String>,
+}
+
+/// The planned component states of the fresh dists.
+type States = BTreeMap<(String, String), ComponentState>;
+
+/// What the update commits.
+#[derive(Default)]
+struct Decided {
+    /// The dists whose release did not change, as committed.
+    unchanged: Dists,
+    fresh: Vec<FreshDist>,
+    states: States,
+}
+
 /// Runs CPU- or disk-bound work (decompression, hashing, pool commits) in
 /// place without stalling the other downloads: tokio moves this worker's
 /// tasks elsewhere meanwhile. Needs the multi-thread runtime that
@@ -121,7 +149,6 @@ impl Update<'_> {
     pub async fn run(&self) -> Result<UpdateReport, Error> {
         let start = Instant::now();
         let (requests0, bytes0) = (self.fetcher.requests(), self.fetcher.bytes());
-        let name = self.mirror.name.as_str();
         let keyring = self
             .keyring
             .map(Keyring::from_bytes)
@@ -132,26 +159,101 @@ impl Update<'_> {
             })?;
         let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
         self.progress.stage("waiting for the mirror's lock");
-        let mirror_lock = blocking(|| self.store.lock_mirror(name))?;
+        let mirror_lock = blocking(|| self.store.lock_mirror(&self.mirror.name))?;
+        let mut loaded = self.load(&fingerprint)?;
+        let releases = self.fetch_releases(&loaded, keyring.as_ref()).await?;
+        let mut report = UpdateReport {
+            mirror: self.mirror.name.clone(),
+            changed: false,
+            dists: Vec::new(),
+            files: 0,
+            bytes: 0,
+            requests: 0,
+            seconds: 0.0,
+        };
+        let mut decided = Decided::default();
+        for dist in releases.unchanged {
+            let comps = loaded.current.get(&dist).cloned().unwrap_or_default();
+            report.dists.push(DistReport {
+                dist: dist.clone(),
+                unchanged: true,
+                packages: 0,
+                sources: 0,
+            });
+            decided.unchanged.insert(dist, comps);
+        }
+        for (dist, release) in releases.fresh {
+            self.progress.stage(&format!("{dist}: indices"));
+            let indices = self.fetch_indices(&dist, &release.release).await?;
+            decided.fresh.push(FreshDist {
+                dist,
+                release,
+                indices,
+            });
+        }
+        if !decided.fresh.is_empty() {
+            let (states, reports) = self.decide(&decided.fresh)?;
+            report.dists.extend(reports);
+            report.files = self
+                .download_missing(&mirror_lock, &states, &mut loaded.record)
+                .await?;
+            decided.states = states;
+        }
+        report.changed = self.commit(&mirror_lock, loaded, fingerprint, decided)?;
+        report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
+        report.requests = self.fetcher.requests() - requests0;
+        report.bytes = self.fetcher.bytes() - bytes0;
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// What the store holds of the mirror (read under the mirror's lock).
+    fn load(&self, fingerprint: &str) -> Result<Loaded, Error> {
+        let name = self.mirror.name.as_str();
         let state = self.store.load_state()?;
         let record = self.store.load_mirror_record(name)?;
         let current = state.get(name).cloned().unwrap_or_default();
         if record.is_none() && !current.is_empty() {
             return Err(Error::NotAMirror(name.to_string()));
         }
-        let mut record = record.unwrap_or_default();
+        let record = record.unwrap_or_default();
         // The record describes the committed state only if it agrees with it.
-        let trusted_record = record.config == fingerprint && record.committed == current;
+        let trusted = record.config == fingerprint && record.committed == current;
+        Ok(Loaded {
+            current,
+            record,
+            trusted,
+        })
+    }
 
+    fn release_check<'a>(&'a self, keyring: Option<&'a Keyring>) -> ReleaseCheck<'a> {
+        ReleaseCheck {
+            base_url: self.mirror.base_url(),
+            mirror: &self.mirror.name,
+            verbatim: self.mirror.verbatim,
+            wanted: self.wanted(),
+            keyring,
+            now: self.now,
+        }
+    }
+
+    /// Step 1: each dist's release, verified, or found unchanged.
+    async fn fetch_releases(
+        &self,
+        loaded: &Loaded,
+        keyring: Option<&Keyring>,
+    ) -> Result<Releases, Error> {
+        let check = self.release_check(keyring);
         let mut fresh = Vec::new();
         let mut unchanged = BTreeSet::new();
         for dist in &self.mirror.dists {
             self.progress.stage(&format!("{dist}: release"));
-            let prev = record
+            let prev = loaded
+                .record
                 .dists
                 .get(dist)
-                .filter(|_| trusted_record && current.contains_key(dist));
-            match self.fetch_release(dist, prev, keyring.as_ref()).await? {
+                .filter(|_| loaded.trusted && loaded.current.contains_key(dist));
+            match check.fetch_release(self.fetcher, dist, prev).await? {
                 ReleaseOutcome::Unchanged => {
                     unchanged.insert(dist.clone());
                 }
@@ -161,76 +263,50 @@ impl Update<'_> {
         // A filter's closure spans every dist: when one changed, redo all.
         if !fresh.is_empty() && self.mirror.packages.is_some() && !unchanged.is_empty() {
             for dist in std::mem::take(&mut unchanged) {
-                let r = self.fetch_release(&dist, None, keyring.as_ref()).await?;
+                let r = check.fetch_release(self.fetcher, &dist, None).await?;
                 if let ReleaseOutcome::Fresh(r) = r {
                     fresh.push((dist, *r));
                 }
             }
         }
-        let mut report = UpdateReport {
-            mirror: name.to_string(),
-            changed: false,
-            dists: Vec::new(),
-            files: 0,
-            bytes: 0,
-            requests: 0,
-            seconds: 0.0,
-        };
-        let mut new_dists: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for dist in &unchanged {
-            let comps = current.get(dist).cloned().unwrap_or_default();
-            report.dists.push(DistReport {
-                dist: dist.clone(),
-                unchanged: true,
-                packages: 0,
-                sources: 0,
-            });
-            new_dists.insert(dist.clone(), comps);
-        }
-        let mut dists = Vec::new();
-        let mut planned = BTreeMap::new();
-        if !fresh.is_empty() {
-            for (dist, release) in fresh {
-                self.progress.stage(&format!("{dist}: indices"));
-                let indices = self.fetch_indices(&dist, &release.release).await?;
-                dists.push(FreshDist {
-                    dist,
-                    release,
-                    indices,
-                });
-            }
-            planned = self
-                .plan_and_download(&mirror_lock, &dists, &mut report, &mut record)
-                .await?;
-        }
-        for d in &dists {
-            record
-                .dists
-                .insert(d.dist.clone(), d.release.record.clone());
+        Ok(Releases { fresh, unchanged })
+    }
+
+    /// The commit: the only part under the store's writer lock. Returns
+    /// whether the working state changed.
+    fn commit(
+        &self,
+        mirror_lock: &MirrorLock,
+        loaded: Loaded,
+        fingerprint: String,
+        decided: Decided,
+    ) -> Result<bool, Error> {
+        let Decided {
+            mut unchanged,
+            fresh,
+            states,
+        } = decided;
+        let mut releases = loaded.record.dists;
+        for d in &fresh {
+            releases.insert(d.dist.clone(), d.release.record.clone());
         }
         repofs::store::failpoint::hit("mirror:before-commit");
-        // The commit: the only part under the store's writer lock.
         self.progress.stage("waiting for the store lock");
         let commit = MirrorCommit {
-            before: &current,
+            before: &loaded.current,
             config: fingerprint,
-            releases: record.dists,
+            releases,
         };
-        report.changed = blocking(|| {
-            self.store.commit_mirror(&mirror_lock, commit, |batch| {
-                if !dists.is_empty() {
+        blocking(|| {
+            self.store.commit_mirror(mirror_lock, commit, |batch| {
+                if !fresh.is_empty() {
                     self.progress.stage("committing");
-                    let fresh = self.add_components(batch, &dists, planned, keyring.is_some())?;
-                    new_dists.extend(fresh);
+                    let signed = self.keyring.is_some();
+                    unchanged.extend(self.add_components(batch, &fresh, states, signed)?);
                 }
-                Ok::<_, Error>(new_dists)
+                Ok::<_, Error>(unchanged)
             })
-        })?;
-        report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
-        report.requests = self.fetcher.requests() - requests0;
-        report.bytes = self.fetcher.bytes() - bytes0;
-        report.seconds = start.elapsed().as_secs_f64();
-        Ok(report)
+        })
     }
 
     pub(super) fn wanted(&self) -> Wanted<'_> {
@@ -338,15 +414,9 @@ impl Update<'_> {
         })
     }
 
-    /// Parses, filters and downloads (without the store lock); returns the
-    /// planned component states of the fresh dists.
-    async fn plan_and_download(
-        &self,
-        mirror_lock: &MirrorLock,
-        dists: &[FreshDist],
-        report: &mut UpdateReport,
-        record: &mut MirrorRecord,
-    ) -> Result<BTreeMap<(String, String), ComponentState>, Error> {
+    /// Decides the fresh dists' new component states: parses their
+    /// indices, applies the `packages` filter, plans each component.
+    fn decide(&self, dists: &[FreshDist]) -> Result<(States, Vec<DistReport>), Error> {
         self.progress.stage("parsing indices");
         let inputs = blocking(|| parse_dists(dists))?;
         let keep = match &self.mirror.packages {
@@ -364,7 +434,8 @@ impl Update<'_> {
             }
             None => None,
         };
-        let mut states: BTreeMap<(String, String), ComponentState> = BTreeMap::new();
+        let mut states = States::new();
+        let mut reports = Vec::new();
         for (dist, comps) in &inputs {
             let mut dr = DistReport {
                 dist: dist.clone(),
@@ -378,18 +449,30 @@ impl Update<'_> {
                 dr.sources += state.sources.len();
                 states.insert((dist.clone(), comp.clone()), state);
             }
-            report.dists.push(dr);
+            reports.push(dr);
         }
+        Ok((states, reports))
+    }
+
+    /// Downloads the pool files `states` name that the store lacks (without
+    /// the store lock), named in the record's `pending` list first; returns
+    /// how many.
+    async fn download_missing(
+        &self,
+        mirror_lock: &MirrorLock,
+        states: &States,
+        record: &mut MirrorRecord,
+    ) -> Result<u64, Error> {
         let pool = self.store.pool();
         let wanted = plan::plan_fetch(states.values(), |h, s| pool.has(h, s))?;
-        if !wanted.is_empty() {
-            record
-                .pending
-                .extend(wanted.iter().map(|f| f.sha256.clone()));
-            self.store.save_mirror_pending(mirror_lock, record)?;
-            report.files = self.download(&pool, &wanted).await?;
+        if wanted.is_empty() {
+            return Ok(0);
         }
-        Ok(states)
+        record
+            .pending
+            .extend(wanted.iter().map(|f| f.sha256.clone()));
+        self.store.save_mirror_pending(mirror_lock, record)?;
+        self.download(&pool, &wanted).await
     }
 
     /// The component states (with the verbatim files) into `batch`, which
@@ -399,7 +482,7 @@ impl Update<'_> {
         &self,
         batch: &mut repofs::store::pool::Batch<'_>,
         dists: &[FreshDist],
-        mut states: BTreeMap<(String, String), ComponentState>,
+        mut states: States,
         signed: bool,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
         let keyring_blob = match (self.mirror.verbatim && signed, self.keyring) {

@@ -5,17 +5,42 @@
 //!
 //! An unchanged release is still refused once its `Valid-Until` has passed:
 //! a frozen upstream must not stay trusted for ever.
+//!
+//! The files come through [`ReleaseSource`], not HTTP itself, so that every
+//! path through here (signed InRelease, Release with Release.gpg, unsigned,
+//! `trusted = true`, an upstream switching between the two) is tested
+//! against a fake in memory.
 
 use std::time::SystemTime;
 
 use repofs::hash::sha256_hex;
+use repofs::index::read::plan::Wanted;
+use repofs::index::read::release::{self, Release};
 use repofs::sign::Keyring;
 use repofs::store::mirrors::FetchedRelease;
 
-use super::fetch::{Conditional, Validators};
-use super::update::Update;
+use super::fetch::{Conditional, FetchError, Fetcher, Validators};
 use super::Error;
-use repofs::index::read::release::{self, Release};
+
+/// Where release files come from: HTTP in production, a map in tests.
+pub(super) trait ReleaseSource {
+    /// The file at `url`, conditionally when `previous` validators are known.
+    async fn fetch_conditional(
+        &self,
+        url: &str,
+        previous: Option<&Validators>,
+    ) -> Result<Conditional, FetchError>;
+}
+
+impl ReleaseSource for Fetcher {
+    async fn fetch_conditional(
+        &self,
+        url: &str,
+        previous: Option<&Validators>,
+    ) -> Result<Conditional, FetchError> {
+        Fetcher::fetch_conditional(self, url, previous).await
+    }
+}
 
 /// A release fetched and verified.
 pub(super) struct FreshRelease {
@@ -30,14 +55,32 @@ pub(super) enum ReleaseOutcome {
     Fresh(Box<FreshRelease>),
 }
 
-impl Update<'_> {
+/// What verifying a dist's release needs to know of the mirror.
+pub(super) struct ReleaseCheck<'a> {
+    /// The repository's URL, ending with `/`.
+    pub(super) base_url: String,
+    /// The mirror's name, for the log.
+    pub(super) mirror: &'a str,
+    /// Keep `Release` and `Release.gpg` beside `InRelease`, to serve them.
+    pub(super) verbatim: bool,
+    pub(super) wanted: Wanted<'a>,
+    /// `None` for `trusted = true`: nothing is verified.
+    pub(super) keyring: Option<&'a Keyring>,
+    pub(super) now: jiff::Timestamp,
+}
+
+impl ReleaseCheck<'_> {
+    fn dist_url(&self, dist: &str, path: &str) -> String {
+        format!("{}dists/{dist}/{path}", self.base_url)
+    }
+
     /// Fetches and verifies the release of `dist`, or finds it unchanged
     /// since `prev` (the last committed fetch).
     pub(super) async fn fetch_release(
         &self,
+        src: &impl ReleaseSource,
         dist: &str,
         prev: Option<&FetchedRelease>,
-        keyring: Option<&Keyring>,
     ) -> Result<ReleaseOutcome, Error> {
         let inrelease_url = self.dist_url(dist, "InRelease");
         let release_url = self.dist_url(dist, "Release");
@@ -45,8 +88,7 @@ impl Update<'_> {
         let release_first = prev.is_some_and(|p| p.url == release_url);
         if !release_first {
             let validators = prev.filter(|p| p.url == inrelease_url).map(validators_of);
-            match self
-                .fetcher
+            match src
                 .fetch_conditional(&inrelease_url, validators.as_ref())
                 .await?
             {
@@ -56,14 +98,13 @@ impl Update<'_> {
                     {
                         return self.unchanged(prev, &inrelease_url);
                     }
-                    return self.verify_inrelease(dist, data, validators, keyring).await;
+                    return self.verify_inrelease(src, dist, data, validators).await;
                 }
                 Conditional::NotFound => {}
             }
         }
         let validators = prev.filter(|p| p.url == release_url).map(validators_of);
-        match self
-            .fetcher
+        match src
             .fetch_conditional(&release_url, validators.as_ref())
             .await?
         {
@@ -72,11 +113,11 @@ impl Update<'_> {
                 if prev.is_some_and(|p| p.url == release_url && p.sha256 == sha256_hex(&data)) {
                     return self.unchanged(prev, &release_url);
                 }
-                self.verify_release(dist, data, validators, keyring).await
+                self.verify_release(src, dist, data, validators).await
             }
             Conditional::NotFound if release_first => {
                 // The upstream switched to InRelease.
-                Box::pin(self.fetch_release(dist, None, keyring)).await
+                Box::pin(self.fetch_release(src, dist, None)).await
             }
             Conditional::NotFound => Err(Error::NoRelease {
                 url: inrelease_url,
@@ -103,13 +144,13 @@ impl Update<'_> {
 
     async fn verify_inrelease(
         &self,
+        src: &impl ReleaseSource,
         dist: &str,
         data: Vec<u8>,
         validators: Validators,
-        keyring: Option<&Keyring>,
     ) -> Result<ReleaseOutcome, Error> {
         let url = self.dist_url(dist, "InRelease");
-        let text = match keyring {
+        let text = match self.keyring {
             Some(k) => {
                 let v = k
                     .verify_cleartext(&data, self.now_system())
@@ -117,7 +158,7 @@ impl Update<'_> {
                 String::from_utf8(v.text).map_err(|_| not_utf8(&url))?
             }
             None => {
-                tracing::warn!(mirror = %self.mirror.name, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
+                tracing::warn!(mirror = %self.mirror, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
                 let text = std::str::from_utf8(&data).map_err(|_| not_utf8(&url))?;
                 repofs::deb822::strip_cleartext_signature(text).map_err(|e| Error::Release {
                     url: url.clone(),
@@ -126,18 +167,18 @@ impl Update<'_> {
             }
         };
         let mut files = vec![("InRelease".to_string(), data)];
-        if self.mirror.verbatim {
+        if self.verbatim {
             // Serve Release and Release.gpg too when the upstream has them,
             // for clients that do not read InRelease.
             let rel_url = self.dist_url(dist, "Release");
             let gpg_url = self.dist_url(dist, "Release.gpg");
             if let Conditional::Body { data: rel, .. } =
-                self.fetcher.fetch_conditional(&rel_url, None).await?
+                src.fetch_conditional(&rel_url, None).await?
             {
                 if let Conditional::Body { data: sig, .. } =
-                    self.fetcher.fetch_conditional(&gpg_url, None).await?
+                    src.fetch_conditional(&gpg_url, None).await?
                 {
-                    if let Some(k) = keyring {
+                    if let Some(k) = self.keyring {
                         k.verify_detached(&rel, &sig, self.now_system())
                             .map_err(|e| signature_error(gpg_url, e))?;
                     }
@@ -151,27 +192,27 @@ impl Update<'_> {
 
     async fn verify_release(
         &self,
+        src: &impl ReleaseSource,
         dist: &str,
         data: Vec<u8>,
         validators: Validators,
-        keyring: Option<&Keyring>,
     ) -> Result<ReleaseOutcome, Error> {
         let url = self.dist_url(dist, "Release");
         let gpg_url = self.dist_url(dist, "Release.gpg");
         let mut files = Vec::new();
-        match self.fetcher.fetch_conditional(&gpg_url, None).await? {
+        match src.fetch_conditional(&gpg_url, None).await? {
             Conditional::Body { data: sig, .. } => {
-                if let Some(k) = keyring {
+                if let Some(k) = self.keyring {
                     k.verify_detached(&data, &sig, self.now_system())
                         .map_err(|e| signature_error(gpg_url.clone(), e))?;
                 }
                 files.push(("Release.gpg".to_string(), sig));
             }
-            _ if keyring.is_none() => {}
+            _ if self.keyring.is_none() => {}
             _ => return Err(Error::Unsigned { url: gpg_url }),
         }
-        if keyring.is_none() {
-            tracing::warn!(mirror = %self.mirror.name, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
+        if self.keyring.is_none() {
+            tracing::warn!(mirror = %self.mirror, url = %crate::redact::redact_urls(&url), "trusted = true: the release is NOT verified");
         }
         let text = String::from_utf8(data.clone()).map_err(|_| not_utf8(&url))?;
         files.push(("Release".to_string(), data));
@@ -190,7 +231,7 @@ impl Update<'_> {
             source,
         };
         let release = release::parse_release(text).map_err(err)?;
-        release::check_release(&release, &self.wanted(), self.now).map_err(err)?;
+        release::check_release(&release, &self.wanted, self.now).map_err(err)?;
         // The signed file as fetched: what the next update compares against.
         let signed = files
             .iter()
