@@ -29,6 +29,9 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use repofs::hash::{sha256_hex, Digests};
+use repofs::index::read::packages::{self as index, IndexError};
+use repofs::index::read::plan::{plan_indices, IndexFetch, IndexKind, Wanted};
+use repofs::index::read::release::Release;
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
@@ -43,9 +46,6 @@ use super::plan::{self, ComponentInput, Parsed};
 use super::verify_release::{FreshRelease, ReleaseCheck, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
-use repofs::index::read::packages::{self as index, IndexError};
-use repofs::index::read::plan::{plan_indices, IndexFetch, IndexKind, Wanted};
-use repofs::index::read::release::Release;
 use repofs::model::closure::{self, Candidate};
 
 /// Pool files committed per batch while downloading (also every few seconds).
