@@ -14,10 +14,10 @@
 use std::io::Read;
 use std::time::{Instant, SystemTime};
 
-use agent::mirror::index::parse_packages;
 use agent::mirror::plan::{plan_component, ComponentInput, Parsed};
-use agent::mirror::release::parse_release;
 use anyhow::{bail, Context, Result};
+use repofs::index::read::packages::parse_packages;
+use repofs::index::read::release::parse_release;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -54,7 +54,7 @@ proptest! {
     fn deb822_never_panics(text in controlish()) {
         let _ = crate::deb822::parse_paragraphs(&text);
         let _ = crate::deb822::strip_cleartext_signature(&text);
-        let _ = crate::index::release::parse_release_sha256(&text);
+        let _ = crate::index::read::release::parse_release(&text);
     }
 
     #[test]

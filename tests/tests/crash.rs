@@ -1,7 +1,9 @@
 //! Crash safety: writers killed with SIGKILL at random instants, and
-//! aborted at every failpoint between two durable steps. After each crash
-//! `fsck` passes, every channel still exports, channels point where they
-//! pointed, and the interrupted command run again succeeds.
+//! aborted at every failpoint between two durable steps (imports,
+//! snapshots, promotions, mirror updates). After each crash `fsck` passes,
+//! every channel still exports, channels point where they pointed, a
+//! mirror is wholly old or wholly new, and the interrupted command run
+//! again succeeds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -225,4 +227,80 @@ fn writers_aborted_at_every_failpoint_leave_a_sound_store() {
     // gc clears the temp files the aborted writers left.
     t.ok(&["gc"]);
     assert_eq!(t.temp_files(), 0);
+}
+
+/// The mirror's part of the working state (`null` before its first update).
+fn mirror_state(t: &TestStore, name: &str) -> serde_json::Value {
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(t.store().join("state.json")).unwrap()).unwrap();
+    state[name].clone()
+}
+
+#[test]
+fn mirror_update_aborted_at_every_failpoint_is_wholly_old_or_new_and_resumes() {
+    use halo_tests::upstream::{Publish, Upstream};
+    use std::os::unix::process::ExitStatusExt;
+
+    let up = Upstream::new();
+    up.add("main", &Deb::new("mirrored", "0"));
+    up.publish("stable", &Publish::default());
+    let t = TestStore::new();
+    fs_err::write(
+        t.store().join("halo.toml"),
+        format!(
+            "[[mirror]]\nname = \"up\"\nurl = \"{}\"\ndists = [\"stable\"]\n\
+components = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"{}\"\n",
+            up.url(),
+            up.keyring().display()
+        ),
+    )
+    .unwrap();
+    t.ok(&["mirror", "update", "up"]);
+    let points = [
+        // After the pending record names the files, before any download.
+        ("mirror:after-pending", false),
+        // Files downloaded into the pool, nothing committed.
+        ("mirror:before-commit", false),
+        // Under the writer lock: component states not yet durable.
+        ("mirror:before-blobs", false),
+        ("mirror:before-state", false),
+        // state.json renamed, the mirror record not yet written.
+        ("mirror:before-record", true),
+    ];
+    for (n, (point, committed)) in points.into_iter().enumerate() {
+        // Each round, the upstream has a new package to fetch.
+        up.add("main", &Deb::new("mirrored", &format!("{}", n + 1)));
+        up.publish("stable", &Publish::default());
+        let before = mirror_state(&t, "up");
+        let out = run(t
+            .halo()
+            .args(["mirror", "update", "up"])
+            .env("HALO_FAILPOINT", point));
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{point} not hit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_after_crash(&t, point);
+        let crashed = mirror_state(&t, "up");
+        // gc between an interrupted update and the next keeps what it
+        // downloaded (the pending list).
+        t.ok(&["gc"]);
+        up.clear_requests();
+        t.ok(&["mirror", "update", "up"]);
+        let after = mirror_state(&t, "up");
+        assert_ne!(after, before, "{point}: the rerun did not update");
+        let expected = if committed { &after } else { &before };
+        assert_eq!(&crashed, expected, "{point}: the mirror is half updated");
+        if point != "mirror:after-pending" {
+            let pool: Vec<_> = up
+                .requests()
+                .into_iter()
+                .filter(|(p, _)| p.starts_with("/pool/"))
+                .collect();
+            assert!(pool.is_empty(), "{point}: fetched again: {pool:?}");
+        }
+        t.assert_sound();
+    }
 }

@@ -71,6 +71,13 @@ fn update_ok(t: &TestStore) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The mirror record's release URL for `DIST`.
+fn recorded_release(t: &TestStore) -> String {
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(t.store().join("mirrors/up.json")).unwrap()).unwrap();
+    record["dists"][DIST]["url"].as_str().unwrap().to_string()
+}
+
 /// The update fails with exit 1 and one stderr line naming `url_part` and
 /// `reason`; the store is as it was and sound.
 fn assert_refused(t: &TestStore, url_part: &str, reason: &str) {
@@ -431,6 +438,75 @@ fn refused_missing_dist_and_component() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("lists no component contrib"), "{stderr}");
     assert!(!t.store().join("state.json").exists());
+}
+
+#[test]
+fn release_and_release_gpg_only_then_the_upstream_switches_to_inrelease() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    let inrelease = format!("/dists/{DIST}/InRelease");
+    let (release, gpg) = (
+        format!("/dists/{DIST}/Release"),
+        format!("/dists/{DIST}/Release.gpg"),
+    );
+    up.faults(&format!(r#"[{{"path": "{inrelease}", "kind": "404"}}]"#));
+    let t = store_with(&up, "");
+    let out = update_ok(&t);
+    assert!(out.contains("mirror up: 6 files"), "{out}");
+    assert!(recorded_release(&t).ends_with(&release));
+    assert_eq!((up.count(&release), up.count(&gpg)), (1, 1));
+    t.assert_sound();
+    let state = fs::read(t.store().join("state.json")).unwrap();
+
+    // Unchanged: Release is asked for (conditionally) first, and alone.
+    up.clear_requests();
+    let out = update_ok(&t);
+    assert!(out.contains("unchanged"), "{out}");
+    let requests: Vec<_> = up.requests().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(requests, std::slice::from_ref(&release));
+
+    // The upstream drops Release for InRelease: followed, nothing fetched
+    // again but the indices, the same state.
+    up.faults(&format!(
+        r#"[{{"path": "{release}", "kind": "404"}}, {{"path": "{gpg}", "kind": "404"}}]"#
+    ));
+    up.clear_requests();
+    update_ok(&t);
+    let requests: Vec<_> = up.requests().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(requests[..2], [release.clone(), inrelease.clone()]);
+    assert!(pool_requests(&up).is_empty(), "{requests:?}");
+    assert!(recorded_release(&t).ends_with(&inrelease));
+    assert_eq!(fs::read(t.store().join("state.json")).unwrap(), state);
+    t.assert_sound();
+}
+
+#[test]
+fn an_unsigned_upstream_is_refused_unless_trusted() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(DIST, &Publish::default());
+    up.faults(&format!(
+        r#"[{{"path": "/dists/{DIST}/InRelease", "kind": "404"}}, {{"path": "/dists/{DIST}/Release.gpg", "kind": "404"}}]"#
+    ));
+    let t = store_with(&up, "");
+    assert_refused(&t, &format!("/dists/{DIST}/Release.gpg"), "unsigned");
+
+    // trusted = true (and no keyring): taken, with a warning.
+    let toml = mirror_toml("up", &up, "trusted = true")
+        .lines()
+        .filter(|l| !l.starts_with("keyring"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(t.store().join("halo.toml"), toml).unwrap();
+    let out = update(&t);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NOT verified"), "{stderr}");
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert_eq!(exported_packages(&export, "up").len(), 6);
+    t.assert_sound();
 }
 
 #[test]

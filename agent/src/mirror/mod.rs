@@ -1,7 +1,7 @@
 //! Mirroring upstream APT repositories into the store (`halo mirror update`).
 //!
-//! - [`release`] PURE: parse and check an upstream Release, choose indices.
-//! - [`index`] PURE: decompress and parse Packages/Sources.
+//! - `repofs::index::read` PURE: parse and check an upstream Release, choose
+//!   indices, decompress and parse Packages/Sources (shared with `fsck`).
 //! - the `packages` filter and its dependency closure: `repofs::model::closure`
 //!   (shared with `halo copy --with-deps`).
 //! - [`plan`] PURE: component states and the list of pool files to fetch.
@@ -10,13 +10,13 @@
 //!   `state.json` rename, after every file is verified and durable).
 
 pub mod fetch;
-pub mod index;
 pub mod plan;
-pub mod release;
 pub mod update;
 mod verify_release;
 
 use std::path::PathBuf;
+
+use repofs::index::read::{packages as index, release};
 
 /// Why a mirror update failed. [`Error::is_user_error`] decides the exit
 /// code: the upstream's fault (or the configuration's) is 1, ours is 2.

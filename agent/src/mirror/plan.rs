@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use repofs::model::state::EntryIndex;
 use repofs::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
 
-use super::index::{PackageRecord, SourceRecord};
+use repofs::index::read::packages::{PackageRecord, SourceRecord};
 use repofs::model::closure::{Candidate, Key};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,7 +179,7 @@ pub fn plan_fetch<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::index::parse_packages;
+    use repofs::index::read::packages::parse_packages;
     use repofs::model::closure::select;
 
     fn sha(n: u8) -> String {

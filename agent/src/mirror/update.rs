@@ -19,28 +19,31 @@
 //!    finished ones to the pool in batches and recording them as pending in
 //!    `mirrors/<name>.json`, so an interrupted update resumes without
 //!    fetching them again (and `gc` keeps them meanwhile).
-//! 4. Commit: component state blobs, then `state.json` (the one commit
-//!    point), then the mirror record. Any failure before leaves the mirror's
-//!    previous state in place.
+//! 4. Commit (`Store::commit_mirror`, which keeps its order and locks):
+//!    component state blobs, then `state.json` (the one commit point), then
+//!    the mirror record. Any failure before leaves the mirror's previous
+//!    state in place.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use repofs::hash::{sha256_hex, Digests};
+use repofs::index::read::packages::{self as index, IndexError};
+use repofs::index::read::plan::{plan_indices, IndexFetch, IndexKind, Wanted};
+use repofs::index::read::release::Release;
 use repofs::model::verbatim::UpstreamFiles;
 use repofs::model::{ComponentState, DistFile, PoolFile};
 use repofs::sign::Keyring;
-use repofs::store::mirrors::MirrorRecord;
+use repofs::store::mirror_commit::{Dists, MirrorCommit};
+use repofs::store::mirrors::{MirrorLock, MirrorRecord};
 use repofs::store::state::add_component;
 use repofs::Store;
 use serde::Serialize;
 
 use super::fetch::{Expected, FetchError, FetchErrorKind, Fetcher};
-use super::index::{self, IndexError};
 use super::plan::{self, ComponentInput, Parsed};
-use super::release::{self, IndexFetch, IndexKind, Release, Wanted};
-use super::verify_release::{FreshRelease, ReleaseOutcome};
+use super::verify_release::{FreshRelease, ReleaseCheck, ReleaseOutcome};
 use super::{Error, Progress};
 use crate::config::MirrorConfig;
 use repofs::model::closure::{self, Candidate};
@@ -102,6 +105,34 @@ struct FreshDist {
     indices: Vec<FetchedIndex>,
 }
 
+/// What the store held of the mirror when the update began.
+struct Loaded {
+    /// The mirror's archive in the working state.
+    current: Dists,
+    record: MirrorRecord,
+    /// The record describes `current` under the present configuration, so
+    /// its releases may be asked for conditionally.
+    trusted: bool,
+}
+
+/// Step 1's verdict per dist.
+struct Releases {
+    fresh: Vec<(String, FreshRelease)>,
+    unchanged: BTreeSet<String>,
+}
+
+/// The planned component states of the fresh dists.
+type States = BTreeMap<(String, String), ComponentState>;
+
+/// What the update commits.
+#[derive(Default)]
+struct Decided {
+    /// The dists whose release did not change, as committed.
+    unchanged: Dists,
+    fresh: Vec<FreshDist>,
+    states: States,
+}
+
 /// Runs CPU- or disk-bound work (decompression, hashing, pool commits) in
 /// place without stalling the other downloads: tokio moves this worker's
 /// tasks elsewhere meanwhile. Needs the multi-thread runtime that
@@ -118,7 +149,6 @@ impl Update<'_> {
     pub async fn run(&self) -> Result<UpdateReport, Error> {
         let start = Instant::now();
         let (requests0, bytes0) = (self.fetcher.requests(), self.fetcher.bytes());
-        let name = self.mirror.name.as_str();
         let keyring = self
             .keyring
             .map(Keyring::from_bytes)
@@ -129,26 +159,101 @@ impl Update<'_> {
             })?;
         let fingerprint = self.mirror.fingerprint(self.keyring.unwrap_or_default());
         self.progress.stage("waiting for the mirror's lock");
-        let _mirror_lock = blocking(|| self.store.lock_mirror(name))?;
+        let mirror_lock = blocking(|| self.store.lock_mirror(&self.mirror.name))?;
+        let mut loaded = self.load(&fingerprint)?;
+        let releases = self.fetch_releases(&loaded, keyring.as_ref()).await?;
+        let mut report = UpdateReport {
+            mirror: self.mirror.name.clone(),
+            changed: false,
+            dists: Vec::new(),
+            files: 0,
+            bytes: 0,
+            requests: 0,
+            seconds: 0.0,
+        };
+        let mut decided = Decided::default();
+        for dist in releases.unchanged {
+            let comps = loaded.current.get(&dist).cloned().unwrap_or_default();
+            report.dists.push(DistReport {
+                dist: dist.clone(),
+                unchanged: true,
+                packages: 0,
+                sources: 0,
+            });
+            decided.unchanged.insert(dist, comps);
+        }
+        for (dist, release) in releases.fresh {
+            self.progress.stage(&format!("{dist}: indices"));
+            let indices = self.fetch_indices(&dist, &release.release).await?;
+            decided.fresh.push(FreshDist {
+                dist,
+                release,
+                indices,
+            });
+        }
+        if !decided.fresh.is_empty() {
+            let (states, reports) = self.decide(&decided.fresh)?;
+            report.dists.extend(reports);
+            report.files = self
+                .download_missing(&mirror_lock, &states, &mut loaded.record)
+                .await?;
+            decided.states = states;
+        }
+        report.changed = self.commit(&mirror_lock, loaded, fingerprint, decided)?;
+        report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
+        report.requests = self.fetcher.requests() - requests0;
+        report.bytes = self.fetcher.bytes() - bytes0;
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// What the store holds of the mirror (read under the mirror's lock).
+    fn load(&self, fingerprint: &str) -> Result<Loaded, Error> {
+        let name = self.mirror.name.as_str();
         let state = self.store.load_state()?;
         let record = self.store.load_mirror_record(name)?;
         let current = state.get(name).cloned().unwrap_or_default();
         if record.is_none() && !current.is_empty() {
             return Err(Error::NotAMirror(name.to_string()));
         }
-        let mut record = record.unwrap_or_default();
+        let record = record.unwrap_or_default();
         // The record describes the committed state only if it agrees with it.
-        let trusted_record = record.config == fingerprint && record.committed == current;
+        let trusted = record.config == fingerprint && record.committed == current;
+        Ok(Loaded {
+            current,
+            record,
+            trusted,
+        })
+    }
 
+    fn release_check<'a>(&'a self, keyring: Option<&'a Keyring>) -> ReleaseCheck<'a> {
+        ReleaseCheck {
+            base_url: self.mirror.base_url(),
+            mirror: &self.mirror.name,
+            verbatim: self.mirror.verbatim,
+            wanted: self.wanted(),
+            keyring,
+            now: self.now,
+        }
+    }
+
+    /// Step 1: each dist's release, verified, or found unchanged.
+    async fn fetch_releases(
+        &self,
+        loaded: &Loaded,
+        keyring: Option<&Keyring>,
+    ) -> Result<Releases, Error> {
+        let check = self.release_check(keyring);
         let mut fresh = Vec::new();
         let mut unchanged = BTreeSet::new();
         for dist in &self.mirror.dists {
             self.progress.stage(&format!("{dist}: release"));
-            let prev = record
+            let prev = loaded
+                .record
                 .dists
                 .get(dist)
-                .filter(|_| trusted_record && current.contains_key(dist));
-            match self.fetch_release(dist, prev, keyring.as_ref()).await? {
+                .filter(|_| loaded.trusted && loaded.current.contains_key(dist));
+            match check.fetch_release(self.fetcher, dist, prev).await? {
                 ReleaseOutcome::Unchanged => {
                     unchanged.insert(dist.clone());
                 }
@@ -158,96 +263,50 @@ impl Update<'_> {
         // A filter's closure spans every dist: when one changed, redo all.
         if !fresh.is_empty() && self.mirror.packages.is_some() && !unchanged.is_empty() {
             for dist in std::mem::take(&mut unchanged) {
-                let r = self.fetch_release(&dist, None, keyring.as_ref()).await?;
+                let r = check.fetch_release(self.fetcher, &dist, None).await?;
                 if let ReleaseOutcome::Fresh(r) = r {
                     fresh.push((dist, *r));
                 }
             }
         }
-        let mut report = UpdateReport {
-            mirror: name.to_string(),
-            changed: false,
-            dists: Vec::new(),
-            files: 0,
-            bytes: 0,
-            requests: 0,
-            seconds: 0.0,
-        };
-        let mut new_dists: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for dist in &unchanged {
-            let comps = current.get(dist).cloned().unwrap_or_default();
-            report.dists.push(DistReport {
-                dist: dist.clone(),
-                unchanged: true,
-                packages: 0,
-                sources: 0,
-            });
-            new_dists.insert(dist.clone(), comps);
+        Ok(Releases { fresh, unchanged })
+    }
+
+    /// The commit: the only part under the store's writer lock. Returns
+    /// whether the working state changed.
+    fn commit(
+        &self,
+        mirror_lock: &MirrorLock,
+        loaded: Loaded,
+        fingerprint: String,
+        decided: Decided,
+    ) -> Result<bool, Error> {
+        let Decided {
+            mut unchanged,
+            fresh,
+            states,
+        } = decided;
+        let mut releases = loaded.record.dists;
+        for d in &fresh {
+            releases.insert(d.dist.clone(), d.release.record.clone());
         }
-        let mut dists = Vec::new();
-        let mut planned = BTreeMap::new();
-        if !fresh.is_empty() {
-            for (dist, release) in fresh {
-                self.progress.stage(&format!("{dist}: indices"));
-                let indices = self.fetch_indices(&dist, &release.release).await?;
-                dists.push(FreshDist {
-                    dist,
-                    release,
-                    indices,
-                });
-            }
-            planned = self
-                .plan_and_download(&dists, &mut report, &mut record)
-                .await?;
-        }
-        // The commit: the only part under the store's writer lock.
+        repofs::store::failpoint::hit("mirror:before-commit");
         self.progress.stage("waiting for the store lock");
-        let _lock = blocking(|| self.store.lock())?;
-        if self
-            .store
-            .load_state()?
-            .get(name)
-            .cloned()
-            .unwrap_or_default()
-            != current
-        {
-            return Err(Error::Store(repofs::Error::Usage(format!(
-                "mirror {name}: its archive changed during the update (another writer?): nothing committed, run it again"
-            ))));
-        }
-        if !dists.is_empty() {
-            let committed = self.commit_components(&dists, planned, keyring.is_some())?;
-            for (dist, comps) in committed {
-                new_dists.insert(dist, comps);
-            }
-            for d in &dists {
-                record
-                    .dists
-                    .insert(d.dist.clone(), d.release.record.clone());
-            }
-        }
-        record.dists.retain(|d, _| new_dists.contains_key(d));
-        report.changed = new_dists != current;
-        if report.changed {
-            let mut state = self.store.load_state()?;
-            state.insert(name.to_string(), new_dists.clone());
-            self.store.save_state(&state)?;
-            tracing::info!(mirror = name, "mirror state committed");
-        }
-        let new_record = MirrorRecord {
+        let commit = MirrorCommit {
+            before: &loaded.current,
             config: fingerprint,
-            dists: record.dists,
-            committed: new_dists,
-            pending: BTreeSet::new(),
+            releases,
         };
-        if self.store.load_mirror_record(name)?.as_ref() != Some(&new_record) {
-            self.store.save_mirror_record(name, &new_record)?;
-        }
-        report.dists.sort_by(|a, b| a.dist.cmp(&b.dist));
-        report.requests = self.fetcher.requests() - requests0;
-        report.bytes = self.fetcher.bytes() - bytes0;
-        report.seconds = start.elapsed().as_secs_f64();
-        Ok(report)
+        blocking(|| {
+            self.store.commit_mirror(mirror_lock, commit, |batch| {
+                if !fresh.is_empty() {
+                    self.progress.stage("committing");
+                    let signed = self.keyring.is_some();
+                    unchanged.extend(self.add_components(batch, &fresh, states, signed)?);
+                }
+                Ok::<_, Error>(unchanged)
+            })
+        })
     }
 
     pub(super) fn wanted(&self) -> Wanted<'_> {
@@ -267,7 +326,7 @@ impl Update<'_> {
         release: &Release,
     ) -> Result<Vec<FetchedIndex>, Error> {
         let url = self.dist_url(dist, "Release");
-        let plans = release::plan_indices(release, &self.wanted())
+        let plans = plan_indices(release, &self.wanted())
             .map_err(|source| Error::Release { url, source })?;
         let mut out = Vec::new();
         for plan in plans {
@@ -355,14 +414,9 @@ impl Update<'_> {
         })
     }
 
-    /// Parses, filters and downloads (without the store lock); returns the
-    /// planned component states of the fresh dists.
-    async fn plan_and_download(
-        &self,
-        dists: &[FreshDist],
-        report: &mut UpdateReport,
-        record: &mut MirrorRecord,
-    ) -> Result<BTreeMap<(String, String), ComponentState>, Error> {
+    /// Decides the fresh dists' new component states: parses their
+    /// indices, applies the `packages` filter, plans each component.
+    fn decide(&self, dists: &[FreshDist]) -> Result<(States, Vec<DistReport>), Error> {
         self.progress.stage("parsing indices");
         let inputs = blocking(|| parse_dists(dists))?;
         let keep = match &self.mirror.packages {
@@ -380,7 +434,8 @@ impl Update<'_> {
             }
             None => None,
         };
-        let mut states: BTreeMap<(String, String), ComponentState> = BTreeMap::new();
+        let mut states = States::new();
+        let mut reports = Vec::new();
         for (dist, comps) in &inputs {
             let mut dr = DistReport {
                 dist: dist.clone(),
@@ -394,33 +449,42 @@ impl Update<'_> {
                 dr.sources += state.sources.len();
                 states.insert((dist.clone(), comp.clone()), state);
             }
-            report.dists.push(dr);
+            reports.push(dr);
         }
-        let pool = self.store.pool();
-        let wanted = plan::plan_fetch(states.values(), |h, s| pool.has(h, s))?;
-        if !wanted.is_empty() {
-            record
-                .pending
-                .extend(wanted.iter().map(|f| f.sha256.clone()));
-            self.store.save_mirror_record(&self.mirror.name, record)?;
-            report.files = self.download(&pool, &wanted).await?;
-        }
-        Ok(states)
+        Ok((states, reports))
     }
 
-    /// The component states (with the verbatim files) into the pool; the
-    /// caller holds the store's writer lock, so gc cannot take them before
-    /// `state.json` refers to them. Returns the new dist -> component map
-    /// of the fresh dists (not yet in `state.json`).
-    fn commit_components(
+    /// Downloads the pool files `states` name that the store lacks (without
+    /// the store lock), named in the record's `pending` list first; returns
+    /// how many.
+    async fn download_missing(
         &self,
+        mirror_lock: &MirrorLock,
+        states: &States,
+        record: &mut MirrorRecord,
+    ) -> Result<u64, Error> {
+        let pool = self.store.pool();
+        let wanted = plan::plan_fetch(states.values(), |h, s| pool.has(h, s))?;
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        record
+            .pending
+            .extend(wanted.iter().map(|f| f.sha256.clone()));
+        self.store.save_mirror_pending(mirror_lock, record)?;
+        self.download(&pool, &wanted).await
+    }
+
+    /// The component states (with the verbatim files) into `batch`, which
+    /// the store commits under its writer lock before `state.json` names
+    /// them. Returns the new dist -> component map of the fresh dists.
+    fn add_components(
+        &self,
+        batch: &mut repofs::store::pool::Batch<'_>,
         dists: &[FreshDist],
-        mut states: BTreeMap<(String, String), ComponentState>,
+        mut states: States,
         signed: bool,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
-        self.progress.stage("committing");
-        let pool = self.store.pool();
-        let mut batch = pool.batch();
         let keyring_blob = match (self.mirror.verbatim && signed, self.keyring) {
             (true, Some(k)) => Some(batch.add_bytes(k)?.sha256),
             _ => None,
@@ -465,17 +529,16 @@ impl Update<'_> {
                 if let Some(keyring) = &keyring_blob {
                     state.upstream = Some(UpstreamFiles {
                         release: release_files.clone(),
-                        indices: verbatim_indices(&mut batch, d, comp)?,
+                        indices: verbatim_indices(batch, d, comp)?,
                         keyring: keyring.clone(),
                     });
                 }
-                let hash = add_component(&mut batch, &state)?;
+                let hash = add_component(batch, &state)?;
                 out.entry(d.dist.clone())
                     .or_default()
                     .insert(comp.clone(), hash);
             }
         }
-        blocking(|| batch.commit())?;
         Ok(out)
     }
 

@@ -1,8 +1,10 @@
-//! APT index rendering, bytes in and bytes out: `Packages`/`Sources`
+//! APT indices, bytes in and bytes out: rendering `Packages`/`Sources`
 //! stanzas, per-component index files with their compressed variants, and
-//! `Release`. Deterministic for a given snapshot content and date.
+//! `Release` (deterministic for a given snapshot content and date); and
+//! reading an upstream's (`read`).
 
 pub mod compress;
 pub mod dist;
+pub mod read;
 pub mod release;
 pub mod stanza;

@@ -79,26 +79,6 @@ pub fn render_release<'a>(meta: &ReleaseMeta<'a>, files: &[(String, Digests)]) -
     s
 }
 
-/// The `SHA256` entries of a Release: path -> (hash, size). Lines that are
-/// not `<hash> <size> <path>` are skipped (a checker then finds the files
-/// they should have listed missing).
-pub fn parse_release_sha256(text: &str) -> std::collections::BTreeMap<String, (String, u64)> {
-    let mut out = std::collections::BTreeMap::new();
-    let Ok(p) = crate::deb822::parse_single(text) else {
-        return out;
-    };
-    for line in p.get("SHA256").unwrap_or("").lines() {
-        let mut w = line.split_whitespace();
-        if let (Some(hash), Some(size), Some(path), None) = (w.next(), w.next(), w.next(), w.next())
-        {
-            if let Ok(size) = size.parse() {
-                out.insert(path.to_string(), (hash.to_string(), size));
-            }
-        }
-    }
-    out
-}
-
 /// The date format of `Release` files.
 pub fn render_date(ts: jiff::Timestamp) -> String {
     ts.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
@@ -132,15 +112,6 @@ mod tests {
             p.get("SHA256"),
             Some("\n e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages")
         );
-    }
-
-    #[test]
-    fn sha256_entries_pair_hash_size_and_path() {
-        let text = "Origin: o\nSHA256:\n aa 3 main/binary-amd64/Packages\n bb 5 main/binary-amd64/Packages.gz\n junk\n";
-        let m = parse_release_sha256(text);
-        assert_eq!(m["main/binary-amd64/Packages"], ("aa".into(), 3));
-        assert_eq!(m["main/binary-amd64/Packages.gz"], ("bb".into(), 5));
-        assert_eq!(m.len(), 2);
     }
 
     #[test]

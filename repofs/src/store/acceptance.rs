@@ -115,7 +115,16 @@ impl Store {
     }
 
     pub fn save_gate(&self, channel: &str, policy: &GatePolicy) -> Result<()> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.write_gate(&lock, channel, policy)
+    }
+
+    pub(crate) fn write_gate(
+        &self,
+        _lock: &super::WriteLock,
+        channel: &str,
+        policy: &GatePolicy,
+    ) -> Result<()> {
         self.load_channel(channel)?;
         save_json(self, &self.gate_path(channel), policy)
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use fs_err as fs;
 
-use super::{fsutil, load_json, save_json, Error, Result, Store};
+use super::{fsutil, load_json, save_json, Error, Result, Store, WriteLock};
 use crate::debian::name;
 use crate::model::acceptance;
 use crate::model::channel::{self, committed_history, MoveRequest};
@@ -32,7 +32,7 @@ impl Store {
     }
 
     /// Creates an empty channel (no snapshot yet); an existing one is kept.
-    pub fn create_channel(&self, name: &str) -> Result<()> {
+    pub(crate) fn create_channel(&self, _lock: &WriteLock, name: &str) -> Result<()> {
         name::check_segment("channel", name)?;
         let path = self.pointer_path(name);
         if !path.exists() {
@@ -144,11 +144,7 @@ impl Store {
         self.move_channel_locked(&lock, req)
     }
 
-    fn move_channel_locked(
-        &self,
-        _lock: &super::WriteLock,
-        req: &MoveRequest<'_>,
-    ) -> Result<Transition> {
+    fn move_channel_locked(&self, lock: &WriteLock, req: &MoveRequest<'_>) -> Result<Transition> {
         let current = self.load_channel(req.channel)?;
         // The target must exist; a manifest never disappears while
         // a writer holds the lock.
@@ -173,7 +169,7 @@ impl Store {
                 if channel::moves_back(current.snapshot.as_deref(), req.target, req.action) =>
             {
                 let copy =
-                    self.restore_snapshot_locked(_lock, req.target, jiff::Timestamp::now())?;
+                    self.restore_snapshot_locked(lock, req.target, jiff::Timestamp::now())?;
                 let again = MoveRequest {
                     target: &copy,
                     ..req.clone()
@@ -189,7 +185,7 @@ impl Store {
             _ => transition,
         };
         if let Transition::Move { pointer, entry } = &transition {
-            self.cut_uncommitted_history(req.channel, &current)?;
+            self.cut_uncommitted_history(lock, req.channel, &current)?;
             let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
             fsutil::append_line(&self.history_path(req.channel), &line)?;
             super::failpoint::hit("promote:before-pointer");
@@ -200,7 +196,12 @@ impl Store {
     }
 
     /// Drops history lines a crashed writer left beyond the pointer.
-    fn cut_uncommitted_history(&self, name: &str, pointer: &ChannelPointer) -> Result<()> {
+    fn cut_uncommitted_history(
+        &self,
+        _lock: &WriteLock,
+        name: &str,
+        pointer: &ChannelPointer,
+    ) -> Result<()> {
         let file = self.load_history_file(name)?;
         let keep = file
             .entries

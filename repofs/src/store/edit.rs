@@ -71,7 +71,7 @@ pub fn remove(
     filter: Option<&MirrorFilter<'_>>,
 ) -> Result<RemoveReport> {
     target.check()?;
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     let mirror = store.load_mirror_record(target.archive)?.is_some();
     if mirror && filter.is_none() {
         return Err(EditError::MirrorArchive {
@@ -96,6 +96,7 @@ pub fn remove(
     }
     commit(
         store,
+        &lock,
         &mut state,
         target.archive,
         target.dist,
@@ -123,7 +124,7 @@ pub fn copy(
 ) -> Result<CopyReport> {
     from.check()?;
     to.check()?;
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     refuse_mirror(
         store,
         to.archive,
@@ -142,7 +143,14 @@ pub fn copy(
     };
     let plan = plan_copy(&input, specs, with_deps)?;
     drop(to_archive);
-    commit(store, &mut state, to.archive, to.dist, plan.components)?;
+    commit(
+        store,
+        &lock,
+        &mut state,
+        to.archive,
+        to.dist,
+        plan.components,
+    )?;
     tracing::info!(
         from = %from.place(),
         to = %to.place(),
@@ -196,6 +204,7 @@ fn load_dist(
 /// point). Nothing changed, nothing written.
 fn commit(
     store: &Store,
+    lock: &super::WriteLock,
     state: &mut StateMap,
     archive: &str,
     dist: &str,
@@ -220,7 +229,7 @@ fn commit(
     for (comp, hash) in hashes {
         comps.insert(comp, hash);
     }
-    store.save_state(state)?;
+    store.save_state(lock, state)?;
     Ok(())
 }
 

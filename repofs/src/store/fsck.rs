@@ -328,9 +328,12 @@ impl Checker<'_> {
         else {
             return; // already reported as missing blobs
         };
-        let listed =
-            crate::index::release::parse_release_sha256(&String::from_utf8_lossy(&rel_text));
-        self.check_listed(owner, &format!("{where_}/Release"), dist, &listed);
+        self.check_listed(
+            owner,
+            &format!("{where_}/Release"),
+            dist,
+            &String::from_utf8_lossy(&rel_text),
+        );
         let Some(keyring) = &self.keyring else {
             return self.problem(
                 self.store.keys_dir().join("repo.gpg"),
@@ -408,26 +411,29 @@ impl Checker<'_> {
                 )
             }
         };
-        let listed = crate::index::release::parse_release_sha256(&text);
         self.check_listed(
             owner,
             &format!("{where_}: the upstream Release"),
             dist,
-            &listed,
+            &text,
         );
     }
 
     /// Every index file served is listed in the Release with its own hash
     /// and size, on one line (parsed, not searched for).
-    fn check_listed(
-        &mut self,
-        owner: &Path,
-        release: &str,
-        dist: &DistSnapshot,
-        listed: &std::collections::BTreeMap<String, (String, u64)>,
-    ) {
+    fn check_listed(&mut self, owner: &Path, release: &str, dist: &DistSnapshot, text: &str) {
+        let listed = match crate::index::read::release::parse_release(text) {
+            Ok(r) => r.sha256,
+            Err(e) => {
+                return self.problem(
+                    owner.to_path_buf(),
+                    format!("{release}: {}", crate::error_chain(&e)),
+                )
+            }
+        };
         for f in dist.files.iter().filter(|f| f.path.contains('/')) {
-            if listed.get(&f.path) != Some(&(f.sha256.clone(), f.size)) {
+            let entry = listed.get(&f.path);
+            if entry.is_none_or(|l| l.hash != f.sha256 || l.size != f.size) {
                 self.problem(
                     owner.to_path_buf(),
                     format!("{release} does not list {} with its hash and size", f.path),

@@ -47,7 +47,7 @@ impl Store {
     /// ones (`None`: remove no snapshot). `keep_previous`: per channel, the
     /// targets of its last N moves are pinned too.
     pub fn gc(&self, keep_snapshots: Option<usize>, keep_previous: usize) -> Result<GcReport> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut report = GcReport::default();
         // Temp files of writers that are gone are garbage. A mirror
         // downloads without the store lock, so a temp file whose writer
@@ -91,7 +91,7 @@ impl Store {
             let cut = snapshots.len().saturating_sub(keep);
             for id in &snapshots[..cut] {
                 if !pinned.contains(id) {
-                    remove_snapshot(self, id)?;
+                    remove_snapshot(self, &lock, id)?;
                     report.snapshots.push(id.clone());
                 }
             }

@@ -71,7 +71,7 @@ pub fn import(
     name::check_segment("archive", target.archive)?;
     name::check_segment("dist", target.dist)?;
     name::check_segment("component", target.component)?;
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     let mut state = store.load_state()?;
     // The target component is taken out, not copied, and the archive's
     // other components are dropped once their pool paths are known: a
@@ -119,7 +119,7 @@ pub fn import(
         .entry(target.dist.to_string())
         .or_default()
         .insert(target.component.to_string(), component_hash);
-    store.save_state(&state)?;
+    store.save_state(&lock, &state)?;
     tracing::info!(
         archive = target.archive,
         dist = target.dist,

@@ -16,7 +16,7 @@ use std::io;
 
 use fs_err as fs;
 
-use super::{fsutil, Error, Result, Store};
+use super::{fsutil, Error, Result, Store, WriteLock};
 use crate::model::DistSnapshot;
 use crate::sign::{cleartext_signers, Keyring, SigningKey, SigningKeys};
 
@@ -52,7 +52,7 @@ impl Store {
     }
 
     /// Writes `keys/repo.gpg` and `keys/repo.asc` for `keys`.
-    pub(crate) fn save_public_keys(&self, keys: &SigningKeys) -> Result<()> {
+    pub(crate) fn save_public_keys(&self, _lock: &WriteLock, keys: &SigningKeys) -> Result<()> {
         let (dir, tmp) = (self.keys_dir(), self.tmp_dir());
         fsutil::write_atomic(&tmp, &dir.join("repo.gpg"), &keys.public_keys_binary()?)?;
         let armored = keys.public_keys_armored()?;
@@ -60,7 +60,7 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn save_secret_keys(&self, keys: &SigningKeys) -> Result<()> {
+    pub(crate) fn save_secret_keys(&self, _lock: &WriteLock, keys: &SigningKeys) -> Result<()> {
         let secret = keys.to_armored_secret()?;
         fsutil::write_atomic_private(&self.tmp_dir(), &self.secret_path(), secret.as_bytes())?;
         Ok(())
@@ -68,11 +68,11 @@ impl Store {
 
     /// Adds `key`: from now on every Release is signed by it too.
     pub fn rotate_key(&self, key: SigningKey) -> Result<KeyChange> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let keys = self.load_signing_keys()?.with(key.clone())?;
-        self.save_public_keys(&keys)?;
+        self.save_public_keys(&lock, &keys)?;
         super::failpoint::hit("key:before-secret");
-        self.save_secret_keys(&keys)?;
+        self.save_secret_keys(&lock, &keys)?;
         tracing::info!(fingerprint = %key.fingerprint(), "signing key added");
         Ok(KeyChange {
             fingerprint: key.fingerprint(),
@@ -85,7 +85,7 @@ impl Store {
     /// snapshot that only that key (of the remaining ones) signed: its clients would be left
     /// with signatures they cannot check once they drop the old key.
     pub fn retire_key(&self, fingerprint: &str) -> Result<KeyChange> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let (keys, gone) = self.load_signing_keys()?.without(fingerprint)?;
         let remaining = keys.signer_fingerprints();
         for (channel, pointer) in self.list_channels()? {
@@ -115,9 +115,9 @@ impl Store {
         retired.extend(gone.public_key_binary()?);
         let path = self.keys_dir().join("retired.gpg");
         fsutil::write_atomic(&self.tmp_dir(), &path, &retired)?;
-        self.save_secret_keys(&keys)?;
+        self.save_secret_keys(&lock, &keys)?;
         super::failpoint::hit("key:before-public");
-        self.save_public_keys(&keys)?;
+        self.save_public_keys(&lock, &keys)?;
         tracing::info!(fingerprint = %gone.fingerprint(), "signing key retired");
         Ok(KeyChange {
             fingerprint: gone.fingerprint(),

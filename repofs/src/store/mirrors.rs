@@ -56,24 +56,43 @@ pub struct MirrorRecord {
     pub pending: BTreeSet<String>,
 }
 
+/// The hold of one mirror's update (`mirrors/<name>.lock`): the record may
+/// only be written by whoever holds it, which the type makes sure of.
+#[derive(Debug)]
+pub struct MirrorLock {
+    name: String,
+    _lock: super::WriteLock,
+}
+
+impl MirrorLock {
+    /// The mirror it holds.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 impl Store {
-    fn mirrors_dir(&self) -> std::path::PathBuf {
+    pub(super) fn mirrors_dir(&self) -> std::path::PathBuf {
         self.root().join("mirrors")
     }
 
     /// The lock of one mirror's update: two updates of one mirror never run
     /// at once, while other writers go on (the update takes the store's
     /// writer lock only for its short commit).
-    pub fn lock_mirror(&self, name: &str) -> Result<super::WriteLock> {
+    pub fn lock_mirror(&self, name: &str) -> Result<MirrorLock> {
         crate::debian::name::check_segment("mirror", name)?;
         super::fsutil::create_dir_synced(&self.mirrors_dir())?;
-        super::WriteLock::acquire_within(
+        let lock = super::WriteLock::acquire_within(
             &self.mirrors_dir().join(format!("{name}.lock")),
             self.wait_timeout(),
         )
         .map_err(|e| match e {
             super::lock::LockError::Io(e) => super::Error::Io(e),
             super::lock::LockError::Busy(d) => super::Error::Busy(d),
+        })?;
+        Ok(MirrorLock {
+            name: name.to_string(),
+            _lock: lock,
         })
     }
 
@@ -87,13 +106,25 @@ impl Store {
         load_json(&path).map(Some)
     }
 
-    /// Replaces the record of mirror `name`. Caller holds the lock.
-    pub fn save_mirror_record(&self, name: &str, record: &MirrorRecord) -> Result<()> {
-        name::check_segment("mirror", name)?;
+    /// Names the blobs an update is about to download in the record's
+    /// `pending` list, before it downloads them, so that `gc` keeps them
+    /// until the commit refers to them. Only the mirror's lock is needed:
+    /// the store's writer lock is for the commit ([`Store::commit_mirror`]).
+    pub fn save_mirror_pending(&self, mirror: &MirrorLock, record: &MirrorRecord) -> Result<()> {
+        self.write_mirror_record(mirror, record)?;
+        super::failpoint::hit("mirror:after-pending");
+        Ok(())
+    }
+
+    pub(super) fn write_mirror_record(
+        &self,
+        mirror: &MirrorLock,
+        record: &MirrorRecord,
+    ) -> Result<()> {
         fsutil::create_dir_synced(&self.mirrors_dir())?;
         save_json(
             self,
-            &self.mirrors_dir().join(format!("{name}.json")),
+            &self.mirrors_dir().join(format!("{}.json", mirror.name)),
             record,
         )
     }

@@ -18,6 +18,7 @@ pub mod gc;
 pub mod import;
 pub mod keys;
 pub mod lock;
+pub mod mirror_commit;
 pub mod mirrors;
 pub mod pool;
 pub mod read;
@@ -99,6 +100,8 @@ pub enum Error {
         "the store is busy: another writer held it for {0:?} (--wait-timeout); nothing changed"
     )]
     Busy(std::time::Duration),
+    #[error("mirror {mirror}: its archive changed during the update (another writer?): nothing committed, run it again")]
+    ArchiveChanged { mirror: String },
 }
 
 impl Error {
@@ -223,19 +226,24 @@ impl Store {
             meta,
             wait: None,
         };
+        // No other writer can know the store before `store.json` exists,
+        // but the writes below need the lock all the same.
+        let lock = store.lock()?;
         let keys = crate::sign::SigningKeys::new(key.clone());
-        store.save_public_keys(&keys)?;
-        store.save_secret_keys(&keys)?;
+        store.save_public_keys(&lock, &keys)?;
+        store.save_secret_keys(&lock, &keys)?;
         for channel in DEFAULT_CHANNELS {
-            store.create_channel(channel)?;
+            store.create_channel(&lock, channel)?;
         }
         // Stable takes only snapshots that passed acceptance, from the start.
-        store.save_gate(
+        store.write_gate(
+            &lock,
             GATED_CHANNEL,
             &crate::model::acceptance::GatePolicy {
                 requires_acceptance: true,
             },
         )?;
+        drop(lock);
         let data = serde_json::to_vec_pretty(&store.meta).map_err(io::Error::other)?;
         fsutil::write_atomic(&store.tmp_dir(), &root.join("store.json"), &data)?;
         Ok(store)

@@ -132,7 +132,8 @@ impl Store {
     /// rendered anew with `now` as its Date and signed. Costs a Release per
     /// dist, whatever the number of packages. Dists served verbatim from an
     /// upstream keep the upstream's signed files (only the upstream can
-    /// re-date them). The caller holds the writer lock.
+    /// re-date them). Takes the lock the channel move holds, as the move
+    /// commits the copy.
     pub(crate) fn restore_snapshot_locked(
         &self,
         _lock: &super::WriteLock,
@@ -376,8 +377,8 @@ fn dist_file(path: String, d: &Digests) -> DistFile {
     }
 }
 
-/// Removes a snapshot manifest (gc only; caller holds the lock).
-pub(crate) fn remove_snapshot(store: &Store, id: &str) -> io::Result<()> {
+/// Removes a snapshot manifest (gc only).
+pub(crate) fn remove_snapshot(store: &Store, _lock: &super::WriteLock, id: &str) -> io::Result<()> {
     super::fsutil::remove_file(&store.snapshot_path(id))?;
     super::fsutil::sync_dir(&store.root().join("snapshots"))
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{load_json, save_json, Error, Result, Store};
+use super::{load_json, save_json, Error, Result, Store, WriteLock};
 use crate::model::{ComponentState, StateMap};
 
 impl Store {
@@ -17,9 +17,11 @@ impl Store {
         load_json(&path)
     }
 
-    /// Replaces the working state. Caller holds the lock and has committed
-    /// every blob the new state names.
-    pub fn save_state(&self, state: &StateMap) -> Result<()> {
+    /// Replaces the working state: the commit point of every write that
+    /// changes it. The lock is taken by the caller because the state must
+    /// be loaded, decided and its blobs committed under the same hold;
+    /// those blobs must be durable before this.
+    pub(crate) fn save_state(&self, _lock: &WriteLock, state: &StateMap) -> Result<()> {
         save_json(self, &self.root().join("state.json"), state)
     }
 

@@ -9,7 +9,8 @@
 
 use std::io::Read;
 
-use super::release::Compression;
+use super::plan::Compression;
+use super::stanzas::{stanzas, Stanza};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
@@ -34,7 +35,7 @@ pub enum IndexError {
     #[error("stanza at line {line}: {error}")]
     Relation {
         line: usize,
-        error: repofs::debian::relation::RelationError,
+        error: crate::debian::relation::RelationError,
     },
 }
 
@@ -124,22 +125,7 @@ pub struct SourceRecord<'a> {
     pub line: usize,
 }
 
-/// A stanza as a list of (field name, value) with the value spanning its
-/// continuation lines; values borrow the text.
-struct Stanza<'a> {
-    text: &'a str,
-    line: usize,
-    fields: Vec<(&'a str, &'a str)>,
-}
-
 impl<'a> Stanza<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-    }
-
     fn need(&self, name: &'static str) -> Result<&'a str, IndexError> {
         match self.get(name) {
             Some(v) if !v.is_empty() => Ok(v),
@@ -159,7 +145,7 @@ impl<'a> Stanza<'a> {
     }
 
     fn check_relations(&self) -> Result<(), IndexError> {
-        repofs::debian::relation::check_relations(self.fields.iter().copied()).map_err(|error| {
+        crate::debian::relation::check_relations(self.fields.iter().copied()).map_err(|error| {
             IndexError::Relation {
                 line: self.line,
                 error,
@@ -174,74 +160,6 @@ impl<'a> Stanza<'a> {
             value: value.to_string(),
         }
     }
-}
-
-/// Splits deb822 text into stanzas (fields not interpreted). Values are
-/// trimmed; multi-line values keep their inner line breaks.
-fn stanzas(text: &str) -> impl Iterator<Item = Stanza<'_>> {
-    let bytes = text.as_bytes();
-    let mut pos = 0;
-    let mut line_no = 0;
-    std::iter::from_fn(move || {
-        let mut start = None;
-        let mut first_line = 0;
-        // End (exclusive, with its newline) of the stanza's last line.
-        let mut last_end = 0;
-        let mut fields: Vec<(&str, &str)> = Vec::with_capacity(16);
-        // (name, value start, value end) of the field being read.
-        let mut cur: Option<(&str, usize, usize)> = None;
-        while pos < bytes.len() {
-            let end = memchr_newline(bytes, pos);
-            let line = &text[pos..end];
-            let next = (end + 1).min(bytes.len());
-            line_no += 1;
-            if line.trim().is_empty() {
-                if start.is_some() {
-                    pos = next;
-                    break;
-                }
-            } else if line.starts_with([' ', '\t']) {
-                if start.is_none() {
-                    start = Some(pos);
-                    first_line = line_no;
-                }
-                if let Some((_, _, e)) = cur.as_mut() {
-                    *e = end;
-                }
-                last_end = next;
-            } else {
-                if start.is_none() {
-                    start = Some(pos);
-                    first_line = line_no;
-                }
-                if let Some((n, s, e)) = cur.take() {
-                    fields.push((n, text[s..e].trim()));
-                }
-                match line.find(':') {
-                    Some(c) => cur = Some((&line[..c], pos + c + 1, end)),
-                    None => cur = None, // not a field: ignored, as apt does
-                }
-                last_end = next;
-            }
-            pos = next;
-        }
-        let start = start?;
-        if let Some((n, s, e)) = cur.take() {
-            fields.push((n, text[s..e].trim()));
-        }
-        Some(Stanza {
-            text: &text[start..last_end],
-            line: first_line,
-            fields,
-        })
-    })
-}
-
-fn memchr_newline(bytes: &[u8], from: usize) -> usize {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| from + i)
 }
 
 /// A pool path the upstream gives must be relative, plain and outside
@@ -442,8 +360,8 @@ Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
     #[test]
     fn decompresses_what_it_is_given() {
         let data = b"Package: x\n".repeat(100);
-        let gz = repofs::index::compress::gzip(&data).unwrap();
-        let xz = repofs::index::compress::xz(&data).unwrap();
+        let gz = crate::index::compress::gzip(&data).unwrap();
+        let xz = crate::index::compress::xz(&data).unwrap();
         let max = MAX_INDEX_SIZE;
         assert_eq!(decompress(&gz, Compression::Gzip, max).unwrap(), data);
         assert_eq!(decompress(&xz, Compression::Xz, max).unwrap(), data);
