@@ -197,6 +197,13 @@ pub fn plan_bootstrap(b: &Bootstrap<'_>) -> Result<Vec<String>, BlueprintError> 
         // A root is thrown away (or packed): dpkg need not fsync every file.
         "--dpkgopt=force-unsafe-io".into(),
     ];
+    if b.variant == Variant::Buildd {
+        // buildd is minbase (Essential and Priority: required) plus
+        // build-essential: apt comes only through its priority, which a
+        // filtered mirror or an index without priorities loses. The root's
+        // own apt installs the build dependencies, so it is named.
+        args.push("--include=apt".into());
+    }
     for p in b.include {
         args.push(format!("--include={p}"));
     }
@@ -349,6 +356,28 @@ mod tests {
                 "bookworm",
                 "/w/root",
                 "deb [signed-by=/s/keys/repo.gpg] file:/srv/apt/snapshots/X/debian bookworm contrib main"
+            ]
+        );
+        let buildd = plan_bootstrap(&Bootstrap {
+            variant: Variant::Buildd,
+            include: &["debhelper".to_string()],
+            dist: "bookworm",
+            sources: &sources,
+            root: Path::new("/c/root.tar"),
+            repo: &repo,
+            keyring: &key,
+            system_sources: &list,
+        })
+        .unwrap();
+        assert_eq!(
+            &buildd[..6],
+            [
+                "--variant=buildd",
+                "--mode=unshare",
+                "--format=tar",
+                "--dpkgopt=force-unsafe-io",
+                "--include=apt",
+                "--include=debhelper"
             ]
         );
         let blank = PathBuf::from("/my store/keys/repo.gpg");
