@@ -69,7 +69,8 @@ fn world() -> (TestStore, Upstream, PathBuf) {
          architectures = [\"{}\"]\nkeyring = \"{}\"\n\n\
          [build]\nroot = {{ channel = \"trusty-unstable\", suite = \"{dist}\", archives = [\"debian\"] }}\n\n\
          [[source]]\nname = \"halo-hello\"\ngit = \"{}\"\narchive = \"rustedhalo\"\ndist = \"trusty\"\n\
-         component = \"main\"\nchannel = \"trusty-unstable\"\ntest = \"make check\"\n",
+         component = \"main\"\nchannel = \"trusty-unstable\"\n\
+         test = 'make check && test \"$PWD\" = /build/src && test \"$(grep -c : /proc/net/dev)\" = 1'\n",
         up.url(),
         host_arch(),
         up.keyring().display(),
@@ -135,7 +136,8 @@ fn the_example_builds_in_a_clean_root_from_the_channel_and_the_root_is_cached() 
     assert_eq!(r["root"]["made_from"], base.as_str(), "{r}");
     assert_eq!(r["root"]["channel"], "trusty-unstable", "{r}");
     // apt installed debhelper inside (the host has it: a host build would
-    // not), the unit tests and the build ran there.
+    // not), the unit tests and the build ran there: in /build/src, with no
+    // network but a loopback (/proc/net/dev lists only `lo`).
     assert!(stderr.contains("Unpacking debhelper"), "{stderr}");
     assert!(stderr.contains("0 failures"), "{stderr}");
     assert!(stderr.contains("dpkg-buildpackage"), "{stderr}");

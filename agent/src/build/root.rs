@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::root_plan::{self, RootName};
 use super::run::{Log, Stop};
+use crate::accept::summary::summarize;
 use crate::config::RootConfig;
 use crate::process;
 use crate::sysroot::blueprint::{self, Bootstrap, Variant, KEYRING_IN_SYSTEM, REPO_IN_SYSTEM};
@@ -99,6 +100,14 @@ fn setup(what: &str, e: impl std::fmt::Display) -> Stop {
 /// `dir/root`.
 pub fn prepare(src: &RootSource<'_>, dir: &Path, log: Log<'_>) -> Result<Unpacked, Stop> {
     let c = src.config;
+    if src.mode == Mode::User {
+        // Unpacking as a user needs the root's directory to belong to the
+        // namespace's root (a subordinate id), and the results written
+        // inside belong to it too: not done yet, so refused up front.
+        return Err(Stop::setup(
+            "build roots need root for now: run halo build as root, or with --host",
+        ));
+    }
     let sources = blueprint::plan_sources(src.snapshot, &c.suite, &c.archives)
         .map_err(|e| Stop::setup(format!("build root from channel {}: {e}", c.channel)))?;
     let arch = host_arch()?;
@@ -226,10 +235,14 @@ fn bootstrap(
         let out = process::stream(cmd, None, log)
             .map_err(|e| setup("mmdebstrap", repofs::error_chain(&e)))?;
         if !out.success() {
+            // apt's or dpkg's own words, as an acceptance system's bootstrap gives them.
+            let text = out.output.text();
+            let lines: Vec<&str> = text.lines().collect();
+            let why = summarize(&lines).map(|w| format!(": {w}")).unwrap_or_default();
             return Err(Stop {
                 kind: super::run::StopKind::Setup,
                 message: format!(
-                    "build root: mmdebstrap --variant=buildd {} from channel {} (snapshot {}) failed ({})",
+                    "build root: mmdebstrap --variant=buildd {} from channel {} (snapshot {}) failed ({}){why}",
                     c.suite,
                     c.channel,
                     src.snapshot.id,
