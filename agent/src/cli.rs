@@ -155,8 +155,10 @@ N are deleted unless a channel points at them.\n\nExample:\n  halo gc --keep-sna
     /// Build monitored sources (or a tree) and publish them to their channel.
     #[command(
         long_about = "Build configured [[source]]s (or the Debian source tree at --path): fetch \
-the branch head with git, run the source's unit tests, check build dependencies, \
-dpkg-buildpackage -us -uc, import the .changes into the source's archive, make a snapshot and \
+the branch head with git, check build dependencies, run the source's unit tests, \
+dpkg-buildpackage -us -uc (on the host, or in a clean root made from a channel of the store when \
+the source or [build] sets `root`: its build dependencies installed there by apt from the \
+channel), import the .changes into the source's archive, make a snapshot and \
 move the source's channel to it (compare-and-swap). A commit already built is skipped unless \
 --force. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
 skipped), 1 the tests or the build failed (nothing published), 2 setup error (git unreachable, \
@@ -484,6 +486,12 @@ pub struct BuildArgs {
     /// With --path: unit tests to run in the tree first (sh -c).
     #[arg(long, requires = "path", value_name = "COMMAND")]
     pub test: Option<String>,
+    /// Build on the host even where a clean root is configured.
+    #[arg(long)]
+    pub host: bool,
+    /// With --path: build in the clean root of [build] root.
+    #[arg(long, requires = "path", conflicts_with = "host")]
+    pub root: bool,
 }
 
 #[derive(Debug, Args)]

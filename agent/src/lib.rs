@@ -14,3 +14,4 @@ pub mod mirror;
 pub mod output;
 pub mod process;
 pub mod redact;
+pub mod sysroot;

@@ -1,7 +1,9 @@
-//! Real Debian packages for the system tests: the set `mmdebstrap
-//! --variant=apt` installs for this machine's own release (Essential plus
-//! apt, without Recommends), as apt itself resolves it from the host's
-//! package lists in an empty dpkg status, fetched with `apt-get download`.
+//! Real Debian packages for the system and build-root tests: the set
+//! `mmdebstrap --variant=apt` installs for this machine's own release
+//! (Essential plus apt, without Recommends), or with [`buildd_debs`] what a
+//! build root and the example's build dependencies add (build-essential,
+//! debhelper), as apt itself resolves it from the host's package lists in
+//! an empty dpkg status, fetched with `apt-get download`.
 //!
 //! The `.deb`s are cached under the target directory
 //! (`<target>/halo-test-debs/<codename>/`), so a second run downloads
@@ -121,6 +123,13 @@ pub fn debs(extra: &[&str]) -> Vec<PathBuf> {
         download(&cache, &missing);
     }
     picks.iter().map(|p| cache.join(p.file_name())).collect()
+}
+
+/// A base `mmdebstrap --variant=buildd` bootstraps from (Essential, apt,
+/// build-essential) with debhelper, which the example package
+/// build-depends on, and everything they depend on.
+pub fn buildd_debs() -> Vec<PathBuf> {
+    debs(&["build-essential", "debhelper"])
 }
 
 fn download(cache: &Path, picks: &[&Pick]) {

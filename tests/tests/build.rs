@@ -143,7 +143,7 @@ fn example_builds_from_git_installs_from_unstable_and_each_commit_builds_higher(
     let snap1 = r["snapshot"].as_str().unwrap().to_string();
     assert_eq!(t.channel("trusty-unstable"), snap1);
     let xml = fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testcase ").count(), 5, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 6, "{xml}");
     assert!(
         !xml.contains("<failure") && !xml.contains("<error"),
         "{xml}"

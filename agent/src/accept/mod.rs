@@ -3,17 +3,14 @@
 //!
 //! `run` executes the plain tests (each `sh -c`, streamed, timed out with
 //! its process group), `system` builds systems from scratch and tests
-//! inside them (`blueprint` plans them from the manifest, `chroot` enters
-//! and removes them, `summary` says why a step failed), `repo` provides the
-//! APT tree both read (`HALO_REPO`), `lease` holds the lease on testing for
-//! the run's lifetime. The gate's rules live in the store
+//! inside them (`crate::sysroot` plans, makes, enters and removes them;
+//! `summary` says why a step failed; `sysroot::repo` provides the APT tree
+//! both read, `HALO_REPO`), `lease` holds the lease on testing for the
+//! run's lifetime. The gate's rules live in the store
 //! (`repofs::model::acceptance`), which applies them to every channel move;
 //! `commands::accept` wires the steps together.
 
-pub mod blueprint;
-pub mod chroot;
 pub mod lease;
-pub mod repo;
 pub mod run;
 pub mod summary;
 pub mod system;

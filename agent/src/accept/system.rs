@@ -22,12 +22,14 @@ use std::time::Duration;
 
 use repofs::model::Snapshot;
 
-use super::blueprint::{self, Bootstrap, INSTALL_SCRIPT, KEYRING_IN_SYSTEM, REPO_IN_SYSTEM};
-use super::chroot::{self, Mode};
 use super::run::{run_step, Step, TestResult};
 use super::summary::summarize;
 use crate::config::SystemConfig;
 use crate::junit::Suite;
+use crate::sysroot::blueprint::{
+    self, Bootstrap, Variant, INSTALL_SCRIPT, KEYRING_IN_SYSTEM, REPO_IN_SYSTEM,
+};
+use crate::sysroot::chroot::{self, Mode};
 
 /// What every system of a run shares.
 #[derive(Debug, Clone)]
@@ -237,6 +239,8 @@ fn bootstrap(
         let system_sources = dir.join("sources.list");
         fs_err::write(&system_sources, list)?;
         Ok(blueprint::plan_bootstrap(&Bootstrap {
+            variant: Variant::Apt,
+            include: &[],
             dist: &system.suite,
             sources: &sources,
             root,

@@ -8,5 +8,7 @@
 pub mod git;
 pub mod orig;
 pub mod plan;
+pub mod root;
+pub mod root_plan;
 pub mod run;
 pub mod steps;

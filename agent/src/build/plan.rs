@@ -149,6 +149,31 @@ pub fn parse_unmet_build_deps(stderr: &str) -> Option<String> {
     })
 }
 
+/// The build dependencies apt found nowhere in its sources, from the
+/// "unmet dependencies" block `apt-get build-dep` prints: each relation
+/// it calls not installable (or a virtual package nothing provides), as
+/// written in `debian/control`. `None` when apt refused for another reason
+/// (a conflict, a broken dependency deeper down): then its own `E:` line
+/// is the message.
+pub fn parse_apt_unmet_build_deps(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    lines.find(|l| l.starts_with("The following packages have unmet dependencies"))?;
+    let missing: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| {
+            let (_, rel) = l.split_once("Depends: ")?;
+            rel.strip_suffix(" but it is not installable")
+                .or_else(|| {
+                    rel.strip_suffix(
+                        " which is a virtual package and is not provided by any available package",
+                    )
+                })
+                .or_else(|| rel.split_once(" but it is not installable").map(|(r, _)| r))
+        })
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
 /// Whether a source needs building: its branch head is not the commit the
 /// last successful build recorded.
 pub fn is_due(head: &str, last_built: Option<&str>) -> bool {
@@ -158,6 +183,28 @@ pub fn is_due(head: &str, last_built: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apt_names_the_build_dependencies_it_cannot_find() {
+        let out = "Reading state information...\n\
+Some packages could not be installed. This may mean that you have\n\
+The following packages have unmet dependencies:\n \
+builddeps:/build/src : Depends: halo-no-such-package (>= 9) but it is not installable\n                \
+Depends: libfoo-dev but it is not installable\n                \
+Depends: mail-transport-agent which is a virtual package and is not provided by any available package\n\n                \
+Depends: libbar but it is not going to be installed\n\
+E: Unable to correct problems, you have held broken packages.\n";
+        assert_eq!(
+            parse_apt_unmet_build_deps(out).as_deref(),
+            Some("halo-no-such-package (>= 9), libfoo-dev, mail-transport-agent")
+        );
+        let deeper = "The following packages have unmet dependencies:\n builddeps:. : Depends: libbar but it is not going to be installed\nE: Unable to correct problems\n";
+        assert_eq!(parse_apt_unmet_build_deps(deeper), None);
+        assert_eq!(
+            parse_apt_unmet_build_deps("E: Unable to locate package x"),
+            None
+        );
+    }
 
     fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()

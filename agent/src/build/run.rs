@@ -1,10 +1,14 @@
 //! EDGE: one build in a work directory, from checkout to the `.changes`:
-//! fetch (or copy) the tree, set the version, find the orig tarball, run
-//! the unit tests, check build dependencies, `dpkg-buildpackage -us -uc`.
-//! Every process's output is streamed line by line to `log` as it runs.
+//! fetch (or copy) the tree, set the version, find the orig tarball, then
+//! on the host (check the build dependencies, run the unit tests,
+//! `dpkg-buildpackage -us -uc`) or in a clean root (`root`: unpack it,
+//! install the build dependencies from the channel, run the unit tests and
+//! `dpkg-buildpackage -us -uc` inside). Every process's output is streamed
+//! line by line to `log` as it runs.
 //! Publishing (import, snapshot, channel) is the caller's: this module
 //! never touches the store.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,6 +16,7 @@ use fs_err as fs;
 
 use super::git;
 use super::plan::{self, ChangelogTop, SourceFormat};
+use super::root::{self, RootInfo, RootSource, Unpacked, BUILD_DEPS_SCRIPT, IN_TREE_SCRIPT};
 use super::steps::Steps;
 use crate::config::VersionMode;
 use crate::junit::Outcome;
@@ -32,6 +37,15 @@ pub struct BuildSpec {
     pub test: Option<String>,
     pub version: VersionMode,
     pub build_profiles: Vec<String>,
+}
+
+/// Where the build dependencies, the unit tests and the build run.
+#[derive(Debug, Clone)]
+pub enum Place<'a> {
+    /// On this host, with what it has installed.
+    Host,
+    /// In a clean root made from a channel of the store.
+    Root(RootSource<'a>),
 }
 
 /// Why a build stopped. The kind decides the exit code (and Jenkins'
@@ -78,6 +92,8 @@ pub struct Built {
     pub version: String,
     pub commit: Option<String>,
     pub changes: PathBuf,
+    /// The clean root it was built in (none: on the host).
+    pub root: Option<RootInfo>,
 }
 
 /// Prints one line of build output (to stderr: stdout is the report's).
@@ -88,6 +104,7 @@ pub type Log<'a> = &'a mut dyn FnMut(&str);
 pub fn run_build(
     spec: &BuildSpec,
     work: &Path,
+    place: &Place<'_>,
     steps: &mut Steps,
     log: Log<'_>,
 ) -> Result<Built, Stop> {
@@ -101,12 +118,40 @@ pub fn run_build(
         }
         Err(stop) => return Err(fail_step(steps, stop)),
     };
+    let mut unpacked = None;
+    let runner = match place {
+        Place::Host => {
+            steps.skip("root", "building on the host");
+            Runner::Host
+        }
+        Place::Root(src) => {
+            steps.start("root");
+            // Beside the work directory, not in it: the work directory is
+            // bound inside the root.
+            let dir = PathBuf::from(format!("{}.root", work.display()));
+            match root::prepare(src, &dir, log) {
+                Ok(u) => {
+                    steps.pass(String::new());
+                    Runner::Root {
+                        src,
+                        root: unpacked.insert(u),
+                        work,
+                    }
+                }
+                Err(stop) => return Err(fail_step(steps, stop)),
+            }
+        }
+    };
+    steps.start("build-deps");
+    match runner.build_deps(spec, &src, log) {
+        Ok(output) => steps.pass(output),
+        Err(stop) => return Err(fail_step(steps, stop)),
+    }
     match &spec.test {
         None => steps.skip("test", "no `test` configured"),
         Some(cmd) => {
             steps.start("test");
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(cmd).current_dir(&src);
+            let c = runner.command(&src, &["sh", "-c", cmd], &BTreeMap::new());
             let r = stream_step(c, log)
                 .and_then(|o| o.check(&format!("unit tests `{cmd}`"), StopKind::Failed));
             match r {
@@ -115,13 +160,8 @@ pub fn run_build(
             }
         }
     }
-    steps.start("build-deps");
-    match check_build_deps(spec, &src, log) {
-        Ok(output) => steps.pass(output),
-        Err(stop) => return Err(fail_step(steps, stop)),
-    }
     steps.start("build");
-    match dpkg_buildpackage(spec, &src, log) {
+    match dpkg_buildpackage(spec, &runner, &src, log) {
         Ok(output) => steps.pass(output),
         Err(stop) => return Err(fail_step(steps, stop)),
     }
@@ -131,7 +171,57 @@ pub fn run_build(
         version: top.version,
         commit,
         changes,
+        root: unpacked.map(|u| u.info.clone()),
     })
+}
+
+/// Runs the steps after the checkout where the build happens.
+enum Runner<'a> {
+    Host,
+    Root {
+        src: &'a RootSource<'a>,
+        root: &'a Unpacked,
+        work: &'a Path,
+    },
+}
+
+impl Runner<'_> {
+    /// `argv` in the tree `src` (`/build/src` inside a root), with `env`.
+    fn command(&self, src: &Path, argv: &[&str], env: &BTreeMap<String, String>) -> Command {
+        match self {
+            Self::Host => {
+                let mut c = Command::new(argv[0]);
+                c.args(&argv[1..]).envs(env).current_dir(src);
+                c
+            }
+            Self::Root {
+                src: source,
+                root,
+                work,
+            } => {
+                let mut inner = vec!["sh", "-c", IN_TREE_SCRIPT, "in-tree"];
+                inner.extend_from_slice(argv);
+                root::command(source, root, work, &inner, env)
+            }
+        }
+    }
+
+    fn build_deps(&self, spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
+        match self {
+            Self::Host => check_build_deps(spec, src, log),
+            Self::Root {
+                src: source,
+                root,
+                work,
+            } => {
+                let profiles = profile_args(spec);
+                let mut argv = vec!["sh", "-c", BUILD_DEPS_SCRIPT, "build-deps"];
+                argv.extend(profiles.iter().map(String::as_str));
+                let cmd = root::command(source, root, work, &argv, &BTreeMap::new());
+                install_build_deps(cmd, source, log)
+            }
+        }
+    }
 }
 
 fn fail_step(steps: &mut Steps, stop: Stop) -> Stop {
@@ -305,7 +395,49 @@ fn check_build_deps(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String
     })
 }
 
-fn dpkg_buildpackage(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
+/// apt-get build-dep in the root: what it cannot find in the snapshot is
+/// named in one line, as a setup error (the channel lacks it; the commit
+/// is not at fault).
+fn install_build_deps(cmd: Command, src: &RootSource<'_>, log: Log<'_>) -> Result<String, Stop> {
+    let out = stream_step(cmd, log)?;
+    if out.streamed.success() {
+        return Ok(out.streamed.output.text());
+    }
+    let text = out.streamed.output.text();
+    let message = match plan::parse_apt_unmet_build_deps(&text) {
+        Some(missing) => format!(
+            "missing build dependencies: {missing} (not in channel {} at snapshot {}, archives {} of {})",
+            src.config.channel,
+            src.snapshot.id,
+            src.config.archives.join(", "),
+            src.config.suite
+        ),
+        None => {
+            let why = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("E: "))
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default();
+            format!(
+                "apt-get build-dep failed ({}){why}",
+                out.streamed.describe(None)
+            )
+        }
+    };
+    Err(Stop {
+        kind: StopKind::Setup,
+        message,
+        detail: out.streamed.output.tail(TAIL_LINES),
+    })
+}
+
+fn dpkg_buildpackage(
+    spec: &BuildSpec,
+    runner: &Runner<'_>,
+    src: &Path,
+    log: Log<'_>,
+) -> Result<String, Stop> {
     let mut options: Vec<String> = std::env::var("DEB_BUILD_OPTIONS")
         .map(|o| o.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
@@ -315,14 +447,17 @@ fn dpkg_buildpackage(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<Strin
     if spec.build_profiles.iter().any(|p| p == "nocheck") {
         options.push("nocheck".into());
     }
-    let mut cmd = Command::new("dpkg-buildpackage");
-    cmd.args(["-us", "-uc"])
-        .args(profile_args(spec))
-        .env("DEB_BUILD_OPTIONS", options.join(" "))
-        .current_dir(src);
+    let mut env = BTreeMap::from([("DEB_BUILD_OPTIONS".to_string(), options.join(" "))]);
     if !spec.build_profiles.is_empty() {
-        cmd.env("DEB_BUILD_PROFILES", spec.build_profiles.join(" "));
+        env.insert(
+            "DEB_BUILD_PROFILES".to_string(),
+            spec.build_profiles.join(" "),
+        );
     }
+    let profiles = profile_args(spec);
+    let mut argv = vec!["dpkg-buildpackage", "-us", "-uc"];
+    argv.extend(profiles.iter().map(String::as_str));
+    let cmd = runner.command(src, &argv, &env);
     stream_step(cmd, log)?.check("dpkg-buildpackage", StopKind::Failed)
 }
 

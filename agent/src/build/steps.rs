@@ -1,4 +1,4 @@
-//! The steps of a build (checkout, test, build-deps, build, publish) as
+//! The steps of a build (checkout, root, build-deps, test, build, publish) as
 //! they ran: outcome, time and output, for the JUnit report and `--json`.
 
 use std::time::Instant;
@@ -9,7 +9,7 @@ use crate::junit::{Case, Outcome, Suite};
 
 /// The steps in the order they run; each appears in every report, skipped
 /// when an earlier one stopped the build.
-pub const STEPS: [&str; 5] = ["checkout", "test", "build-deps", "build", "publish"];
+pub const STEPS: [&str; 6] = ["checkout", "root", "build-deps", "test", "build", "publish"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {

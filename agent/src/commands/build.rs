@@ -18,12 +18,15 @@ use serde::Serialize;
 use super::{load_config, UserError};
 use crate::build::git;
 use crate::build::plan;
-use crate::build::run::{run_build, BuildSpec, Origin, Stop, StopKind};
+use crate::build::root::{RootInfo, RootSource};
+use crate::build::run::{run_build, BuildSpec, Origin, Place, Stop, StopKind};
 use crate::build::steps::{StepRecord, Steps};
 use crate::cli::{BuildArgs, SourcesCommand};
-use crate::config::{SourceConfig, VersionMode};
+use crate::config::{Config, RootConfig, SourceConfig, VersionMode};
 use crate::junit::{render_junit, Outcome};
 use crate::output::Output;
+use crate::sysroot::chroot::Mode;
+use crate::sysroot::repo::Repo;
 
 /// A build's destination in the store.
 #[derive(Debug, Clone)]
@@ -32,6 +35,10 @@ struct Destination {
     dist: String,
     component: String,
     channel: Option<String>,
+    /// The clean root to build in; none: on the host.
+    root: Option<RootConfig>,
+    /// A repofs mount of the store (`[acceptance] mount`), read by roots.
+    mount: Option<PathBuf>,
 }
 
 /// What became of one source.
@@ -53,6 +60,9 @@ struct Report {
     packages: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// The clean root it was built in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root: Option<RootInfo>,
     /// With --no-publish: where the built files are.
     #[serde(skip_serializing_if = "Option::is_none")]
     work_dir: Option<PathBuf>,
@@ -71,6 +81,7 @@ impl Report {
             moved: false,
             packages: Vec::new(),
             message: None,
+            root: None,
             work_dir: None,
             steps: Vec::new(),
         }
@@ -92,7 +103,7 @@ pub fn run(
     out: &Output,
 ) -> Result<ExitCode> {
     let jobs: Vec<(BuildSpec, Destination)> = match &args.path {
-        Some(dir) => vec![path_job(dir, args)?],
+        Some(dir) => vec![path_job(store, config, dir, args)?],
         None => {
             let (config, path) = load_config(store, config)?;
             let chosen = config
@@ -103,7 +114,10 @@ pub fn run(
                     UserError(format!("{} configures no [[source]]", path.display())).into(),
                 );
             }
-            chosen.into_iter().map(config_job).collect()
+            chosen
+                .into_iter()
+                .map(|s| config_job(&config, s, args.host))
+                .collect()
         }
     };
     for (_, dest) in &jobs {
@@ -139,6 +153,8 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
         dist: "trusty".into(),
         component: "main".into(),
         channel: channel.map(str::to_string),
+        root: None,
+        mount: None,
     };
     let spec = BuildSpec {
         name: "halo-hello".into(),
@@ -159,7 +175,17 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
     }
 }
 
-fn config_job(s: &SourceConfig) -> (BuildSpec, Destination) {
+/// `[acceptance] mount`: the repofs mount of this store, if any.
+fn store_mount(config: &Config) -> Option<PathBuf> {
+    config.acceptance.mount.as_ref().map(PathBuf::from)
+}
+
+fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, Destination) {
+    let root = if host {
+        None
+    } else {
+        s.build_root(config.build.root.as_ref()).cloned()
+    };
     (
         BuildSpec {
             name: s.name.clone(),
@@ -176,11 +202,28 @@ fn config_job(s: &SourceConfig) -> (BuildSpec, Destination) {
             dist: s.dist.clone(),
             component: s.component.clone(),
             channel: s.channel.clone(),
+            root,
+            mount: store_mount(config),
         },
     )
 }
 
-fn path_job(dir: &Path, args: &BuildArgs) -> Result<(BuildSpec, Destination)> {
+fn path_job(
+    store: &Store,
+    config: Option<&Path>,
+    dir: &Path,
+    args: &BuildArgs,
+) -> Result<(BuildSpec, Destination)> {
+    let (root, mount) = if args.root {
+        let (config, path) = load_config(store, config)?;
+        let root =
+            config.build.root.clone().ok_or_else(|| {
+                UserError(format!("--root: {} has no [build] root", path.display()))
+            })?;
+        (Some(root), store_mount(&config))
+    } else {
+        (None, None)
+    };
     let dir = std::path::absolute(dir)?;
     if !dir.join("debian/changelog").is_file() {
         return Err(UserError(format!(
@@ -207,6 +250,8 @@ fn path_job(dir: &Path, args: &BuildArgs) -> Result<(BuildSpec, Destination)> {
             dist: args.dist.clone(),
             component: args.component.clone(),
             channel: args.channel.clone(),
+            root,
+            mount,
         },
     ))
 }
@@ -280,11 +325,33 @@ fn build_one(
             )
         }
     };
-    let built = run_build(spec, work.path(), steps, &mut |line| eprintln!("{line}"));
+    let mut log = |line: &str| eprintln!("{line}");
+    let built = match &dest.root {
+        None => run_build(spec, work.path(), &Place::Host, steps, &mut log),
+        Some(root) => match RootTree::provide(store, root, dest.mount.as_deref(), &spec.name) {
+            Ok(tree) => {
+                let cache = store.root().join("buildroots");
+                let place = Place::Root(RootSource {
+                    config: root,
+                    snapshot: &tree.snapshot,
+                    repo: &tree.repo.path,
+                    keyring: &tree.keyring,
+                    cache: &cache,
+                    mode: Mode::detect(),
+                });
+                run_build(spec, work.path(), &place, steps, &mut log)
+            }
+            Err(e) => {
+                let why = format!("build root from channel {}: {e:#}", root.channel);
+                return stopped(report, steps, "root", Stop::setup(why));
+            }
+        },
+    };
     let built = match built {
         Ok(b) => b,
         Err(stop) => return failed(report, stop),
     };
+    report.root = built.root.clone();
     report.commit = built.commit.clone();
     report.version = Some(built.version.clone());
     if no_publish {
@@ -499,6 +566,36 @@ fn print_report(r: &Report, out: &Output) -> Result<()> {
         ))?,
     }
     Ok(())
+}
+
+/// What a build root reads: the channel's snapshot, its APT tree (an
+/// export is removed when this is dropped) and the store's key.
+struct RootTree {
+    snapshot: repofs::model::Snapshot,
+    repo: Repo,
+    keyring: PathBuf,
+}
+
+impl RootTree {
+    fn provide(
+        store: &Store,
+        root: &RootConfig,
+        mount: Option<&Path>,
+        source: &str,
+    ) -> Result<Self> {
+        let id = store
+            .channel_target(&root.channel)
+            .with_context(|| format!("channel {}", root.channel))?;
+        let snapshot = store.load_snapshot(&id)?;
+        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
+        let name = format!("buildroot-{source}-{}", std::process::id());
+        let repo = Repo::provide(store, &id, mount, &name)?;
+        Ok(Self {
+            snapshot,
+            repo,
+            keyring,
+        })
+    }
 }
 
 /// A fresh directory under `STORE/work/`, removed when dropped unless kept.

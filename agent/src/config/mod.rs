@@ -7,6 +7,7 @@
 //! holds the full example, which a test below parses.
 
 pub mod acceptance;
+pub mod build;
 pub mod jenkins;
 pub mod source;
 pub mod system;
@@ -16,6 +17,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use acceptance::{AcceptanceConfig, TestConfig};
+pub use build::{BuildConfig, RootConfig};
 pub use jenkins::{AgentConfig, JenkinsConfig, NodeConfig};
 pub use source::{SourceConfig, VersionMode};
 pub use system::SystemConfig;
@@ -33,6 +35,9 @@ pub struct Config {
     /// `[[source]]` tables, one per monitored source repository.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// `[build]`: where sources are built by default.
+    #[serde(default)]
+    pub build: BuildConfig,
     /// `[acceptance]`: the gate's channels, lease, timeouts and tests.
     #[serde(default)]
     pub acceptance: AcceptanceConfig,
@@ -145,6 +150,8 @@ pub enum ConfigError {
     },
     #[error("two sources are named {0:?}: names must be unique")]
     DuplicateSource(String),
+    #[error("build: {key}: {reason}")]
+    Build { key: &'static str, reason: String },
     #[error("acceptance: {key}: {reason}")]
     Acceptance { key: &'static str, reason: String },
     #[error("jenkins: {key}: {reason}")]
@@ -197,6 +204,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::DuplicateSource(s.name.clone()));
         }
     }
+    config.build.validate()?;
     config.acceptance.validate()?;
     if let Some(j) = &config.jenkins {
         j.validate()?;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::build::RootConfig;
 use super::ConfigError;
 
 /// One `[[source]]` table.
@@ -19,7 +20,8 @@ pub struct SourceConfig {
     pub archive: String,
     pub dist: String,
     pub component: String,
-    /// Unit tests, run with `sh -c` in the checkout before the build.
+    /// Unit tests, run with `sh -c` in the checkout before the build (in
+    /// the build root, after the build dependencies, when there is one).
     #[serde(default)]
     pub test: Option<String>,
     /// The channel a successful build moves to its snapshot.
@@ -31,6 +33,12 @@ pub struct SourceConfig {
     /// Passed as `DEB_BUILD_PROFILES` (and `-P` to dpkg-checkbuilddeps).
     #[serde(default)]
     pub build_profiles: Vec<String>,
+    /// The clean root this source builds in, instead of `[build] root`.
+    #[serde(default)]
+    pub root: Option<RootConfig>,
+    /// Build on the host even when `[build] root` is set.
+    #[serde(default)]
+    pub host: bool,
 }
 
 fn default_branch() -> String {
@@ -50,6 +58,16 @@ pub enum VersionMode {
 }
 
 impl SourceConfig {
+    /// The root this source builds in: its own, else `default`; none (the
+    /// host) when it says `host = true`.
+    pub fn build_root<'a>(&'a self, default: Option<&'a RootConfig>) -> Option<&'a RootConfig> {
+        if self.host {
+            None
+        } else {
+            self.root.as_ref().or(default)
+        }
+    }
+
     fn invalid(&self, key: &'static str, reason: impl Into<String>) -> ConfigError {
         ConfigError::Source {
             source_name: self.name.clone(),
@@ -86,6 +104,12 @@ impl SourceConfig {
         }
         if self.test.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(self.invalid("test", "is empty: drop it to run no unit tests"));
+        }
+        if let Some(r) = &self.root {
+            if self.host {
+                return Err(self.invalid("host", "cannot be combined with `root`: choose one"));
+            }
+            r.check().map_err(|e| self.invalid("root", e))?;
         }
         for p in &self.build_profiles {
             if p.is_empty()

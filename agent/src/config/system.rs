@@ -57,23 +57,7 @@ impl SystemConfig {
         let me = |reason: String| invalid("system", format!("{:?}: {reason}", self.name));
         repofs::debian::name::check_segment("system name", &self.name)
             .map_err(|e| me(e.to_string()))?;
-        repofs::debian::name::check_segment("suite", &self.suite).map_err(|e| me(e.to_string()))?;
-        if self.archives.is_empty() {
-            return Err(me("archives: must name at least one".into()));
-        }
-        let mut seen = BTreeSet::new();
-        for a in &self.archives {
-            repofs::debian::name::check_segment("archive", a).map_err(|e| me(e.to_string()))?;
-            if !seen.insert(a) {
-                return Err(me(format!("archives: {a:?} appears twice")));
-            }
-        }
-        for p in &self.packages {
-            // Handed to apt as one argument each: no options, no blanks.
-            if p.is_empty() || p.starts_with('-') || p.chars().any(char::is_whitespace) {
-                return Err(me(format!("packages: {p:?} is not a package name")));
-            }
-        }
+        check_root_parts(&self.suite, &self.archives, &self.packages).map_err(me)?;
         let tests = self.parsed_tests().map_err(|e| invalid("system", e))?;
         let mut names = BTreeSet::new();
         for t in &tests {
@@ -89,6 +73,33 @@ impl SystemConfig {
         }
         Ok(())
     }
+}
+
+/// Checks what a system and a build root share: the suite, the archives
+/// (at least one, each once) and the packages apt is given.
+pub(super) fn check_root_parts(
+    suite: &str,
+    archives: &[String],
+    packages: &[String],
+) -> Result<(), String> {
+    repofs::debian::name::check_segment("suite", suite).map_err(|e| e.to_string())?;
+    if archives.is_empty() {
+        return Err("archives: must name at least one".into());
+    }
+    let mut seen = BTreeSet::new();
+    for a in archives {
+        repofs::debian::name::check_segment("archive", a).map_err(|e| e.to_string())?;
+        if !seen.insert(a) {
+            return Err(format!("archives: {a:?} appears twice"));
+        }
+    }
+    for p in packages {
+        // Handed to apt as one argument each: no options, no blanks.
+        if p.is_empty() || p.starts_with('-') || p.chars().any(char::is_whitespace) {
+            return Err(format!("packages: {p:?} is not a package name"));
+        }
+    }
+    Ok(())
 }
 
 /// Validates the systems and `parallel` of `[acceptance]`.

@@ -10,8 +10,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use repofs::Store;
 
-use crate::accept::chroot::Mode;
-use crate::accept::repo::Repo;
 use crate::accept::run::{run_tests, to_suite, TestResult};
 use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
 use crate::cli::TestArgs;
@@ -21,6 +19,8 @@ use crate::config::system::plan_parallel;
 use crate::config::{AcceptanceConfig, SystemConfig, TestConfig};
 use crate::junit::{render_junit, Suite};
 use crate::output::Output;
+use crate::sysroot::chroot::Mode;
+use crate::sysroot::repo::Repo;
 
 /// What a run checks, chosen (or refused) before anything moves.
 pub(super) struct Checks {
@@ -206,8 +206,13 @@ pub(super) fn run_checks(
     let manifest = store
         .load_snapshot(target.snapshot)
         .map_err(|e| InfraError(e.to_string()))?;
-    let repo = Repo::provide(store, target.snapshot, mount, &run_tag(target.run))
-        .map_err(|e| InfraError(format!("{e:#}")))?;
+    let repo = Repo::provide(
+        store,
+        target.snapshot,
+        mount,
+        &format!("accept-{}", run_tag(target.run)),
+    )
+    .map_err(|e| InfraError(format!("{e:#}")))?;
     let env = test_env(
         store,
         target.snapshot,

@@ -1,10 +1,11 @@
-//! EDGE: the APT tree tests read (`HALO_REPO`): the frozen snapshot on a
-//! repofs mount when one is configured (nothing to copy), else an export
-//! made for the run in the store's work directory and removed after.
+//! EDGE: the APT tree of one snapshot that a system or a build root reads
+//! (and acceptance tests, as `HALO_REPO`): the snapshot on a repofs mount
+//! when one is configured (nothing to copy), else an export made in the
+//! store's work directory and removed after.
 //!
-//! The mount's `snapshots/<id>` is used rather than `channels/<testing>`:
-//! the lease keeps testing on the snapshot, but a forced promotion could
-//! still move it, and a test must keep reading what it was started on.
+//! The mount's `snapshots/<id>` is used rather than `channels/<name>`: a
+//! promotion could move the channel, and a step must keep reading what it
+//! was started on.
 
 use std::path::{Path, PathBuf};
 
@@ -18,17 +19,18 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// `export_name` names the export's directory under `STORE/work`.
     pub fn provide(
         store: &Store,
         snapshot: &str,
         mount: Option<&Path>,
-        run_tag: &str,
+        export_name: &str,
     ) -> Result<Self> {
         if let Some(m) = mount {
             let path = m.join("snapshots").join(snapshot);
             if !path.is_dir() {
                 anyhow::bail!(
-                    "acceptance mount {}: no snapshots/{snapshot} (is repofs mounted there, on this store?)",
+                    "mount {}: no snapshots/{snapshot} (is repofs mounted there, on this store?)",
                     m.display()
                 );
             }
@@ -36,10 +38,10 @@ impl Repo {
         }
         let base = store.root().join("work");
         fs_err::create_dir_all(&base)?;
-        let dir = base.join(format!("accept-{run_tag}"));
+        let dir = base.join(export_name);
         store
             .export(snapshot, &dir)
-            .with_context(|| format!("exporting snapshot {snapshot} for the tests"))?;
+            .with_context(|| format!("exporting snapshot {snapshot}"))?;
         Ok(Self {
             path: dir.clone(),
             export: Some(dir),
@@ -51,7 +53,7 @@ impl Drop for Repo {
     fn drop(&mut self) {
         if let Some(dir) = &self.export {
             if let Err(e) = fs_err::remove_dir_all(dir) {
-                tracing::warn!("cannot remove the run's export: {e}");
+                tracing::warn!("cannot remove the export: {e}");
             }
         }
     }

@@ -2,7 +2,7 @@
 //! apt sources (each configured archive's dist with the components the
 //! snapshot holds for it), the mmdebstrap command that bootstraps it, and
 //! the script that installs its packages. PURE: no disk, no processes;
-//! `accept::system` runs what this plans.
+//! `accept::system` and `build::root` run what this plans.
 //!
 //! A system sees the snapshot twice, under two names:
 //! - while mmdebstrap bootstraps it, apt runs on the host and reads the
@@ -21,7 +21,7 @@ use std::path::Path;
 use repofs::model::Snapshot;
 
 /// Where the snapshot's APT tree is bound inside a system (by
-/// `accept::chroot`, for the install step and the tests).
+/// `sysroot::chroot`, for the install step, the tests and builds).
 pub const REPO_IN_SYSTEM: &str = "/run/halo/repo";
 
 /// Where the store's public key lives inside a system.
@@ -142,12 +142,35 @@ pub fn render_sources_list(
         .collect())
 }
 
+/// What mmdebstrap installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Essential and apt: an acceptance system, whose packages apt adds.
+    Apt,
+    /// Essential, apt and build-essential: a build root, whose build
+    /// dependencies apt adds.
+    Buildd,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Apt => "apt",
+            Self::Buildd => "buildd",
+        }
+    }
+}
+
 /// The host's side of a bootstrap.
 #[derive(Debug, Clone)]
 pub struct Bootstrap<'a> {
+    pub variant: Variant,
+    /// Further packages to install (`--include`).
+    pub include: &'a [String],
     pub dist: &'a str,
     pub sources: &'a [AptSource],
-    /// The root to make (mmdebstrap creates it).
+    /// The root to make (mmdebstrap creates it): a directory, or a tar
+    /// archive when the name ends in `.tar`.
     pub root: &'a Path,
     /// The snapshot's APT tree on the host.
     pub repo: &'a Path,
@@ -158,23 +181,32 @@ pub struct Bootstrap<'a> {
     pub system_sources: &'a Path,
 }
 
-/// mmdebstrap's arguments: `--variant=apt` (Essential and apt, nothing
-/// else), `--mode=unshare` (as root: private mount and pid namespaces, so
-/// nothing it mounts outlives it; as a user: also a user namespace), the
-/// snapshot as its only sources, and the system's apt configuration
-/// written at the end.
+/// mmdebstrap's arguments: the variant (nothing but what it names),
+/// `--mode=unshare` (as root: private mount and pid namespaces, so nothing
+/// it mounts outlives it; as a user: also a user namespace), the snapshot
+/// as its only sources, and the root's apt configuration written at the
+/// end.
 pub fn plan_bootstrap(b: &Bootstrap<'_>) -> Result<Vec<String>, BlueprintError> {
     let keyring = no_blanks(b.keyring)?;
     let system_sources = no_blanks(b.system_sources)?;
-    let mut args: Vec<String> = [
-        "--variant=apt",
-        "--mode=unshare",
-        "--format=directory",
-        // A test system is thrown away: dpkg need not fsync every file.
-        "--dpkgopt=force-unsafe-io",
-    ]
-    .map(String::from)
-    .to_vec();
+    let tar = b.root.extension().is_some_and(|e| e == "tar");
+    let mut args: Vec<String> = vec![
+        format!("--variant={}", b.variant.name()),
+        "--mode=unshare".into(),
+        format!("--format={}", if tar { "tar" } else { "directory" }),
+        // A root is thrown away (or packed): dpkg need not fsync every file.
+        "--dpkgopt=force-unsafe-io".into(),
+    ];
+    if b.variant == Variant::Buildd {
+        // buildd is minbase (Essential and Priority: required) plus
+        // build-essential: apt comes only through its priority, which a
+        // filtered mirror or an index without priorities loses. The root's
+        // own apt installs the build dependencies, so it is named.
+        args.push("--include=apt".into());
+    }
+    for p in b.include {
+        args.push(format!("--include={p}"));
+    }
     args.push(format!("--hook-dir={AUTOMOUNT_HOOKS}"));
     let keyrings_dir = KEYRING_IN_SYSTEM.rsplit_once('/').map_or("/", |(d, _)| d);
     args.push(format!("--customize-hook=mkdir -p \"$1{keyrings_dir}\""));
@@ -298,6 +330,8 @@ mod tests {
             PathBuf::from("/w/sources.list"),
         );
         let args = plan_bootstrap(&Bootstrap {
+            variant: Variant::Apt,
+            include: &[],
             dist: "bookworm",
             sources: &sources,
             root: &root,
@@ -306,7 +340,10 @@ mod tests {
             system_sources: &list,
         })
         .unwrap();
-        assert_eq!(&args[..2], ["--variant=apt", "--mode=unshare"]);
+        assert_eq!(
+            &args[..3],
+            ["--variant=apt", "--mode=unshare", "--format=directory"]
+        );
         assert!(args.contains(
             &"--customize-hook=upload /s/keys/repo.gpg /etc/apt/keyrings/halo.gpg".to_string()
         ));
@@ -321,8 +358,32 @@ mod tests {
                 "deb [signed-by=/s/keys/repo.gpg] file:/srv/apt/snapshots/X/debian bookworm contrib main"
             ]
         );
+        let buildd = plan_bootstrap(&Bootstrap {
+            variant: Variant::Buildd,
+            include: &["debhelper".to_string()],
+            dist: "bookworm",
+            sources: &sources,
+            root: Path::new("/c/root.tar"),
+            repo: &repo,
+            keyring: &key,
+            system_sources: &list,
+        })
+        .unwrap();
+        assert_eq!(
+            &buildd[..6],
+            [
+                "--variant=buildd",
+                "--mode=unshare",
+                "--format=tar",
+                "--dpkgopt=force-unsafe-io",
+                "--include=apt",
+                "--include=debhelper"
+            ]
+        );
         let blank = PathBuf::from("/my store/keys/repo.gpg");
         let e = plan_bootstrap(&Bootstrap {
+            variant: Variant::Apt,
+            include: &[],
             dist: "bookworm",
             sources: &sources,
             root: &root,

@@ -1,9 +1,11 @@
-//! EDGE: enters a system's root and removes it.
+//! EDGE: enters a root (an acceptance system, a build root), unpacks one
+//! from a tarball, and removes it.
 //!
-//! Every command inside a system runs in private mount and pid namespaces
+//! Every command inside a root runs in private mount and pid namespaces
 //! (util-linux `unshare`): /dev (a tmpfs with the harmless device nodes,
-//! never the host's disks), /proc, /sys and the snapshot's tree (read-only,
-//! at `blueprint::REPO_IN_SYSTEM`) are mounted for that command alone, so
+//! never the host's disks), /proc, /sys and the binds it asks for (the
+//! snapshot's tree read-only at `blueprint::REPO_IN_SYSTEM`; a build's
+//! work directory read-write) are mounted for that command alone, so
 //! when it ends, or its process group is killed at the timeout, the
 //! namespaces and their mounts go with it: nothing is left mounted on the
 //! host, and no daemon a maintainer script started outlives its step.
@@ -45,10 +47,17 @@ impl Mode {
     /// `unshare` with the namespaces of this mode; the caller appends the
     /// program.
     fn unshare(self) -> Command {
+        self.unshare_with(Network::Host)
+    }
+
+    fn unshare_with(self, network: Network) -> Command {
         let mut cmd = Command::new("unshare");
         if self == Self::User {
             // The subordinate ids from 0, and this process as their root.
             cmd.args(["--map-auto", "--setuid", "0", "--setgid", "0"]);
+        }
+        if network == Network::None {
+            cmd.arg("--net");
         }
         cmd.args([
             "--mount",
@@ -76,11 +85,30 @@ fn system_env(cmd: &mut Command, extra: &BTreeMap<String, String>) {
         .envs(extra);
 }
 
+/// Whether a command inside sees the host's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The host's (an acceptance test may talk to the world).
+    Host,
+    /// A new network namespace with nothing but a loopback that is down:
+    /// a build must not fetch what the channel does not hold.
+    None,
+}
+
+/// A host directory mounted inside a root while one command runs.
+#[derive(Debug, Clone)]
+pub struct Bind<'a> {
+    pub host: &'a Path,
+    /// An absolute path inside the root (made if missing).
+    pub inside: &'a str,
+    pub writable: bool,
+}
+
 /// Mounts what a command inside needs, then `chroot ROOT ARGV...`.
-/// Arguments: ROOT REPO REPO_IN_SYSTEM ARGV...
+/// Arguments: ROOT N, then N times ro|rw HOST INSIDE, then ARGV...
 const ENTER: &str = r#"set -eu
-root=$1 repo=$2 inside=$3
-shift 3
+root=$1 binds=$2
+shift 2
 mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev"
 for n in null zero full random urandom tty; do
   : > "$root/dev/$n"
@@ -98,8 +126,13 @@ mount -t proc proc "$root/proc"
 # A new sysfs needs a network namespace in a user namespace: bind the host's.
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys" 2>/dev/null \
   || mount --rbind /sys "$root/sys"
-mkdir -p "$root$inside"
-mount -o bind,ro "$repo" "$root$inside"
+while [ "$binds" -gt 0 ]; do
+  mkdir -p "$root$3"
+  mount --bind "$2" "$root$3"
+  if [ "$1" = ro ]; then mount -o remount,bind,ro "$root$3"; fi
+  shift 3
+  binds=$((binds - 1))
+done
 exec chroot "$root" "$@"
 "#;
 
@@ -113,13 +146,53 @@ pub fn command_in(
     argv: &[&str],
     env: &BTreeMap<String, String>,
 ) -> Command {
-    let mut cmd = mode.unshare();
+    let binds = [Bind {
+        host: repo,
+        inside,
+        writable: false,
+    }];
+    command_with(mode, Network::Host, root, &binds, argv, env)
+}
+
+/// A command that runs `argv` inside the root at `root` with `binds`.
+pub fn command_with(
+    mode: Mode,
+    network: Network,
+    root: &Path,
+    binds: &[Bind<'_>],
+    argv: &[&str],
+    env: &BTreeMap<String, String>,
+) -> Command {
+    let mut cmd = mode.unshare_with(network);
     cmd.args(["sh", "-c", ENTER, "sh"])
         .arg(root)
-        .arg(repo)
-        .arg(inside)
-        .args(argv);
+        .arg(binds.len().to_string());
+    for b in binds {
+        cmd.arg(if b.writable { "rw" } else { "ro" })
+            .arg(b.host)
+            .arg(b.inside);
+    }
+    cmd.args(argv);
     system_env(&mut cmd, env);
+    cmd
+}
+
+/// A command that unpacks the root in `tarball` (made by mmdebstrap) into
+/// `root`, in this mode's namespaces so the files get the owners they had
+/// (subordinate ids as a user). `/dev` is left empty: every command gets
+/// its own (see `ENTER`), and a user namespace may not make device nodes.
+pub fn unpack(mode: Mode, tarball: &Path, root: &Path) -> Command {
+    let mut cmd = mode.unshare();
+    cmd.args([
+        "tar",
+        "--extract",
+        "--numeric-owner",
+        "--preserve-permissions",
+    ])
+    .args(["--exclude=./dev/*", "--directory"])
+    .arg(root)
+    .arg("--file")
+    .arg(tarball);
     cmd
 }
 
