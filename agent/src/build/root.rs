@@ -43,6 +43,9 @@ pub struct RootSource<'a> {
     pub keyring: &'a Path,
     /// `STORE/buildroots`.
     pub cache: &'a Path,
+    /// Every root the configuration names (this one among them, or not
+    /// when the build names its own): the families whose cached roots stay.
+    pub configured: &'a [RootConfig],
     pub mode: Mode,
 }
 
@@ -130,7 +133,12 @@ pub fn prepare(src: &RootSource<'_>, dir: &Path, log: Log<'_>) -> Result<Unpacke
         };
         let text = serde_json::to_string_pretty(&r).map_err(|e| setup("record", e))?;
         fs::write(&record, text).map_err(|e| setup("record", e))?;
-        (false, remove_stale(src.cache, &name))
+        let keep: Vec<String> = src
+            .configured
+            .iter()
+            .map(|r| root_plan::plan_family(r, &arch))
+            .collect();
+        (false, remove_stale(src.cache, &name, &keep))
     };
     let made_from = fs::read_to_string(&record)
         .ok()
@@ -260,8 +268,9 @@ fn bootstrap(
     result
 }
 
-/// Removes the family's older roots; returns their names.
-fn remove_stale(cache: &Path, current: &RootName) -> Vec<String> {
+/// Removes the family's older roots, and the roots of families no longer
+/// configured; returns their names.
+fn remove_stale(cache: &Path, current: &RootName, configured: &[String]) -> Vec<String> {
     let files: Vec<String> = fs::read_dir(cache)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -270,7 +279,9 @@ fn remove_stale(cache: &Path, current: &RootName) -> Vec<String> {
         })
         .unwrap_or_default();
     let mut removed = Vec::new();
-    for f in root_plan::plan_stale(current, &files) {
+    let mut stale = root_plan::plan_stale(current, &files);
+    stale.extend(root_plan::plan_unconfigured(current, configured, &files));
+    for f in stale {
         match fs::remove_file(cache.join(&f)) {
             Ok(()) => {
                 if let Some(stem) = f.strip_suffix(".tar") {

@@ -40,6 +40,16 @@ fn digest(parts: &[&str], len: usize) -> String {
     hex::encode(h.finalize())[..len].to_string()
 }
 
+/// The family of the roots `config` asks for on `arch`: what they are
+/// asked to be, whatever they are made from.
+pub fn plan_family(config: &RootConfig, arch: &str) -> String {
+    let mut asked = vec!["buildd", config.suite.as_str(), arch, "archives"];
+    asked.extend(config.archives.iter().map(String::as_str));
+    asked.push("packages");
+    asked.extend(config.packages.iter().map(String::as_str));
+    format!("{}-{arch}-{}", config.suite, digest(&asked, 8))
+}
+
 /// The name of the root `config` asks for on `arch`, made from `sources`
 /// (planned from `snapshot` by `blueprint::plan_sources`).
 pub fn plan_root_name(
@@ -48,11 +58,7 @@ pub fn plan_root_name(
     snapshot: &Snapshot,
     sources: &[AptSource],
 ) -> RootName {
-    let mut asked = vec!["buildd", config.suite.as_str(), arch, "archives"];
-    asked.extend(config.archives.iter().map(String::as_str));
-    asked.push("packages");
-    asked.extend(config.packages.iter().map(String::as_str));
-    let family = format!("{}-{arch}-{}", config.suite, digest(&asked, 8));
+    let family = plan_family(config, arch);
     let mut made_of: Vec<String> = Vec::new();
     for s in sources {
         let Some(dist) = snapshot
@@ -89,6 +95,34 @@ pub fn plan_stale(current: &RootName, files: &[String]) -> Vec<String> {
                         && matches!(ext, "tar" | "json")
                 })
             }) && f.split_once('.').map(|(s, _)| s) != Some(stem.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
+/// The cached roots (`<family>-<16 hex>.tar|json`, family ending in 8
+/// hex) of families neither `current`'s nor `configured`: left over from
+/// a root configuration that was changed or removed.
+pub fn plan_unconfigured(
+    current: &RootName,
+    configured: &[String],
+    files: &[String],
+) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            let Some((stem, ext)) = f.rsplit_once('.') else {
+                return false;
+            };
+            let Some((family, key)) = stem.rsplit_once('-') else {
+                return false;
+            };
+            let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+            matches!(ext, "tar" | "json")
+                && hex(key, current.key.len())
+                && family.rsplit_once('-').is_some_and(|(_, d)| hex(d, 8))
+                && family != current.family
+                && !configured.iter().any(|c| c == family)
         })
         .cloned()
         .collect()
@@ -171,5 +205,42 @@ mod tests {
             plan_stale(&c, &files),
             [format!("{}.tar", a.stem()), format!("{}.json", a.stem())]
         );
+    }
+
+    #[test]
+    fn roots_of_families_no_longer_configured_go_and_nothing_else_does() {
+        let current = name(&snapshot("A", "d1", "o1"), &config());
+        let mut kept_cfg = config();
+        kept_cfg.packages = vec!["debhelper".into()];
+        let kept = name(&snapshot("A", "d1", "o1"), &kept_cfg);
+        let mut gone_cfg = config();
+        gone_cfg.suite = "trixie".into();
+        gone_cfg.archives = vec!["rustedhalo".into()];
+        // Named without planning sources: `trixie` is not in the snapshot,
+        // as a suite no longer configured need not be.
+        let gone = RootName {
+            family: plan_family(&gone_cfg, "amd64"),
+            key: "0123456789abcdef".into(),
+        };
+        assert_ne!(gone.family, current.family);
+        let files: Vec<String> = [&current, &kept, &gone]
+            .iter()
+            .flat_map(|n| [format!("{}.tar", n.stem()), format!("{}.json", n.stem())])
+            .chain([
+                format!(".{}.tar.partial", gone.stem()),
+                "README".into(),
+                "notes-2024.tar".into(),
+            ])
+            .collect();
+        let configured = [plan_family(&kept_cfg, "amd64")];
+        assert_eq!(
+            plan_unconfigured(&current, &configured, &files),
+            [
+                format!("{}.tar", gone.stem()),
+                format!("{}.json", gone.stem())
+            ]
+        );
+        // With nothing configured, every other family's roots go.
+        assert_eq!(plan_unconfigured(&current, &[], &files).len(), 4);
     }
 }

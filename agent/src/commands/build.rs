@@ -39,6 +39,9 @@ struct Destination {
     root: Option<RootConfig>,
     /// A repofs mount of the store (`[acceptance] mount`), read by roots.
     mount: Option<PathBuf>,
+    /// Every root the configuration names: cached roots of any other
+    /// configuration are left over from an old one and removed.
+    configured_roots: Vec<RootConfig>,
 }
 
 /// What became of one source.
@@ -155,6 +158,7 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
         channel: channel.map(str::to_string),
         root: None,
         mount: None,
+        configured_roots: Vec::new(),
     };
     let spec = BuildSpec {
         name: "halo-hello".into(),
@@ -176,6 +180,17 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
 }
 
 /// `[acceptance] mount`: the repofs mount of this store, if any.
+/// `[build] root` and every source's own root.
+fn configured_roots(config: &Config) -> Vec<RootConfig> {
+    config
+        .build
+        .root
+        .iter()
+        .chain(config.sources.iter().filter_map(|s| s.root.as_ref()))
+        .cloned()
+        .collect()
+}
+
 fn store_mount(config: &Config) -> Option<PathBuf> {
     config.acceptance.mount.as_ref().map(PathBuf::from)
 }
@@ -204,6 +219,7 @@ fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, Dest
             channel: s.channel.clone(),
             root,
             mount: store_mount(config),
+            configured_roots: configured_roots(config),
         },
     )
 }
@@ -214,15 +230,15 @@ fn path_job(
     dir: &Path,
     args: &BuildArgs,
 ) -> Result<(BuildSpec, Destination)> {
-    let (root, mount) = if args.root {
+    let (root, mount, configured) = if args.root {
         let (config, path) = load_config(store, config)?;
         let root =
             config.build.root.clone().ok_or_else(|| {
                 UserError(format!("--root: {} has no [build] root", path.display()))
             })?;
-        (Some(root), store_mount(&config))
+        (Some(root), store_mount(&config), configured_roots(&config))
     } else {
-        (None, None)
+        (None, None, Vec::new())
     };
     let dir = std::path::absolute(dir)?;
     if !dir.join("debian/changelog").is_file() {
@@ -252,6 +268,7 @@ fn path_job(
             channel: args.channel.clone(),
             root,
             mount,
+            configured_roots: configured,
         },
     ))
 }
@@ -337,6 +354,7 @@ fn build_one(
                     repo: &tree.repo.path,
                     keyring: &tree.keyring,
                     cache: &cache,
+                    configured: &dest.configured_roots,
                     mode: Mode::detect(),
                 });
                 run_build(spec, work.path(), &place, steps, &mut log)
