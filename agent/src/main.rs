@@ -71,43 +71,32 @@ fn no_help_instead_of_errors(cmd: clap::Command) -> clap::Command {
 /// Jenkins console or a log keeps it whole, a script reads it with one read.
 fn usage_error_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let mut parts: Vec<String> = Vec::new();
+    let mut out = String::new();
+    // The command's own words of the usage line (`halo import`), for the hint.
+    let mut command = "halo".to_string();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.starts_with("For more information") {
             continue;
         }
         let line = line.strip_prefix("error: ").unwrap_or(line);
-        match line.strip_prefix("Usage: ") {
-            Some(usage) => parts.push(format!("; usage: {usage}")),
-            None if parts.is_empty() => parts.push(line.to_string()),
-            None => parts.push(format!(" {line}")),
+        if let Some(usage) = line.strip_prefix("Usage: ") {
+            out.push_str(&format!("; usage: {usage}"));
+            command = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['-', '<', '[']))
+                .collect::<Vec<_>>()
+                .join(" ");
+        } else {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line);
         }
     }
-    let mut out = parts.concat().replace(": ;", ";");
-    // The command's own words of the usage line (`halo import`), for the hint.
-    let hint = e.get(clap::error::ContextKind::Usage).map(|u| {
-        let u = u.to_string();
-        u.trim()
-            .trim_start_matches("Usage: ")
-            .split_whitespace()
-            .take_while(|w| !w.starts_with(['-', '<', '[']))
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    match hint {
-        Some(cmd) => out.push_str(&format!(" (see {cmd} --help)")),
-        None => out.push_str(" (see halo --help)"),
-    }
-    agent::redact::redact_urls(&out)
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    printable(&format!(
+        "{} (see {command} --help)",
+        out.replace(": ;", ";")
+    ))
 }
 
 fn init_tracing(verbose: u8) {
@@ -140,7 +129,13 @@ fn init_tracing(verbose: u8) {
 /// characters (from a crafted package's fields, say) are shown escaped:
 /// an escape sequence must never reach the terminal.
 fn one_line(err: &anyhow::Error) -> String {
-    agent::redact::redact_urls(&format!("{err:#}"))
+    printable(&format!("{err:#}"))
+}
+
+/// `text` on one line, passwords in URLs hidden, control characters
+/// escaped.
+fn printable(text: &str) -> String {
+    agent::redact::redact_urls(text)
         .replace('\n', " ")
         .chars()
         .flat_map(|c| {

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use fs_err as fs;
 
+pub mod build;
 pub mod debian;
 pub mod jenkins;
 pub mod mount;

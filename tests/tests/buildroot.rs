@@ -12,36 +12,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use fs_err as fs;
+use halo_tests::build::{build, example_repo, find_file, git};
 use halo_tests::debian::{buildd_debs, host_arch, host_codename};
 use halo_tests::upstream::{Publish, Upstream};
-use halo_tests::{need_tool, ok, run, Apt, Deb, TestStore};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    ok(Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=t@example.org"])
-        .args(args))
-}
-
-/// The example package in a git repository of its own, one commit.
-fn example_repo(t: &TestStore) -> PathBuf {
-    let repo = t.root().join("git/halo-hello");
-    fs::create_dir_all(repo.parent().unwrap()).unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/halo-hello");
-    ok(Command::new("cp").arg("-a").arg(example).arg(&repo));
-    for junk in ["halo-hello", "test_greet"] {
-        let _ = fs::remove_file(repo.join(junk));
-    }
-    git(&repo, &["init", "-q", "-b", "master"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "halo-hello 1.0"]);
-    repo
-}
+use halo_tests::{need_tool, ok, Apt, Deb, TestStore};
 
 /// A store mirroring the Debian buildd base (archive `debian`), with
 /// trusty-unstable at its snapshot and `[build] root` made from it. The
@@ -83,23 +61,6 @@ fn world() -> (TestStore, Upstream, PathBuf) {
     (t, up, repo)
 }
 
-/// `halo --json build ARGS`: (exit code, the report, stderr).
-fn build(t: &TestStore, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = run(t.halo().args(["--json", "build"]).args(args));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let reports: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (
-        out.status.code().unwrap_or(-1),
-        reports[0].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The cached roots: `STORE/buildroots/*.tar`.
 fn cached_roots(t: &TestStore) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(t.store().join("buildroots"))
@@ -109,17 +70,6 @@ fn cached_roots(t: &TestStore) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn find_file(dir: &Path, suffix: &str) -> PathBuf {
-    let out = ok(Command::new("find")
-        .arg(dir)
-        .args(["-name", &format!("*{suffix}")]));
-    PathBuf::from(
-        out.lines()
-            .next()
-            .unwrap_or_else(|| panic!("no *{suffix} in {}", dir.display())),
-    )
 }
 
 #[test]

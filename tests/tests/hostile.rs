@@ -99,33 +99,11 @@ fn a_files_from_list_that_cannot_be_read_is_the_users_mistake() {
         (&missing, "No such file"),
     ] {
         let list = list.to_str().unwrap();
-        refused(
-            &t,
-            &[
-                "import",
-                "--archive",
-                "rustedhalo",
-                "--dist",
-                "trusty",
-                "--component",
-                "main",
-                "--files-from",
-                list,
-            ],
-            &format!("--files-from {list}: "),
-        );
-        let out = run(t.halo().args([
-            "import",
-            "--archive",
-            "rustedhalo",
-            "--dist",
-            "trusty",
-            "--component",
-            "main",
-            "--files-from",
-            list,
-        ]));
-        assert!(String::from_utf8_lossy(&out.stderr).contains(want));
+        let mut args = import_args("--files-from");
+        args.push(list.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let said = refused(&t, &args, &format!("--files-from {list}: "));
+        assert!(said.contains(want), "{said}");
     }
     t.assert_sound();
 }
