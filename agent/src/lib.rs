@@ -14,4 +14,5 @@ pub mod mirror;
 pub mod output;
 pub mod process;
 pub mod redact;
+pub mod sandbox;
 pub mod sysroot;

@@ -18,6 +18,9 @@ use agent::output::Output;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == agent::sandbox::INIT_ARG) {
+        agent::sandbox::init::main();
+    }
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
