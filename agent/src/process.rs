@@ -172,7 +172,7 @@ pub fn stream(
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            match read_line_bounded(&mut r, &mut buf, LINE_MAX) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf);
@@ -218,6 +218,41 @@ pub fn stream(
         output,
         timed_out,
     })
+}
+
+/// The longest line kept whole: a process that writes gigabytes without a
+/// newline is cut into lines of this size, never buffered whole.
+pub const LINE_MAX: usize = 64 << 10;
+
+/// Reads up to and including the next newline, or `max` bytes, whichever
+/// comes first; 0 at end of file.
+fn read_line_bounded(
+    r: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let room = max - buf.len();
+        let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len().min(room), available.len() >= room),
+        };
+        buf.extend_from_slice(&available[..take]);
+        r.consume(take);
+        total += take;
+        if done {
+            return Ok(total);
+        }
+    }
 }
 
 /// SIGTERM to one process: asks it to stop (a supervised agent.jar).
@@ -283,6 +318,25 @@ mod tests {
         assert_eq!(s.output.tail(1), "started");
         // The backgrounded sleep died with its group, or this would wait 30 s.
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_not_buffered_whole() {
+        let mut seen = 0usize;
+        let mut longest = 0usize;
+        // 8 MiB without a newline.
+        let s = stream(
+            sh("head -c 8388608 /dev/zero | tr '\\0' x"),
+            None,
+            &mut |l| {
+                seen += l.len();
+                longest = longest.max(l.len());
+            },
+        )
+        .unwrap();
+        assert!(s.success());
+        assert_eq!(seen, 8 << 20);
+        assert_eq!(longest, LINE_MAX);
     }
 
     #[test]

@@ -173,8 +173,10 @@ fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
                 system.packages.join(" ")
             )
         };
-        let cmd = chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env);
-        steps.push(step("install", &what, cmd));
+        steps.push(match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
+            Ok(cmd) => step("install", &what, cmd),
+            Err(e) => TestResult::refused("install", format!("sandbox: {e}")),
+        });
     } else {
         steps.push(TestResult::skipped("install", "bootstrap failed"));
     }
@@ -188,8 +190,12 @@ fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
     for t in system.parsed_tests().unwrap_or_default() {
         if ready {
             let argv = ["sh", "-c", t.command.as_str()];
-            let cmd = chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env);
-            steps.push(step(&t.name, &t.command, cmd));
+            steps.push(
+                match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
+                    Ok(cmd) => step(&t.name, &t.command, cmd),
+                    Err(e) => TestResult::refused(&t.name, format!("sandbox: {e}")),
+                },
+            );
         } else {
             steps.push(TestResult::skipped(&t.name, why));
         }
@@ -225,7 +231,7 @@ fn bootstrap(
     root: &Path,
     step: &dyn Fn(&str, &str, Command) -> TestResult,
 ) -> TestResult {
-    let planned = (|| -> anyhow::Result<Vec<String>> {
+    let planned = (|| -> anyhow::Result<Command> {
         let sources = blueprint::plan_sources(ctx.snapshot, &system.suite, &system.archives)?;
         let list = blueprint::render_sources_list(
             &sources,
@@ -238,7 +244,10 @@ fn bootstrap(
         fs_err::create_dir_all(dir)?;
         let system_sources = dir.join("sources.list");
         fs_err::write(&system_sources, list)?;
-        Ok(blueprint::plan_bootstrap(&Bootstrap {
+        // The sandbox's root writes the system (and mmdebstrap's
+        // temporary files) in `dir`.
+        chroot::give(ctx.mode, dir)?;
+        let args = blueprint::plan_bootstrap(&Bootstrap {
             variant: Variant::Apt,
             include: &[],
             dist: &system.suite,
@@ -247,12 +256,16 @@ fn bootstrap(
             repo: ctx.repo,
             keyring: ctx.keyring,
             system_sources: &system_sources,
-        })?)
+        })?;
+        Ok(chroot::mmdebstrap(
+            ctx.mode,
+            &args,
+            &[ctx.repo, ctx.keyring, &system_sources],
+            dir,
+        )?)
     })();
     match planned {
-        Ok(args) => {
-            let mut cmd = Command::new("mmdebstrap");
-            cmd.args(&args).env_remove("APT_CONFIG");
+        Ok(cmd) => {
             let what = format!(
                 "mmdebstrap --variant=apt {} from {}",
                 system.suite,

@@ -25,7 +25,7 @@ use crate::accept::summary::summarize;
 use crate::config::RootConfig;
 use crate::process;
 use crate::sysroot::blueprint::{self, Bootstrap, Variant, KEYRING_IN_SYSTEM, REPO_IN_SYSTEM};
-use crate::sysroot::chroot::{self, Bind, Mode, Network};
+use crate::sysroot::chroot::{self, Bind, Mode};
 
 /// Where the build's work directory (the tree in `src/`, the results
 /// beside it) is bound inside the root.
@@ -101,16 +101,14 @@ fn setup(what: &str, e: impl std::fmt::Display) -> Stop {
 
 /// Finds or bootstraps the cached root for `src`, and unpacks it into
 /// `dir/root`.
-pub fn prepare(src: &RootSource<'_>, dir: &Path, log: Log<'_>) -> Result<Unpacked, Stop> {
+pub fn prepare(
+    src: &RootSource<'_>,
+    dir: &Path,
+    limits: super::run::Limits,
+    log: Log<'_>,
+) -> Result<Unpacked, Stop> {
     let c = src.config;
-    if src.mode == Mode::User {
-        // Unpacking as a user needs the root's directory to belong to the
-        // namespace's root (a subordinate id), and the results written
-        // inside belong to it too: not done yet, so refused up front.
-        return Err(Stop::setup(
-            "build roots need root for now: run halo build as root, or with --host",
-        ));
-    }
+    src.mode.ids().map_err(|e| setup("sandbox", e))?;
     let sources = blueprint::plan_sources(src.snapshot, &c.suite, &c.archives)
         .map_err(|e| Stop::setup(format!("build root from channel {}: {e}", c.channel)))?;
     let arch = host_arch()?;
@@ -122,7 +120,7 @@ pub fn prepare(src: &RootSource<'_>, dir: &Path, log: Log<'_>) -> Result<Unpacke
     let (reused, removed) = if tarball.is_file() {
         (true, Vec::new())
     } else {
-        bootstrap(src, &sources, &name, &tarball, log)?;
+        bootstrap(src, &sources, &name, &tarball, limits, log)?;
         let r = Record {
             made_from: src.snapshot.id.clone(),
             channel: c.channel.clone(),
@@ -175,13 +173,15 @@ pub fn prepare(src: &RootSource<'_>, dir: &Path, log: Log<'_>) -> Result<Unpacke
             .map_err(|e| setup("removing a leftover", format!("{e:#}")))?;
     }
     fs::create_dir_all(&root).map_err(|e| setup("unpacking", e))?;
+    chroot::give(src.mode, &root).map_err(|e| setup("unpacking", e))?;
     let unpacked = Unpacked {
         dir: dir.to_path_buf(),
         root: root.clone(),
         mode: src.mode,
         info,
     };
-    let out = process::stream(chroot::unpack(src.mode, &tarball, &root), None, &mut |_| {})
+    let cmd = chroot::unpack(src.mode, &tarball, &root).map_err(|e| setup("unpacking", e))?;
+    let out = process::stream(cmd, None, &mut |_| {})
         .map_err(|e| setup("unpacking", repofs::error_chain(&e)))?;
     if !out.success() {
         return Err(setup(
@@ -206,19 +206,28 @@ fn bootstrap(
     sources: &[blueprint::AptSource],
     name: &RootName,
     tarball: &Path,
+    limits: super::run::Limits,
     log: Log<'_>,
 ) -> Result<(), Stop> {
     let c = src.config;
+    // mmdebstrap writes in a directory of its own, given to the sandbox:
+    // not in the cache, whose other roots it must not be able to touch.
     let tag = format!(".{}.{}", name.stem(), std::process::id());
-    let partial = src.cache.join(format!("{tag}.tar"));
-    let list_file = src.cache.join(format!("{tag}.sources.list"));
+    let out_dir = src.cache.join(&tag);
+    let partial = out_dir.join("root.tar");
+    let list_file = out_dir.join("sources.list");
     let list = blueprint::render_sources_list(
         sources,
         Path::new(REPO_IN_SYSTEM),
         Path::new(KEYRING_IN_SYSTEM),
     )
     .map_err(|e| setup("sources", e))?;
+    if out_dir.exists() {
+        fs::remove_dir_all(&out_dir).map_err(|e| setup("cache", e))?;
+    }
+    fs::create_dir(&out_dir).map_err(|e| setup("cache", e))?;
     fs::write(&list_file, list).map_err(|e| setup("sources", e))?;
+    chroot::give(src.mode, &out_dir).map_err(|e| setup("sandbox", e))?;
     let args = blueprint::plan_bootstrap(&Bootstrap {
         variant: Variant::Buildd,
         include: &c.packages,
@@ -238,9 +247,9 @@ fn bootstrap(
             c.archives.join(", "),
             src.snapshot.id
         ));
-        let mut cmd = Command::new("mmdebstrap");
-        cmd.args(&args).env_remove("APT_CONFIG");
-        let out = process::stream(cmd, None, log)
+        let cmd = chroot::mmdebstrap(src.mode, &args, &[src.repo, src.keyring], &out_dir)
+            .map_err(|e| setup("sandbox", e))?;
+        let out = process::stream(cmd, Some(limits.timeout), log)
             .map_err(|e| setup("mmdebstrap", repofs::error_chain(&e)))?;
         if !out.success() {
             // apt's or dpkg's own words, as an acceptance system's bootstrap gives them.
@@ -254,17 +263,14 @@ fn bootstrap(
                     c.suite,
                     c.channel,
                     src.snapshot.id,
-                    out.describe(None)
+                    out.describe(Some(limits.timeout))
                 ),
                 detail: out.output.tail(40),
             });
         }
         fs::rename(&partial, tarball).map_err(|e| setup("cache", e))
     });
-    let _ = fs::remove_file(&list_file);
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
+    let _ = fs::remove_dir_all(&out_dir);
     result
 }
 
@@ -303,7 +309,8 @@ pub fn command(
     work: &Path,
     argv: &[&str],
     env: &BTreeMap<String, String>,
-) -> Command {
+    memory: Option<u64>,
+) -> Result<Command, crate::sandbox::SandboxError> {
     let binds = [
         Bind {
             host: src.repo,
@@ -316,7 +323,7 @@ pub fn command(
             writable: true,
         },
     ];
-    chroot::command_with(src.mode, Network::None, &root.root, &binds, argv, env)
+    chroot::command_with(src.mode, &root.root, &binds, argv, env, memory)
 }
 
 /// Installs the tree's build dependencies with the root's own apt from the

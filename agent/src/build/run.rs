@@ -21,6 +21,7 @@ use super::steps::Steps;
 use crate::config::VersionMode;
 use crate::junit::Outcome;
 use crate::process;
+use crate::sysroot::chroot::Mode;
 
 /// Where the tree comes from.
 #[derive(Debug, Clone)]
@@ -37,6 +38,22 @@ pub struct BuildSpec {
     pub test: Option<String>,
     pub version: VersionMode,
     pub build_profiles: Vec<String>,
+    pub limits: Limits,
+}
+
+/// The bounds of every step of a build (`[build] timeout_minutes`,
+/// `memory_mb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: std::time::Duration,
+    /// RLIMIT_AS of each process inside, in bytes.
+    pub memory: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        crate::config::BuildConfig::default().limits()
+    }
 }
 
 /// Where the build dependencies, the unit tests and the build run.
@@ -122,28 +139,37 @@ pub fn run_build(
     let runner = match place {
         Place::Host => {
             steps.skip("root", "building on the host");
-            Runner::Host
+            Runner::Host {
+                work,
+                mode: Mode::detect(),
+                limits: spec.limits,
+            }
         }
         Place::Root(src) => {
             steps.start("root");
             // Beside the work directory, not in it: the work directory is
             // bound inside the root.
             let dir = PathBuf::from(format!("{}.root", work.display()));
-            match root::prepare(src, &dir, log) {
+            match root::prepare(src, &dir, spec.limits, log) {
                 Ok(u) => {
                     steps.pass(String::new());
                     Runner::Root {
                         src,
                         root: unpacked.insert(u),
                         work,
+                        limits: spec.limits,
                     }
                 }
                 Err(stop) => return Err(fail_step(steps, stop)),
             }
         }
     };
+    // From here on the work directory is the sandbox's to write in.
+    if let Err(stop) = runner.give_work() {
+        return Err(fail_step(steps, stop));
+    }
     steps.start("build-deps");
-    match runner.build_deps(spec, &src, log) {
+    match runner.build_deps(spec, log) {
         Ok(output) => steps.pass(output),
         Err(stop) => return Err(fail_step(steps, stop)),
     }
@@ -151,8 +177,9 @@ pub fn run_build(
         None => steps.skip("test", "no `test` configured"),
         Some(cmd) => {
             steps.start("test");
-            let c = runner.command(&src, &["sh", "-c", cmd], &BTreeMap::new());
-            let r = stream_step(c, log)
+            let r = runner
+                .command(&["sh", "-c", cmd], &BTreeMap::new())
+                .and_then(|c| stream_step(c, spec.limits, log))
                 .and_then(|o| o.check(&format!("unit tests `{cmd}`"), StopKind::Failed));
             match r {
                 Ok(output) => steps.pass(output),
@@ -161,7 +188,7 @@ pub fn run_build(
         }
     }
     steps.start("build");
-    match dpkg_buildpackage(spec, &runner, &src, log) {
+    match dpkg_buildpackage(spec, &runner, log) {
         Ok(output) => steps.pass(output),
         Err(stop) => return Err(fail_step(steps, stop)),
     }
@@ -175,50 +202,103 @@ pub fn run_build(
     })
 }
 
-/// Runs the steps after the checkout where the build happens.
+/// Runs the steps after the checkout where the build happens: always in
+/// a sandbox (`crate::sandbox`), the work directory bound read-write at
+/// [`root::WORK_IN_ROOT`] and nothing else of the store.
 enum Runner<'a> {
-    Host,
+    /// The host's own programs, read-only, as an unprivileged user
+    /// ([`HOST_BUILD_UID`]): dpkg-buildpackage uses fakeroot.
+    Host {
+        work: &'a Path,
+        mode: Mode,
+        limits: Limits,
+    },
     Root {
         src: &'a RootSource<'a>,
         root: &'a Unpacked,
         work: &'a Path,
+        limits: Limits,
     },
 }
 
+/// The user a host build runs as inside its sandbox (a subordinate id
+/// outside): never root, never the store's owner.
+pub const HOST_BUILD_UID: u32 = 1000;
+
 impl Runner<'_> {
-    /// `argv` in the tree `src` (`/build/src` inside a root), with `env`.
-    fn command(&self, src: &Path, argv: &[&str], env: &BTreeMap<String, String>) -> Command {
+    /// Gives the work directory to the user the steps run as.
+    fn give_work(&self) -> Result<(), Stop> {
+        let (work, mode, uid) = match self {
+            Self::Host { work, mode, .. } => (*work, *mode, HOST_BUILD_UID),
+            Self::Root { src, work, .. } => (*work, src.mode, 0),
+        };
+        let home = work.join("home");
+        fs::create_dir_all(&home).map_err(|e| Stop::setup(format!("work directory: {e}")))?;
+        let ids = mode.ids().map_err(|e| Stop::setup(format!("sandbox: {e}")))?;
+        crate::sandbox::chown_tree(work, ids, uid, uid)
+            .map_err(|e| Stop::setup(format!("sandbox: {e}")))
+    }
+
+    /// `argv` in the tree (`/build/src` inside), with `env`.
+    fn command(&self, argv: &[&str], env: &BTreeMap<String, String>) -> Result<Command, Stop> {
+        let sandbox = |e: crate::sandbox::SandboxError| Stop::setup(format!("sandbox: {e}"));
         match self {
-            Self::Host => {
-                let mut c = Command::new(argv[0]);
-                c.args(&argv[1..]).envs(env).current_dir(src);
-                c
+            Self::Host { work, mode, limits } => {
+                // The store holds the work directory; hidden should it lie
+                // below a directory of the host's programs.
+                let store = work.parent().and_then(Path::parent);
+                let mut sb = crate::sandbox::Sandbox::host_tools(store).bind(
+                    work,
+                    root::WORK_IN_ROOT,
+                    true,
+                );
+                sb.uid = HOST_BUILD_UID;
+                sb.gid = HOST_BUILD_UID;
+                sb.cwd = format!("{}/src", root::WORK_IN_ROOT);
+                sb.env = crate::sandbox::spec::base_env(&format!("{}/home", root::WORK_IN_ROOT));
+                sb.env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+                sb.memory = limits.memory;
+                sb.command(mode.ids().map_err(sandbox)?, argv).map_err(sandbox)
             }
             Self::Root {
                 src: source,
                 root,
                 work,
+                limits,
             } => {
                 let mut inner = vec!["sh", "-c", IN_TREE_SCRIPT, "in-tree"];
                 inner.extend_from_slice(argv);
-                root::command(source, root, work, &inner, env)
+                root::command(source, root, work, &inner, env, limits.memory).map_err(sandbox)
             }
         }
     }
 
-    fn build_deps(&self, spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
+    fn limits(&self) -> Limits {
         match self {
-            Self::Host => check_build_deps(spec, src, log),
+            Self::Host { limits, .. } | Self::Root { limits, .. } => *limits,
+        }
+    }
+
+    fn build_deps(&self, spec: &BuildSpec, log: Log<'_>) -> Result<String, Stop> {
+        match self {
+            Self::Host { .. } => {
+                let mut argv = vec!["dpkg-checkbuilddeps"];
+                let profiles = profile_args(spec);
+                argv.extend(profiles.iter().map(String::as_str));
+                check_build_deps(self.command(&argv, &BTreeMap::new())?, self.limits(), log)
+            }
             Self::Root {
                 src: source,
                 root,
                 work,
+                limits,
             } => {
                 let profiles = profile_args(spec);
                 let mut argv = vec!["sh", "-c", BUILD_DEPS_SCRIPT, "build-deps"];
                 argv.extend(profiles.iter().map(String::as_str));
-                let cmd = root::command(source, root, work, &argv, &BTreeMap::new());
-                install_build_deps(cmd, source, log)
+                let cmd = root::command(source, root, work, &argv, &BTreeMap::new(), limits.memory)
+                    .map_err(|e| Stop::setup(format!("sandbox: {e}")))?;
+                install_build_deps(cmd, source, *limits, log)
             }
         }
     }
@@ -240,6 +320,7 @@ const TAIL_LINES: usize = 40;
 /// A finished process's output and verdict.
 struct StepOutput {
     streamed: process::Streamed,
+    timeout: std::time::Duration,
 }
 
 impl StepOutput {
@@ -251,15 +332,18 @@ impl StepOutput {
         }
         Err(Stop {
             kind,
-            message: format!("{what} failed ({})", self.streamed.describe(None)),
+            message: format!("{what} failed ({})", self.streamed.describe(Some(self.timeout))),
             detail: self.streamed.output.tail(TAIL_LINES),
         })
     }
 }
 
-fn stream_step(cmd: Command, log: Log<'_>) -> Result<StepOutput, Stop> {
-    process::stream(cmd, None, log)
-        .map(|streamed| StepOutput { streamed })
+fn stream_step(cmd: Command, limits: Limits, log: Log<'_>) -> Result<StepOutput, Stop> {
+    process::stream(cmd, Some(limits.timeout), log)
+        .map(|streamed| StepOutput {
+            streamed,
+            timeout: limits.timeout,
+        })
         .map_err(|e| Stop::setup(repofs::error_chain(&e)))
 }
 
@@ -374,10 +458,8 @@ fn profile_args(spec: &BuildSpec) -> Vec<String> {
     }
 }
 
-fn check_build_deps(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String, Stop> {
-    let mut cmd = Command::new("dpkg-checkbuilddeps");
-    cmd.args(profile_args(spec)).current_dir(src);
-    let out = stream_step(cmd, log)?;
+fn check_build_deps(cmd: Command, limits: Limits, log: Log<'_>) -> Result<String, Stop> {
+    let out = stream_step(cmd, limits, log)?;
     if out.streamed.success() {
         return Ok(out.streamed.output.text());
     }
@@ -386,7 +468,10 @@ fn check_build_deps(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String
         Some(missing) => format!(
             "missing build dependencies: {missing} (install them on the build host: `apt-get build-dep ./` in the tree)"
         ),
-        None => format!("dpkg-checkbuilddeps failed ({})", out.streamed.describe(None)),
+        None => format!(
+            "dpkg-checkbuilddeps failed ({})",
+            out.streamed.describe(Some(limits.timeout))
+        ),
     };
     Err(Stop {
         kind: StopKind::Setup,
@@ -398,8 +483,13 @@ fn check_build_deps(spec: &BuildSpec, src: &Path, log: Log<'_>) -> Result<String
 /// apt-get build-dep in the root: what it cannot find in the snapshot is
 /// named in one line, as a setup error (the channel lacks it; the commit
 /// is not at fault).
-fn install_build_deps(cmd: Command, src: &RootSource<'_>, log: Log<'_>) -> Result<String, Stop> {
-    let out = stream_step(cmd, log)?;
+fn install_build_deps(
+    cmd: Command,
+    src: &RootSource<'_>,
+    limits: Limits,
+    log: Log<'_>,
+) -> Result<String, Stop> {
+    let out = stream_step(cmd, limits, log)?;
     if out.streamed.success() {
         return Ok(out.streamed.output.text());
     }
@@ -421,7 +511,7 @@ fn install_build_deps(cmd: Command, src: &RootSource<'_>, log: Log<'_>) -> Resul
                 .unwrap_or_default();
             format!(
                 "apt-get build-dep failed ({}){why}",
-                out.streamed.describe(None)
+                out.streamed.describe(Some(limits.timeout))
             )
         }
     };
@@ -435,7 +525,6 @@ fn install_build_deps(cmd: Command, src: &RootSource<'_>, log: Log<'_>) -> Resul
 fn dpkg_buildpackage(
     spec: &BuildSpec,
     runner: &Runner<'_>,
-    src: &Path,
     log: Log<'_>,
 ) -> Result<String, Stop> {
     let mut options: Vec<String> = std::env::var("DEB_BUILD_OPTIONS")
@@ -457,8 +546,8 @@ fn dpkg_buildpackage(
     let profiles = profile_args(spec);
     let mut argv = vec!["dpkg-buildpackage", "-us", "-uc"];
     argv.extend(profiles.iter().map(String::as_str));
-    let cmd = runner.command(src, &argv, &env);
-    stream_step(cmd, log)?.check("dpkg-buildpackage", StopKind::Failed)
+    let cmd = runner.command(&argv, &env)?;
+    stream_step(cmd, runner.limits(), log)?.check("dpkg-buildpackage", StopKind::Failed)
 }
 
 /// The `.changes` dpkg-buildpackage wrote beside the tree.

@@ -166,6 +166,7 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
         test: None,
         version: VersionMode::Changelog,
         build_profiles: Vec::new(),
+        limits: Default::default(),
     };
     let mut steps = Steps::new(&spec.name);
     let report = build_one(store, &spec, &dest, false, false, &mut steps);
@@ -211,6 +212,7 @@ fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, Dest
             test: s.test.clone(),
             version: s.version,
             build_profiles: s.build_profiles.clone(),
+            limits: config.build.limits(),
         },
         Destination {
             archive: s.archive.clone(),
@@ -230,15 +232,16 @@ fn path_job(
     dir: &Path,
     args: &BuildArgs,
 ) -> Result<(BuildSpec, Destination)> {
-    let (root, mount, configured) = if args.root {
+    let (root, mount, configured, limits) = if args.root {
         let (config, path) = load_config(store, config)?;
         let root =
             config.build.root.clone().ok_or_else(|| {
                 UserError(format!("--root: {} has no [build] root", path.display()))
             })?;
-        (Some(root), store_mount(&config), configured_roots(&config))
+        let limits = config.build.limits();
+        (Some(root), store_mount(&config), configured_roots(&config), limits)
     } else {
-        (None, None, Vec::new())
+        (None, None, Vec::new(), Default::default())
     };
     let dir = std::path::absolute(dir)?;
     if !dir.join("debian/changelog").is_file() {
@@ -260,6 +263,7 @@ fn path_job(
             test: args.test.clone(),
             version: VersionMode::Changelog,
             build_profiles: Vec::new(),
+            limits,
         },
         Destination {
             archive: args.archive.clone(),

@@ -10,13 +10,46 @@ use serde::{Deserialize, Serialize};
 use super::system::check_root_parts;
 
 /// `[build]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// The root every source builds in unless it says otherwise; without
     /// it (and without the source's own), builds run on the host.
     #[serde(default)]
     pub root: Option<RootConfig>,
+    /// Each step of a build (bootstrapping its root, installing the build
+    /// dependencies, the unit tests, dpkg-buildpackage) is killed, with
+    /// everything it started, after this many minutes.
+    #[serde(default = "default_timeout")]
+    pub timeout_minutes: u64,
+    /// Address space of each process of a build step, in MiB (RLIMIT_AS);
+    /// none: unbounded.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self {
+            root: None,
+            timeout_minutes: default_timeout(),
+            memory_mb: None,
+        }
+    }
+}
+
+impl BuildConfig {
+    /// The bounds every build step runs within.
+    pub fn limits(&self) -> crate::build::run::Limits {
+        crate::build::run::Limits {
+            timeout: std::time::Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
+            memory: self.memory_mb.map(|m| m.saturating_mul(1 << 20)),
+        }
+    }
 }
 
 /// `root = { channel, suite, archives, packages }`.
@@ -46,6 +79,18 @@ impl RootConfig {
 
 impl BuildConfig {
     pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        if !(1..=10_080).contains(&self.timeout_minutes) {
+            return Err(super::ConfigError::Build {
+                key: "timeout_minutes",
+                reason: format!("{} is not between 1 and 10080 (a week)", self.timeout_minutes),
+            });
+        }
+        if self.memory_mb.is_some_and(|m| !(64..=1 << 30).contains(&m)) {
+            return Err(super::ConfigError::Build {
+                key: "memory_mb",
+                reason: "must be at least 64".into(),
+            });
+        }
         match &self.root {
             Some(r) => r.check().map_err(|reason| super::ConfigError::Build {
                 key: "root",

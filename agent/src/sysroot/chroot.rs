@@ -1,19 +1,16 @@
-//! EDGE: enters a root (an acceptance system, a build root), unpacks one
-//! from a tarball, and removes it.
+//! EDGE: enters a root (an acceptance system, a build root), bootstraps
+//! and unpacks one, and removes it, every time inside a [`sandbox`]: root
+//! inside is an unprivileged subordinate id outside, the root is entered
+//! with pivot_root, the snapshot's tree is bound read-only at
+//! `blueprint::REPO_IN_SYSTEM` (a build's work directory read-write), and
+//! the network is a loopback of its own. mmdebstrap itself runs in a
+//! sandbox of the host's programs, so the maintainer scripts it runs while
+//! it bootstraps are boxed the same way (as root, mmdebstrap's own unshare
+//! mode would run them as the host's root in a plain chroot).
 //!
-//! Every command inside a root runs in private mount and pid namespaces
-//! (util-linux `unshare`): /dev (a tmpfs with the harmless device nodes,
-//! never the host's disks), /proc, /sys and the binds it asks for (the
-//! snapshot's tree read-only at `blueprint::REPO_IN_SYSTEM`; a build's
-//! work directory read-write) are mounted for that command alone, so
-//! when it ends, or its process group is killed at the timeout, the
-//! namespaces and their mounts go with it: nothing is left mounted on the
-//! host, and no daemon a maintainer script started outlives its step.
-//!
-//! As root that is all. As another user the root was made by mmdebstrap's
-//! unshare mode, owned by the user's subordinate ids (`/etc/subuid`): the
-//! command also runs in a user namespace mapping them the same way
-//! (`unshare --map-auto`), so root inside is the system's root.
+//! When a command ends, or its process group is killed at its timeout,
+//! its namespaces go with it: nothing is left mounted on the host, and no
+//! daemon a maintainer script started outlives its step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,78 +18,37 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::process;
+use crate::sandbox::{self, IdMap, Sandbox, SandboxError};
 
-/// How systems are made and entered here.
+/// Who the roots' files belong to: the subordinate ids of the user
+/// running halo. Detected once; a machine without them learns so when a
+/// sandbox is first asked for (see [`Mode::ids`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Running as root: namespaces without a user namespace; the root's
-    /// files have their real owners.
-    Root,
-    /// Running as a user: a user namespace over `/etc/subuid`'s ids.
-    User,
+pub struct Mode {
+    ids: Option<IdMap>,
 }
 
 impl Mode {
-    #[allow(unsafe_code)]
     pub fn detect() -> Self {
-        // SAFETY: geteuid(2) takes nothing and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            Self::Root
-        } else {
-            Self::User
+        Self {
+            ids: sandbox::subids::load().ok(),
         }
     }
 
-    /// `unshare` with the namespaces of this mode; the caller appends the
-    /// program.
-    fn unshare(self) -> Command {
-        self.unshare_with(Network::Host)
-    }
-
-    fn unshare_with(self, network: Network) -> Command {
-        let mut cmd = Command::new("unshare");
-        if self == Self::User {
-            // The subordinate ids from 0, and this process as their root.
-            cmd.args(["--map-auto", "--setuid", "0", "--setgid", "0"]);
+    /// The id map, or why there is none (one line naming the fix).
+    pub fn ids(self) -> Result<IdMap, SandboxError> {
+        match self.ids {
+            Some(ids) => Ok(ids),
+            None => Err(sandbox::subids::load().err().map_or_else(
+                || SandboxError::Subids(sandbox::subids::SubidError::Missing {
+                    kind: "uid",
+                    user: "this user".into(),
+                    file: "/etc/subuid".into(),
+                }),
+                SandboxError::Subids,
+            )),
         }
-        if network == Network::None {
-            cmd.arg("--net");
-        }
-        cmd.args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--propagation",
-            "private",
-            "--",
-        ]);
-        cmd
     }
-}
-
-/// The environment inside a system: fixed, so a system behaves the same
-/// whoever runs halo; `extra` (the run's `HALO_*`) on top.
-fn system_env(cmd: &mut Command, extra: &BTreeMap<String, String>) {
-    cmd.env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", "/root")
-        .env("LC_ALL", "C.UTF-8")
-        .envs(extra);
-}
-
-/// Whether a command inside sees the host's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// The host's (an acceptance test may talk to the world).
-    Host,
-    /// A new network namespace with nothing but a loopback that is down:
-    /// a build must not fetch what the channel does not hold.
-    None,
 }
 
 /// A host directory mounted inside a root while one command runs.
@@ -104,37 +60,13 @@ pub struct Bind<'a> {
     pub writable: bool,
 }
 
-/// Mounts what a command inside needs, then `chroot ROOT ARGV...`.
-/// Arguments: ROOT N, then N times ro|rw HOST INSIDE, then ARGV...
-const ENTER: &str = r#"set -eu
-root=$1 binds=$2
-shift 2
-mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev"
-for n in null zero full random urandom tty; do
-  : > "$root/dev/$n"
-  mount --bind "/dev/$n" "$root/dev/$n"
-done
-mkdir "$root/dev/pts" "$root/dev/shm"
-mount -t devpts -o newinstance,ptmxmode=666,mode=620 devpts "$root/dev/pts"
-ln -s pts/ptmx "$root/dev/ptmx"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
-ln -s /proc/self/fd "$root/dev/fd"
-ln -s /proc/self/fd/0 "$root/dev/stdin"
-ln -s /proc/self/fd/1 "$root/dev/stdout"
-ln -s /proc/self/fd/2 "$root/dev/stderr"
-mount -t proc proc "$root/proc"
-# A new sysfs needs a network namespace in a user namespace: bind the host's.
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys" 2>/dev/null \
-  || mount --rbind /sys "$root/sys"
-while [ "$binds" -gt 0 ]; do
-  mkdir -p "$root$3"
-  mount --bind "$2" "$root$3"
-  if [ "$1" = ro ]; then mount -o remount,bind,ro "$root$3"; fi
-  shift 3
-  binds=$((binds - 1))
-done
-exec chroot "$root" "$@"
-"#;
+/// The environment inside a system: fixed, so a system behaves the same
+/// whoever runs halo; `extra` (the run's `HALO_*`) on top.
+fn system_env(extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = sandbox::spec::base_env("/root");
+    env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
 
 /// A command that runs `argv` inside the system at `root`, with the
 /// snapshot's tree `repo` bound at `inside`.
@@ -145,55 +77,86 @@ pub fn command_in(
     inside: &str,
     argv: &[&str],
     env: &BTreeMap<String, String>,
-) -> Command {
+) -> Result<Command, SandboxError> {
     let binds = [Bind {
         host: repo,
         inside,
         writable: false,
     }];
-    command_with(mode, Network::Host, root, &binds, argv, env)
+    command_with(mode, root, &binds, argv, env, None)
 }
 
-/// A command that runs `argv` inside the root at `root` with `binds`.
+/// A command that runs `argv` inside the root at `root` with `binds`,
+/// each process inside limited to `memory` bytes of address space.
 pub fn command_with(
     mode: Mode,
-    network: Network,
     root: &Path,
     binds: &[Bind<'_>],
     argv: &[&str],
     env: &BTreeMap<String, String>,
-) -> Command {
-    let mut cmd = mode.unshare_with(network);
-    cmd.args(["sh", "-c", ENTER, "sh"])
-        .arg(root)
-        .arg(binds.len().to_string());
+    memory: Option<u64>,
+) -> Result<Command, SandboxError> {
+    let mut sb = Sandbox::in_dir(root);
     for b in binds {
-        cmd.arg(if b.writable { "rw" } else { "ro" })
-            .arg(b.host)
-            .arg(b.inside);
+        sb = sb.bind(b.host, b.inside, b.writable);
     }
-    cmd.args(argv);
-    system_env(&mut cmd, env);
-    cmd
+    sb.env = system_env(env);
+    sb.memory = memory;
+    sb.command(mode.ids()?, argv)
+}
+
+/// Makes `dir` (new, empty or not) belong to the sandbox's root, so a
+/// sandbox can write in it: a root to unpack into, a work directory.
+pub fn give(mode: Mode, dir: &Path) -> Result<(), SandboxError> {
+    sandbox::chown_tree(dir, mode.ids()?, 0, 0)
 }
 
 /// A command that unpacks the root in `tarball` (made by mmdebstrap) into
-/// `root`, in this mode's namespaces so the files get the owners they had
-/// (subordinate ids as a user). `/dev` is left empty: every command gets
-/// its own (see `ENTER`), and a user namespace may not make device nodes.
-pub fn unpack(mode: Mode, tarball: &Path, root: &Path) -> Command {
-    let mut cmd = mode.unshare();
-    cmd.args([
-        "tar",
-        "--extract",
-        "--numeric-owner",
-        "--preserve-permissions",
-    ])
-    .args(["--exclude=./dev/*", "--directory"])
-    .arg(root)
-    .arg("--file")
-    .arg(tarball);
-    cmd
+/// `root` (an empty directory [`give`]n to the sandbox), inside a sandbox
+/// of the host's tar, so the files get the sandbox's ids. `/dev` is left
+/// empty: every command gets its own.
+pub fn unpack(mode: Mode, tarball: &Path, root: &Path) -> Result<Command, SandboxError> {
+    let sb = Sandbox::host_tools(None)
+        .bind(tarball, "/in/root.tar", false)
+        .bind(root, "/out", true);
+    sb.command(
+        mode.ids()?,
+        &[
+            "tar",
+            "--extract",
+            "--numeric-owner",
+            "--preserve-permissions",
+            "--exclude=./dev/*",
+            "--directory",
+            "/out",
+            "--file",
+            "/in/root.tar",
+        ],
+    )
+}
+
+/// mmdebstrap with `args` in a sandbox of the host's programs. `reads`
+/// are bound read-only at their own paths (the snapshot's tree, the key,
+/// the system's sources.list), `out` (a directory [`give`]n to the
+/// sandbox) read-write at its own path: mmdebstrap's target lies in it,
+/// and so do its temporary files.
+pub fn mmdebstrap(
+    mode: Mode,
+    args: &[String],
+    reads: &[&Path],
+    out: &Path,
+) -> Result<Command, SandboxError> {
+    let mut sb = Sandbox::host_tools(None);
+    for r in reads {
+        let at = r.to_string_lossy();
+        sb = sb.bind(r, &at, false);
+    }
+    sb = sb.bind(out, &out.to_string_lossy(), true);
+    sb.env
+        .insert("TMPDIR".into(), out.to_string_lossy().into_owned());
+    let mut argv = vec!["mmdebstrap"];
+    argv.extend(args.iter().map(String::as_str));
+    sb.command(mode.ids()?, &argv)
 }
 
 /// Mount points at or below `dir` in this process's mount namespace.
@@ -209,7 +172,7 @@ fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Removes a system's directory. Refused while anything is mounted below
 /// it: removing through a bind mount would delete what it shows.
-pub fn remove(mode: Mode, dir: &Path) -> Result<()> {
+pub fn remove(_mode: Mode, dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
@@ -223,19 +186,6 @@ pub fn remove(mode: Mode, dir: &Path) -> Result<()> {
             m.display(),
             dir.display()
         );
-    }
-    if mode == Mode::User {
-        // Files owned by subordinate ids: only root of the user namespace
-        // may remove them. It cannot remove the top directory (its parent
-        // is ours, unmapped there), which is empty afterwards.
-        let inner = dir.join("root");
-        if inner.exists() {
-            let mut cmd = mode.unshare();
-            cmd.args(["rm", "-rf", "--one-file-system"]).arg(&inner);
-            // Its complaint about the top directory is expected.
-            let _ = process::stream(cmd, None, &mut |_| {});
-            let _ = fs_err::remove_dir(&inner);
-        }
     }
     fs_err::remove_dir_all(&dir)?;
     Ok(())
