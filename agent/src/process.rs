@@ -147,7 +147,6 @@ pub fn stream(
     timeout: Option<std::time::Duration>,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Streamed, ProcessError> {
-    use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let spawn_err = |source| ProcessError::Spawn {

@@ -15,6 +15,7 @@ pub mod build;
 pub mod debian;
 pub mod jenkins;
 pub mod mount;
+pub mod probe;
 pub mod upstream;
 
 /// The directory holding the workspace's binaries (next to `deps/`, where

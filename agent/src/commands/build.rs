@@ -241,7 +241,16 @@ fn path_job(
         let limits = config.build.limits();
         (Some(root), store_mount(&config), configured_roots(&config), limits)
     } else {
-        (None, None, Vec::new(), Default::default())
+        // Without --root a configuration is optional; its [build] bounds
+        // still apply when there is one.
+        let limits = match load_config(store, config) {
+            Ok((config, _)) => config.build.limits(),
+            Err(_) if config.is_none() && !store.root().join("halo.toml").exists() => {
+                Default::default()
+            }
+            Err(e) => return Err(e),
+        };
+        (None, None, Vec::new(), limits)
     };
     let dir = std::path::absolute(dir)?;
     if !dir.join("debian/changelog").is_file() {

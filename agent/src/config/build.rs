@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::system::check_root_parts;
 
 /// `[build]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// The root every source builds in unless it says otherwise; without
@@ -21,15 +21,15 @@ pub struct BuildConfig {
     /// dependencies, the unit tests, dpkg-buildpackage) is killed, with
     /// everything it started, after this many minutes.
     #[serde(default = "default_timeout")]
-    pub timeout_minutes: u64,
+    pub timeout_minutes: f64,
     /// Address space of each process of a build step, in MiB (RLIMIT_AS);
     /// none: unbounded.
     #[serde(default)]
     pub memory_mb: Option<u64>,
 }
 
-fn default_timeout() -> u64 {
-    120
+fn default_timeout() -> f64 {
+    120.0
 }
 
 impl Default for BuildConfig {
@@ -46,7 +46,7 @@ impl BuildConfig {
     /// The bounds every build step runs within.
     pub fn limits(&self) -> crate::build::run::Limits {
         crate::build::run::Limits {
-            timeout: std::time::Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
+            timeout: std::time::Duration::from_secs_f64(self.timeout_minutes * 60.0),
             memory: self.memory_mb.map(|m| m.saturating_mul(1 << 20)),
         }
     }
@@ -79,10 +79,13 @@ impl RootConfig {
 
 impl BuildConfig {
     pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
-        if !(1..=10_080).contains(&self.timeout_minutes) {
+        if !(0.01..=10_080.0).contains(&self.timeout_minutes) {
             return Err(super::ConfigError::Build {
                 key: "timeout_minutes",
-                reason: format!("{} is not between 1 and 10080 (a week)", self.timeout_minutes),
+                reason: format!(
+                    "{} is not between 0.01 and 10080 (a week)",
+                    self.timeout_minutes
+                ),
             });
         }
         if self.memory_mb.is_some_and(|m| !(64..=1 << 30).contains(&m)) {

@@ -172,13 +172,9 @@ fn open(what: &'static str, path: &Path, flags: nix::fcntl::OFlag) -> Result<Own
 pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
     use nix::fcntl::OFlag;
     spec.check()?;
-    let exe = std::env::current_exe().map_err(|e| SandboxError::Open {
-        what: "finding",
-        path: "halo's own binary".into(),
-        source: e,
-    })?;
+    // This very binary, even if an upgrade replaced its file meanwhile.
     let mut fds = vec![FdMapping {
-        parent_fd: open("opening", &exe, OFlag::O_RDONLY)?,
+        parent_fd: open("opening", Path::new("/proc/self/exe"), OFlag::O_RDONLY)?,
         child_fd: FD_EXE,
     }];
     if let Root::Dir(dir) = &spec.root {
