@@ -211,3 +211,32 @@ fn the_example_builds_in_a_clean_root_from_the_channel_and_the_root_is_cached() 
     assert_ne!(now, roots);
     t.assert_sound();
 }
+
+/// The escape probe (`halo_tests::probe`) as a source's unit test inside
+/// a build root: every escape runs and is refused, and the build goes on.
+#[test]
+fn a_hostile_unit_test_in_a_build_root_is_refused_every_escape() {
+    let (t, _up, repo) = world();
+    let targets = halo_tests::probe::Targets::new(&t.store());
+    fs::write(repo.join("probe.sh"), targets.script()).unwrap();
+    let test = "sh probe.sh && echo \"PROBE USER $(id -u) $(pwd)\" && make check";
+    let (code, r, stderr) = build(
+        &t,
+        &[
+            "--path",
+            repo.to_str().unwrap(),
+            "--root",
+            "--no-publish",
+            "--test",
+            test,
+        ],
+    );
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    targets.assert_refused(&stderr);
+    // Root of the sandbox (a subordinate id outside), in the tree.
+    assert!(stderr.contains("PROBE USER 0 /build/src"), "{stderr}");
+    assert_eq!(r["status"], "built", "{r}");
+    if let Some(w) = r["work_dir"].as_str() {
+        let _ = fs::remove_dir_all(w);
+    }
+}

@@ -310,3 +310,30 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
     assert_eq!(t.channel("trusty"), "-");
     assert_eq!(t.channel("trusty-testing"), id);
 }
+
+/// The escape probe (`halo_tests::probe`) as a package's postinst,
+/// installed into an acceptance system: every escape runs and is refused.
+#[test]
+fn a_hostile_postinst_in_a_system_is_refused_every_escape() {
+    let (t, _up, _id) = world("");
+    let targets = halo_tests::probe::Targets::new(&t.store());
+    let debs = t.path("probe/x").parent().unwrap().to_path_buf();
+    fs::create_dir_all(&debs).unwrap();
+    let probe = Deb::new("halo-probe", "1.0")
+        .script("postinst", &format!("#!/bin/sh\n{}", targets.script()));
+    t.import(&host_codename(), &[probe.build(&debs)]);
+    let id = t.snapshot();
+    t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
+    let toml = t.store().join("halo.toml");
+    let mut text = fs::read_to_string(&toml).unwrap();
+    text.push_str(&format!(
+        "\n[[acceptance.system]]\nname = \"probe\"\nsuite = \"{}\"\narchives = [\"debian\", \"rustedhalo\"]\n\
+         packages = [\"halo-probe\"]\ntests = [\"user=test \\\"$(id -u)\\\" = 0\"]\n",
+        host_codename()
+    ));
+    fs::write(&toml, text).unwrap();
+    let (code, stdout, stderr) = accept(&t, &["--system", "probe"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    targets.assert_refused(&stderr);
+    t.assert_sound();
+}
