@@ -51,7 +51,10 @@ fn pinned() -> BTreeSet<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| {
-            assert!(l.contains("=="), "tests/requirements.txt: {l:?} is not pinned (name==version)");
+            assert!(
+                l.contains("=="),
+                "tests/requirements.txt: {l:?} is not pinned (name==version)"
+            );
             normalise(l.split("==").next().unwrap())
         })
         .collect()
@@ -159,8 +162,7 @@ fn commands_in_rust(sources: &[(PathBuf, String)]) -> BTreeMap<String, PathBuf> 
 /// A bare program name looked up on PATH (not a path, not a format string).
 fn is_command_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
 }
 
@@ -254,19 +256,22 @@ fn shipped_by(program: &str) -> BTreeSet<String> {
 }
 
 /// Listed packages and their direct dependencies (`Depends`,
-/// `Pre-Depends`), each with the listed package that brings it.
+/// `Pre-Depends`; an alternative's first choice only: `apt` depends on
+/// `gpgv | gpgv1` and brings gpgv), each with the listed package that
+/// brings it.
 fn listed_with_dependencies(listed: &BTreeSet<String>) -> BTreeMap<String, String> {
     let out = ok(Command::new("dpkg-query")
         .args(["-W", "-f", "${Package}\t${Depends}, ${Pre-Depends}\n"])
         .args(listed));
-    let mut map: BTreeMap<String, String> =
-        listed.iter().map(|p| (p.clone(), p.clone())).collect();
+    let mut map: BTreeMap<String, String> = listed.iter().map(|p| (p.clone(), p.clone())).collect();
     for line in out.lines() {
         let Some((pkg, deps)) = line.split_once('\t') else {
             continue;
         };
-        for dep in deps.split([',', '|']) {
-            let name = dep.split_whitespace().next().unwrap_or("");
+        // Only an alternative's first choice is what installing brings.
+        for dep in deps.split(',') {
+            let first = dep.split('|').next().unwrap_or("");
+            let name = first.split_whitespace().next().unwrap_or("");
             let name = name.split(':').next().unwrap_or("");
             if !name.is_empty() {
                 map.entry(name.to_string())
@@ -279,7 +284,10 @@ fn listed_with_dependencies(listed: &BTreeSet<String>) -> BTreeMap<String, Strin
 
 /// For each module: "stdlib", the distributions providing it, or nothing;
 /// and for each program: the distribution whose console script it is.
-fn python_facts(modules: &BTreeSet<String>, programs: &BTreeSet<String>) -> BTreeMap<String, String> {
+fn python_facts(
+    modules: &BTreeSet<String>,
+    programs: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
     need_tool("python3", "python3");
     let script = r#"
 import sys
@@ -340,7 +348,15 @@ fn every_command_the_tests_run_comes_from_the_one_list() {
     let sources = rust_sources();
     let mut commands = commands_in_rust(&sources);
     // The sweep must see the tools it is about, or it checks nothing.
-    for expected in ["dpkg-deb", "gpgv", "gpgv1", "apt-get", "git", "mmdebstrap", "javac"] {
+    for expected in [
+        "dpkg-deb",
+        "gpgv",
+        "gpgv1",
+        "apt-get",
+        "git",
+        "mmdebstrap",
+        "javac",
+    ] {
         assert!(
             commands.contains_key(expected),
             "the scan of the sources misses {expected}: {:?}",
@@ -432,7 +448,8 @@ fn the_scan_finds_wrappers_and_imports() {
         ["apt-cache", "dpkg-deb"],
         "{found:?}"
     );
-    let py = "import os, xml.etree.ElementTree as ET\nfrom http.server import X\n    import jenkins\n";
+    let py =
+        "import os, xml.etree.ElementTree as ET\nfrom http.server import X\n    import jenkins\n";
     assert_eq!(
         imports(py).into_iter().collect::<Vec<_>>(),
         ["http", "jenkins", "os", "xml"]
