@@ -42,11 +42,31 @@ fn human(limit: u64) -> String {
     }
 }
 
+/// `NAME is WHY`, or `WHY` alone when the caller names the file itself
+/// (`shown` empty), so no line says the path twice.
+fn named(shown: &str, why: &str) -> String {
+    if shown.is_empty() {
+        why.to_string()
+    } else {
+        format!("{shown} is {why}")
+    }
+}
+
 fn refused(shown: &str, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{shown} is {what}, not a regular file: refused"),
+        named(shown, &format!("{what}, not a regular file")),
     )
+}
+
+/// An open/read error, with the file's name when the caller gives one.
+fn io_error(shown: &str, e: &io::Error) -> io::Error {
+    let text = if shown.is_empty() {
+        e.to_string()
+    } else {
+        format!("{shown}: {e}")
+    };
+    io::Error::new(e.kind(), text)
 }
 
 fn kind_of(ft: std::fs::FileType) -> &'static str {
@@ -77,11 +97,11 @@ fn open_regular(path: &Path, shown: &str, follow: bool) -> io::Result<File> {
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => refused(shown, "a symbolic link"),
-            _ => io::Error::new(e.kind(), format!("{shown}: {e}")),
+            _ => io_error(shown, &e),
         })?;
     let ft = file
         .metadata()
-        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?
+        .map_err(|e| io_error(shown, &e))?
         .file_type();
     if !ft.is_file() {
         return Err(refused(shown, kind_of(ft)));
@@ -93,7 +113,7 @@ fn read_open(file: File, shown: &str, limit: u64) -> io::Result<Vec<u8>> {
     let too_large = || {
         io::Error::new(
             io::ErrorKind::FileTooLarge,
-            format!("{shown} is larger than {}: refused", human(limit)),
+            named(shown, &format!("larger than {}", human(limit))),
         )
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -104,7 +124,7 @@ fn read_open(file: File, shown: &str, limit: u64) -> io::Result<Vec<u8>> {
     // One byte over the limit tells a file that grew since fstat.
     file.take(limit + 1)
         .read_to_end(&mut data)
-        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
+        .map_err(|e| io_error(shown, &e))?;
     if data.len() as u64 > limit {
         return Err(too_large());
     }
@@ -113,9 +133,10 @@ fn read_open(file: File, shown: &str, limit: u64) -> io::Result<Vec<u8>> {
 
 /// The bytes of `path`, a regular file (or a symlink to one; not a FIFO,
 /// device or directory) of at most `limit` bytes: the operator's files.
+/// Errors do not repeat the path: the caller's context names the file
+/// (`keyring PATH: a FIFO, not a regular file`).
 pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let shown = path.display().to_string();
-    read_open(open_regular(path, &shown, true)?, &shown, limit)
+    read_open(open_regular(path, "", true)?, "", limit)
 }
 
 /// [`read_regular`], refusing a symlink too: the store's own files, which
@@ -127,12 +148,8 @@ pub fn read_private(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 
 /// [`read_regular`] as UTF-8 text (`ErrorKind::InvalidData` when it is not).
 pub fn read_regular_string(path: &Path, limit: u64) -> io::Result<String> {
-    String::from_utf8(read_regular(path, limit)?).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is not UTF-8 text", path.display()),
-        )
-    })
+    String::from_utf8(read_regular(path, limit)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// The bytes of `rel` inside the tree `root`: a regular file of at most
@@ -200,7 +217,12 @@ mod tests {
         assert_eq!(read_regular(&p, 3).unwrap(), b"key");
         assert_eq!(read_regular_string(&p, 10).unwrap(), "key");
         let e = read_regular(&p, 2).unwrap_err();
-        assert!(e.to_string().contains("larger than 2 bytes"), "{e}");
+        assert_eq!(e.to_string(), "larger than 2 bytes");
+        let e = read_private(&p, 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{} is larger than 2 bytes", p.display())
+        );
         let e = read_regular(&dir.path().join("none"), 2).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
