@@ -18,9 +18,13 @@
 //! - [`store`] (edge): the directory on disk. Blobs are content-addressed
 //!   and immutable; everything else is replaced by rename under one writer
 //!   lock; readers never lock. See docs/store-format.md.
+//! - [`bounded`] (edge): the one reader of files halo did not write (keys,
+//!   keyrings, tokens, configuration, a source tree's metadata): regular
+//!   files only, never through a symlink, bounded in size.
 //! - [`fs`] (edge): the read-only FUSE view (`repofs STORE MOUNTPOINT`):
 //!   every snapshot and channel as an APT tree, served from the pool.
 
+pub mod bounded;
 pub mod deb822;
 pub mod debian;
 pub mod fs;

@@ -43,7 +43,7 @@ pub fn need_tool(tool: &str, package: &str) {
         .unwrap_or(false);
     assert!(
         found,
-        "{tool} is missing: apt-get install {package} (CI's .ci/run installs it)"
+        "{tool} is missing: apt-get install {package} (bash .ci/test installs .ci/packages as root)"
     );
 }
 

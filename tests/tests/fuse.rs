@@ -674,7 +674,7 @@ fn mount_8_mounts_an_fstab_line() {
         ["/sbin/mount.fuse3", "/usr/sbin/mount.fuse3"]
             .iter()
             .any(|p| Path::new(p).exists()),
-        "mount.fuse3 is missing: apt-get install fuse3 (CI's .ci/run installs it)"
+        "mount.fuse3 is missing: apt-get install fuse3 (bash .ci/test installs .ci/packages as root)"
     );
     let (t, id) = store_at_v1();
     let dir = t.root().join("mnt-fstab");

@@ -287,7 +287,10 @@ fn mistakes_about_paths_and_history_are_the_users() {
     fs::create_dir(&dir).unwrap();
     let latin1 = t.root().join("latin1.toml");
     fs::write(&latin1, b"[fetch]\nretries = 1 # caf\xe9\n").unwrap();
-    for (config, want) in [(&dir, "Is a directory"), (&latin1, "not UTF-8 text")] {
+    for (config, want) in [
+        (&dir, "a directory, not a regular file"),
+        (&latin1, "not UTF-8 text"),
+    ] {
         let c = config.to_str().unwrap();
         refused(
             &t,

@@ -381,13 +381,16 @@ fn checkout(spec: &BuildSpec, work: &Path, src: &Path, log: Log<'_>) -> Result<P
             (None, jiff::Timestamp::now())
         }
     };
-    if !src.join("debian/changelog").is_file() {
-        return Err(Stop::failed(
-            "no debian/changelog in the tree: not a Debian source package",
-        ));
-    }
-    let mut top = load_changelog(src)?;
-    let format_text = fs::read_to_string(src.join("debian/source/format")).ok();
+    let changelog = match tree_file(src, "debian/changelog")? {
+        Some(text) => text,
+        None => {
+            return Err(Stop::failed(
+                "no debian/changelog in the tree: not a Debian source package",
+            ))
+        }
+    };
+    let mut top = load_changelog(&changelog, work)?;
+    let format_text = tree_file(src, "debian/source/format")?;
     let format = plan::parse_source_format(format_text.as_deref())
         .map_err(|e| Stop::failed(e.to_string()))?;
     if let (VersionMode::Git, Some(sha)) = (spec.version, &commit) {
@@ -398,8 +401,7 @@ fn checkout(spec: &BuildSpec, work: &Path, src: &Path, log: Log<'_>) -> Result<P
         };
         let entry = plan::render_changelog_entry(&top, &version, sha, branch, time);
         let path = src.join("debian/changelog");
-        let old = fs::read_to_string(&path).map_err(|e| Stop::setup(e.to_string()))?;
-        fs::write(&path, format!("{entry}{old}")).map_err(|e| Stop::setup(e.to_string()))?;
+        fs::write(&path, format!("{entry}{changelog}")).map_err(|e| Stop::setup(e.to_string()))?;
         note(
             format!("halo: version {version} (from {})", top.version),
             log,
@@ -440,12 +442,28 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Stop> {
     Ok(())
 }
 
-fn load_changelog(src: &Path) -> Result<ChangelogTop, Stop> {
-    let out = process::run(
-        "dpkg-parsechangelog",
-        ["-l".as_ref(), src.join("debian/changelog").as_os_str()],
-    )
-    .map_err(|e| Stop::failed(format!("debian/changelog: {e}")))?;
+/// A metadata file of the checked-out tree as text: a regular file inside
+/// the tree of bounded size (`repofs::bounded`), `None` when absent. A
+/// changelog linked to /etc/shadow or a format linked to /dev/zero is the
+/// source's fault, named without its content.
+fn tree_file(src: &Path, rel: &str) -> Result<Option<String>, Stop> {
+    match repofs::bounded::read_in_tree(src, rel, repofs::bounded::TREE_FILE_LIMIT) {
+        Ok(data) => String::from_utf8(data)
+            .map(Some)
+            .map_err(|_| Stop::failed(format!("{rel} is not UTF-8 text"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Stop::failed(e.to_string())),
+    }
+}
+
+/// The top entry of `changelog` (the tree's, already read): dpkg-parsechangelog
+/// reads a copy in `work`, never a path the tree could have redirected.
+fn load_changelog(changelog: &str, work: &Path) -> Result<ChangelogTop, Stop> {
+    let copy = work.join(".halo-changelog");
+    fs::write(&copy, changelog).map_err(|e| Stop::setup(e.to_string()))?;
+    let out = process::run("dpkg-parsechangelog", ["-l".as_ref(), copy.as_os_str()]);
+    let _ = fs::remove_file(&copy);
+    let out = out.map_err(|e| Stop::failed(format!("debian/changelog: {e}")))?;
     plan::parse_changelog_fields(&String::from_utf8_lossy(&out.stdout))
         .ok_or_else(|| Stop::failed("debian/changelog: dpkg-parsechangelog gave no Source, Version, Distribution or Maintainer"))
 }

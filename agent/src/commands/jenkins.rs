@@ -40,7 +40,11 @@ pub fn load_token(j: &JenkinsConfig, config_path: &Path) -> Result<String> {
         ))
         .into());
     }
-    let token = fs_err::read_to_string(&path)?.trim().to_string();
+    // A directory, a FIFO or /dev/zero is refused at once, not waited on.
+    let token = repofs::bounded::read_regular_string(&path, repofs::bounded::TOKEN_LIMIT)
+        .map_err(|e| UserError(format!("[jenkins] token_file {}: {e}", path.display())))?
+        .trim()
+        .to_string();
     if token.is_empty() {
         return Err(UserError(format!("[jenkins] token_file {} is empty", path.display())).into());
     }

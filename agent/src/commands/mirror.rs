@@ -36,8 +36,8 @@ fn load_keyring(mirror: &MirrorConfig, config_path: &Path) -> Result<Option<Vec<
         return Ok(None);
     };
     let path = config_path.parent().unwrap_or(Path::new(".")).join(k);
-    // std's error, not fs_err's: the error variant names the path already.
-    std::fs::read(&path)
+    // A keyring at /dev/zero or a FIFO is refused, not read for ever.
+    repofs::bounded::read_regular(&path, repofs::bounded::KEY_LIMIT)
         .map(Some)
         .map_err(|source| Error::KeyringRead { path, source })
 }

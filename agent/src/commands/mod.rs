@@ -102,7 +102,8 @@ pub fn load_config(
         || store.root().join("halo.toml"),
         std::path::Path::to_path_buf,
     );
-    let text = match std::fs::read_to_string(&path) {
+    // Regular and bounded: a FIFO or a device given as --config is refused.
+    let text = match repofs::bounded::read_regular_string(&path, repofs::bounded::CONFIG_LIMIT) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(UserError(format!(

@@ -1,16 +1,27 @@
 //! Relationship fields (Depends, Pre-Depends, Recommends, Suggests,
 //! Enhances, Breaks, Conflicts, Replaces, Provides, Built-Using,
-//! Build-Depends*, Build-Conflicts*) checked against the grammar of
-//! deb-control(5) and Debian Policy 7.1 (a comma-separated list of groups,
-//! each `|`-separated alternatives of
-//! `name[:archqual] [(op version)] [[arch ...]] [<profile ...>]...`), as
-//! leniently as apt reads it: what apt accepts passes (a missing operator,
-//! an empty qualifier), what it cannot parse is refused.
+//! Build-Depends*, Build-Conflicts*) and `Multi-Arch`, checked as dpkg
+//! checks them: the binary fields with the grammar of dpkg's own parser
+//! (`f_dependency` in lib/dpkg/fields.c, what `dpkg-deb --build` and
+//! `dpkg -i` apply), the build fields with dpkg-dev's (`Dpkg::Deps`, what
+//! `dpkg-source` and `dpkg-checkbuilddeps` apply), which adds
+//! architecture lists and build profiles.
 //!
-//! Why: apt parses every stanza of a `Packages` file, and one it cannot
-//! parse makes `apt-get update` fail for every client of that dist. dpkg-deb
-//! refuses such fields, but a hand-made `.deb` or an upstream index can
-//! carry them; the store refuses them at the door instead.
+//! A field is a comma-separated list of groups, each `|`-separated
+//! alternatives of `name[:arch] [(op version)]` (and, in build fields,
+//! `[arch ...]` and `<profile ...>...`). Package names follow dpkg's
+//! `pkg_name_is_illegal` (an alphanumeric, then alphanumerics and `-+._`),
+//! architecture names `dpkg_arch_name_is_illegal`, versions
+//! [`Version::parse`] (dpkg's `parseversion`). What dpkg only warns about
+//! passes (`(1.0)` without an operator, the obsolete `<` and `>`, an
+//! inexact version in Provides); what it refuses is refused.
+//!
+//! Why: a package dpkg will not install is no package. Published, it makes
+//! apt warn on every update of every client and fails when installed; the
+//! store refuses it at the door instead (at import, and in a mirror's
+//! indices).
+
+use super::version::Version;
 
 /// The fields checked, as they appear in binary and source paragraphs.
 pub const RELATION_FIELDS: [&str; 16] = [
@@ -32,171 +43,359 @@ pub const RELATION_FIELDS: [&str; 16] = [
     "Build-Conflicts-Indep",
 ];
 
+/// The fields dpkg refuses alternatives (`|`) in.
+const NO_ALTERNATIVES: [&str; 4] = ["Breaks", "Conflicts", "Provides", "Replaces"];
+
+/// dpkg's `Multi-Arch` values (read case-insensitively, as dpkg does).
+const MULTI_ARCH: [&str; 4] = ["no", "same", "foreign", "allowed"];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field {field}: {reason} in {text:?}")]
 pub struct RelationError {
     pub field: String,
     pub text: String,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
-/// Ends a package name (apt's parser reads a name up to one of these).
-fn ends_name(c: char) -> bool {
-    c.is_whitespace() || ",|(<[:".contains(c)
+/// Whitespace to dpkg (`c_isspace`): continuation lines included.
+fn is_space(c: char) -> bool {
+    c.is_ascii_whitespace()
+}
+
+/// dpkg's `pkg_name_is_illegal`.
+fn check_name(name: &str) -> Result<(), String> {
+    let Some(first) = name.chars().next() else {
+        return Err("a relation without a package name".to_string());
+    };
+    if !first.is_ascii_alphanumeric() {
+        return Err(format!(
+            "package name {name:?} must start with an alphanumeric character"
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-+._".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "package name {name:?}: character {c:?} not allowed (only letters, digits and -+._)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// dpkg's `dpkg_arch_name_is_illegal` (qualifiers `any` and `native` pass
+/// as names do).
+fn check_arch(arch: &str) -> Result<(), String> {
+    let Some(first) = arch.chars().next() else {
+        return Err("a missing architecture name after ':'".to_string());
+    };
+    if !first.is_ascii_alphanumeric() {
+        return Err(format!(
+            "architecture {arch:?} must start with an alphanumeric character"
+        ));
+    }
+    match arch
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        Some(c) => Err(format!(
+            "architecture {arch:?}: character {c:?} not allowed (only letters, digits and -)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What kind of field: which parts of the grammar it allows.
+struct Kind {
+    /// Build-Depends*, Build-Conflicts*: `[arch]`, `<profile>`, and (as
+    /// `Dpkg::Deps` reads them) trailing commas; an operator is required.
+    build: bool,
+    alternatives: bool,
+}
+
+impl Kind {
+    fn of(field: &str) -> Self {
+        Self {
+            build: field.to_ascii_lowercase().starts_with("build-"),
+            alternatives: !NO_ALTERNATIVES.iter().any(|f| f.eq_ignore_ascii_case(field)),
+        }
+    }
 }
 
 /// Checks one relationship field's value.
 pub fn check_relation(field: &str, value: &str) -> Result<(), RelationError> {
-    let err = |text: &str, reason| RelationError {
+    let err = |text: &str, reason: String| RelationError {
         field: field.to_string(),
         text: text.trim().to_string(),
         reason,
     };
-    // Architecture lists and build profiles belong to build relations
-    // only: apt refuses them in a binary package's fields.
-    let build = field.to_ascii_lowercase().starts_with("build-");
-    // Continuation lines are whitespace to the grammar.
-    let value = value.replace('\n', " ");
-    if value.trim().is_empty() {
-        return Ok(());
+    let kind = Kind::of(field);
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(()); // dpkg ignores an empty field
     }
-    // A trailing comma is accepted (dpkg writes none, but tolerates it);
-    // an empty element between two relations ("a, , b") is not.
-    let body = value.trim_end().trim_end_matches(',');
-    if body.split(',').any(|g| g.trim().is_empty()) {
-        return Err(err(&value, "an empty element between commas"));
-    }
+    // dpkg takes no trailing comma ("a," is a missing package name);
+    // Dpkg::Deps, which reads the build fields, drops them.
+    let body = if kind.build {
+        value.trim_end_matches(|c: char| c == ',' || is_space(c))
+    } else {
+        value
+    };
     for group in body.split(',') {
         if group.trim().is_empty() {
-            continue;
+            let reason = if kind.build {
+                "an empty element between commas"
+            } else {
+                "a missing package name (an empty element or a trailing comma)"
+            };
+            return Err(err(value, reason.to_string()));
         }
-        for alt in group.split('|') {
-            let shown = if alt.trim().is_empty() { group } else { alt };
-            check_alternative(alt, build).map_err(|reason| err(shown, reason))?;
+        let alternatives: Vec<&str> = group.split('|').collect();
+        if alternatives.len() > 1 && !kind.alternatives {
+            return Err(err(
+                group,
+                format!("alternatives ('|') are not allowed in {field}"),
+            ));
+        }
+        for alt in alternatives {
+            if alt.trim().is_empty() {
+                return Err(err(group, "an empty alternative".to_string()));
+            }
+            check_alternative(alt, &kind).map_err(|reason| err(alt, reason))?;
         }
     }
     Ok(())
 }
 
-fn check_alternative(alt: &str, build: bool) -> Result<(), &'static str> {
+/// One `name[:arch] [(op version)] [[archs]] [<profiles>]...`.
+fn check_alternative(alt: &str, kind: &Kind) -> Result<(), String> {
     let s = alt.trim();
-    if s.is_empty() {
-        return Err("an empty alternative");
-    }
+    // A name ends where dpkg's scan ends it; `[` and `<` end it too, so
+    // `a[amd64]` is reported as a misplaced list, not a bad character.
+    let ends_name = |c: char| is_space(c) || ":([<".contains(c);
     let name_end = s.find(ends_name).unwrap_or(s.len());
-    if name_end == 0 {
-        return Err("a relation without a package name");
-    }
+    let name = &s[..name_end];
+    check_name(name)?;
     let mut rest = &s[name_end..];
     if let Some(q) = rest.strip_prefix(':') {
-        // apt takes an empty qualifier (`a:`) as none.
         let end = q
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .find(|c: char| is_space(c) || "([<".contains(c))
             .unwrap_or(q.len());
+        check_arch(&q[..end]).map_err(|e| format!("reference to {name:?}: {e}"))?;
         rest = &q[end..];
     }
-    rest = rest.trim_start();
+    rest = rest.trim_start_matches(is_space);
     if let Some(r) = rest.strip_prefix('(') {
-        let close = r.find(')').ok_or("an unclosed '('")?;
-        let inner = r[..close].trim();
-        // apt reads a missing operator as `=`.
-        let op_len = ["<<", "<=", ">=", ">>", "=", "<", ">"]
-            .iter()
-            .find(|op| inner.starts_with(**op))
-            .map_or(0, |op| op.len());
-        if inner[op_len..].trim().is_empty() {
-            return Err("an empty version in a constraint");
-        }
-        rest = r[close + 1..].trim_start();
+        rest = check_version_part(name, r, kind)?;
     }
-    if !build && (rest.starts_with('[') || rest.starts_with('<')) {
-        return Err("an architecture list or build profile outside Build-Depends");
+    rest = rest.trim_start_matches(is_space);
+    if !kind.build && (rest.starts_with('[') || rest.starts_with('<')) {
+        return Err(format!(
+            "reference to {name:?}: an architecture list or build profile outside Build-Depends"
+        ));
     }
     if let Some(r) = rest.strip_prefix('[') {
         let close = r.find(']').ok_or("an unclosed '['")?;
-        if r[..close].trim().is_empty() {
-            return Err("an empty architecture list");
+        let archs = r[..close].split_whitespace().collect::<Vec<_>>();
+        if archs.is_empty() {
+            return Err("an empty architecture list".to_string());
         }
-        rest = r[close + 1..].trim_start();
+        for a in archs {
+            check_arch(a.strip_prefix('!').unwrap_or(a))
+                .map_err(|e| format!("reference to {name:?}: {e}"))?;
+        }
+        rest = r[close + 1..].trim_start_matches(is_space);
     }
     while let Some(r) = rest.strip_prefix('<') {
         let close = r.find('>').ok_or("an unclosed '<'")?;
         if r[..close].trim().is_empty() {
-            return Err("an empty build profile list");
+            return Err("an empty build profile list".to_string());
         }
-        rest = r[close + 1..].trim_start();
+        rest = r[close + 1..].trim_start_matches(is_space);
     }
     if !rest.is_empty() {
-        return Err("unexpected text after a relation");
+        return Err(format!("syntax error after reference to package {name:?}"));
     }
     Ok(())
 }
 
-/// Checks every relationship field of a paragraph.
+/// `op version)` after the `(`: the text after the `)`.
+fn check_version_part<'a>(name: &str, r: &'a str, kind: &Kind) -> Result<&'a str, String> {
+    let r = r.trim_start_matches(is_space);
+    let mut chars = r.chars();
+    let (c1, c2) = (chars.next(), chars.next());
+    let op_len = match (c1, c2) {
+        (Some(a @ ('<' | '>')), Some(b)) if b == '=' || b == a => 2,
+        (Some('<' | '>'), Some(b @ ('<' | '>'))) => {
+            return Err(format!(
+                "reference to {name:?}: bad version relationship {}{b}",
+                c1.unwrap_or(' ')
+            ))
+        }
+        // The obsolete `<` and `>`: dpkg warns and reads `<=`/`>=`.
+        (Some('<' | '>'), _) => 1,
+        (Some('='), _) => 1,
+        // dpkg reads a missing operator as `=`, with a warning;
+        // Dpkg::Deps cannot parse it.
+        _ if kind.build => {
+            return Err(format!(
+                "reference to {name:?}: a version without an operator"
+            ))
+        }
+        _ => 0,
+    };
+    let after_op = r[op_len..].trim_start_matches(is_space);
+    let version_end = after_op
+        .find(|c: char| c == ')' || c == '(' || is_space(c))
+        .unwrap_or(after_op.len());
+    let version = &after_op[..version_end];
+    let tail = after_op[version_end..].trim_start_matches(is_space);
+    match tail.chars().next() {
+        None => return Err(format!("reference to {name:?}: version unterminated (an unclosed '(')")),
+        Some(')') => {}
+        Some('(') => return Err(format!("reference to {name:?}: version contains '('")),
+        Some(_) => return Err(format!("reference to {name:?}: version contains ' '")),
+    }
+    if version.is_empty() {
+        return Err(format!("reference to {name:?}: an empty version"));
+    }
+    Version::parse(version).map_err(|e| format!("reference to {name:?}: {e}"))?;
+    Ok(&tail[1..])
+}
+
+/// `Multi-Arch` as dpkg reads it: one of no, same, foreign, allowed (any
+/// case), and never `same` on an `Architecture: all` package.
+pub fn check_multi_arch(value: &str, arch: Option<&str>) -> Result<(), RelationError> {
+    let v = value.trim();
+    let err = |reason: String| RelationError {
+        field: "Multi-Arch".to_string(),
+        text: v.to_string(),
+        reason,
+    };
+    if v.is_empty() {
+        return Ok(());
+    }
+    if !MULTI_ARCH.iter().any(|m| m.eq_ignore_ascii_case(v)) {
+        return Err(err(format!("not one of {}", MULTI_ARCH.join(", "))));
+    }
+    if v.eq_ignore_ascii_case("same") && arch.map(str::trim) == Some("all") {
+        return Err(err(
+            "'same' on an Architecture: all package (dpkg refuses it)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every relationship field of a paragraph, and its `Multi-Arch`.
 pub fn check_relations<'a>(
     fields: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), RelationError> {
+    let mut multi_arch = None;
+    let mut arch = None;
     for (name, value) in fields {
         if RELATION_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
             check_relation(name, value)?;
+        } else if name.eq_ignore_ascii_case("Multi-Arch") {
+            multi_arch = Some(value);
+        } else if name.eq_ignore_ascii_case("Architecture") {
+            arch = Some(value);
         }
     }
-    Ok(())
+    match multi_arch {
+        Some(m) => check_multi_arch(m, arch),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What `dpkg-deb --build` takes (some with a warning). Each was
+    /// checked against dpkg 1.21 (tests/tests/relations.rs does it again).
     #[test]
-    fn what_dpkg_and_apt_accept_passes() {
+    fn what_dpkg_accepts_passes() {
         for v in [
             "libc6 (>= 2.34)",
             "a | b (<< 2:1.0~rc1-1), c:any, d:amd64",
             "python3:any (>= 3.11~)",
             "foo (=1.0), bar (>>1)",
             "x,\n y",
-            "trailing-comma,",
             "",
             "perl (< 5), old (> 1)",
-            // apt reads these too, so they pass (tests/tests/relations.rs
-            // checks both lists against the real apt).
             "foo (1.0)",
-            "-a",
-            "foo (>= 1 .0)",
-            "a:",
+            "a ( >= 1 )",
+            "a(>=1)",
+            "a:any(>=1)",
+            "a|b",
+            "Foo, a_b, 9a, a:Amd64, a:native",
+            "a (>= 1:2:3), a (>= 1.0-1-2), a (>= 0)",
         ] {
             check_relation("Depends", v).unwrap_or_else(|e| panic!("{v:?}: {e}"));
         }
-        let build = "d:amd64 [amd64 !i386] <!nocheck> <stage1 cross>, e";
+        check_relation("Provides", "a (= 1), b:any, c (>= 1)").unwrap();
+        check_relation("Enhances", "a | b").unwrap();
+        let build = "d:amd64 [amd64 !i386] <!nocheck> <stage1 cross>, e (>= 1) [linux-any],";
         check_relation("Build-Depends", build).unwrap();
         assert!(check_relation("Depends", build).is_err());
+        for m in ["same", "foreign", "allowed", "no", "FOREIGN", ""] {
+            check_multi_arch(m, Some("amd64")).unwrap_or_else(|e| panic!("{m:?}: {e}"));
+        }
     }
 
     #[test]
-    fn what_apt_cannot_parse_is_refused_with_field_and_text() {
+    fn what_dpkg_refuses_is_refused_with_field_and_text() {
         for (v, reason) in [
-            ("foo :| bar", "unexpected text"),
-            ("foo (>= 1.0", "unclosed '('"),
+            ("foo (=> 1.0)", "version contains ' '"),
+            ("foo (=>1.0)", "must start with a digit"),
+            ("foo :| bar", "syntax error"),
+            ("foo (>= 1.0", "unterminated"),
             ("foo (>= )", "empty version"),
-            ("a, , b", "empty element"),
+            ("a, , b", "missing package name"),
+            ("trailing,", "missing package name"),
             ("a | | b", "empty alternative"),
             ("(>= 1)", "without a package name"),
             ("a [amd64]", "outside Build-Depends"),
             ("a <nocheck>", "outside Build-Depends"),
-            ("a b", "unexpected text"),
+            ("a b", "syntax error"),
+            ("-a", "must start with an alphanumeric"),
+            ("a:", "missing architecture"),
+            ("a:b_c", "not allowed"),
+            ("a (>< 1)", "bad version relationship"),
+            ("a (>= 1 .0)", "version contains ' '"),
+            ("a (>= abc)", "must start with a digit"),
+            ("a (= 1_0)", "character"),
+            ("a (>= 1)(<< 2)", "syntax error"),
+            ("a%b", "not allowed"),
         ] {
             let e = check_relation("Depends", v).unwrap_err();
             assert!(e.reason.contains(reason), "{v:?}: {e}");
             assert!(e.to_string().starts_with("field Depends: "), "{e}");
         }
+        let e = check_relation("Provides", "%%%").unwrap_err();
+        assert!(e.reason.contains("must start with an alphanumeric"), "{e}");
+        for f in ["Breaks", "Conflicts", "Provides", "Replaces"] {
+            let e = check_relation(f, "a | b").unwrap_err();
+            assert!(e.reason.contains("alternatives"), "{f}: {e}");
+        }
         for (v, reason) in [
             ("a [amd64", "unclosed '['"),
             ("a <nocheck", "unclosed '<'"),
             ("a []", "empty architecture"),
+            ("a (1.0)", "without an operator"),
+            ("a, , b", "empty element"),
         ] {
             let e = check_relation("Build-Depends", v).unwrap_err();
             assert!(e.reason.contains(reason), "{v:?}: {e}");
         }
+        let e = check_multi_arch("sometimes", Some("amd64")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field Multi-Arch: not one of no, same, foreign, allowed in \"sometimes\""
+        );
+        assert!(check_multi_arch("foreign x", None).is_err());
+        assert!(check_multi_arch("same", Some("all")).is_err());
+        let fields = [("Architecture", "all"), ("Multi-Arch", "Same")];
+        assert!(check_relations(fields.into_iter()).is_err());
     }
 }

@@ -65,9 +65,12 @@ impl Store {
             blobs: HashMap::new(),
             components: HashSet::new(),
             upstream: HashMap::new(),
-            keyring: fs::read(self.keys_dir().join("repo.gpg"))
-                .ok()
-                .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok()),
+            keyring: crate::bounded::read_private(
+                &self.keys_dir().join("repo.gpg"),
+                crate::bounded::KEY_LIMIT,
+            )
+            .ok()
+            .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok()),
             retired: self.load_retired_keys().ok().flatten(),
             served: HashSet::new(),
         };

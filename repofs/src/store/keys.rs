@@ -14,8 +14,6 @@
 
 use std::io;
 
-use fs_err as fs;
-
 use super::{fsutil, Error, Result, Store, WriteLock};
 use crate::model::DistSnapshot;
 use crate::sign::{cleartext_signers, Keyring, SigningKey, SigningKeys};
@@ -30,6 +28,11 @@ pub struct KeyChange {
     pub signing: Vec<String>,
 }
 
+/// A key file of the store: regular, bounded (see [`crate::bounded`]).
+fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    crate::bounded::read_private(path, crate::bounded::KEY_LIMIT)
+}
+
 impl Store {
     fn secret_path(&self) -> std::path::PathBuf {
         self.keys_dir().join("secret.asc")
@@ -37,13 +40,13 @@ impl Store {
 
     /// The store's signing keys (`keys/secret.asc`).
     pub fn load_signing_keys(&self) -> Result<SigningKeys> {
-        let data = fs::read(self.secret_path())?;
+        let data = read_key_file(&self.secret_path())?;
         Ok(SigningKeys::from_bytes(&data)?)
     }
 
     /// Public keys of retired keys (`keys/retired.gpg`), if any were retired.
     pub fn load_retired_keys(&self) -> Result<Option<Keyring>> {
-        match fs::read(self.keys_dir().join("retired.gpg")) {
+        match read_key_file(&self.keys_dir().join("retired.gpg")) {
             Ok(data) if data.is_empty() => Ok(None),
             Ok(data) => Ok(Some(Keyring::from_bytes(&data)?)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -107,7 +110,7 @@ impl Store {
                 }
             }
         }
-        let mut retired = match fs::read(self.keys_dir().join("retired.gpg")) {
+        let mut retired = match read_key_file(&self.keys_dir().join("retired.gpg")) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e.into()),

@@ -381,15 +381,22 @@ Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
     }
 
     #[test]
-    fn a_relation_apt_cannot_parse_refuses_the_index() {
-        let text = format!(
-            "Package: a\nVersion: 1\nArchitecture: all\nDepends: foo (>= 1.0\nFilename: pool/a.deb\nSize: 1\nSHA256: {SHA}\n"
-        );
-        let e = parse_packages(&text).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("field Depends: an unclosed '(' in \"foo (>= 1.0\""),
-            "{e}"
-        );
+    fn a_relation_or_multi_arch_dpkg_refuses_refuses_the_index() {
+        for (field, want) in [
+            (
+                "Depends: foo (>= 1.0",
+                "field Depends: reference to \"foo\": version unterminated (an unclosed '(') in \"foo (>= 1.0\"",
+            ),
+            (
+                "Multi-Arch: sometimes",
+                "field Multi-Arch: not one of no, same, foreign, allowed in \"sometimes\"",
+            ),
+        ] {
+            let text = format!(
+                "Package: a\nVersion: 1\nArchitecture: all\n{field}\nFilename: pool/a.deb\nSize: 1\nSHA256: {SHA}\n"
+            );
+            let e = parse_packages(&text).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+        }
     }
 }
