@@ -968,3 +968,53 @@ fn udebs_have_their_own_index_imported_or_mirrored() {
     assert!(export.join("rustedhalo").join(pool).is_file());
     t.assert_sound();
 }
+
+/// Issue 18 item 7, issue 20 item 4: credentials in mirror URLs (a
+/// password, and a token used as the user) are printed nowhere when
+/// several mirrors fail: not in the error line of each, not in the log
+/// lines of `-vv` (retries), not in `--json`; the hosts stay visible.
+#[test]
+fn credentials_of_failing_mirrors_are_printed_nowhere() {
+    let t = TestStore::new();
+    let mirror = |name: &str, url: &str| {
+        format!(
+            "[[mirror]]\nname = \"{name}\"\nurl = \"{url}\"\ndists = [\"{DIST}\"]\n\
+components = [\"main\"]\narchitectures = [\"amd64\"]\ntrusted = true\n\n"
+        )
+    };
+    fs::write(
+        t.store().join("halo.toml"),
+        format!(
+            "[fetch]\nretries = 1\nretry_backoff_ms = 10\ntimeout_seconds = 5\n\n{}{}{}",
+            mirror("m1", "http://mirror:s3cret@127.0.0.1:9/debian"),
+            mirror("m2", "http://t0kenXYZ42@127.0.0.1:9/debian"),
+            mirror("m3", "http://other:pa55word@127.0.0.1:9/debian"),
+        ),
+    )
+    .unwrap();
+    for flags in [&[][..], &["-vv"][..], &["--json"][..]] {
+        let out = run(t
+            .halo()
+            .args(flags)
+            .args(["mirror", "update", "--all"]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flags:?}: {stderr}");
+        for secret in ["s3cret", "t0kenXYZ42", "pa55word"] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{flags:?} printed {secret}:\n{stdout}{stderr}"
+            );
+        }
+        for m in ["mirror m1", "mirror m2", "mirror m3"] {
+            assert!(stderr.contains(m), "{flags:?}: {m} not reported: {stderr}");
+        }
+        assert!(
+            stderr.contains("***@127.0.0.1:9") && stderr.contains("mirror:***@127.0.0.1:9"),
+            "{flags:?}: the host stays visible: {stderr}"
+        );
+        if flags == ["-vv"] {
+            assert!(stderr.contains("retrying"), "the log lines ran: {stderr}");
+        }
+    }
+}

@@ -136,12 +136,7 @@ async fn trigger(
             .progressive_log(&build.url, start)
             .await
             .map_err(|e| InfraError(e.to_string()))?;
-        if !out.json {
-            use std::io::Write;
-            let mut so = std::io::stdout().lock();
-            so.write_all(text.as_bytes())?;
-            so.flush()?;
-        }
+        out.text(&text)?;
         start = next;
         if !more {
             break;
