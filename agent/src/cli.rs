@@ -15,6 +15,34 @@ fn one_line_text(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A number of seconds between `min` and `max`, finite: `inf`, `NaN`,
+/// `1e300` or a negative number is a usage error here, where a
+/// `Duration` made of it later would panic.
+fn seconds_between(s: &str, min: f64, max: f64, unit: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of {unit}"))?;
+    if !v.is_finite() || v < min || v > max {
+        return Err(format!("must be a number of {unit} from {min} to {max}"));
+    }
+    Ok(v)
+}
+
+/// `--wait-timeout`: 0 (do not wait) to a year of seconds.
+fn wait_seconds(s: &str) -> Result<f64, String> {
+    seconds_between(s, 0.0, 31_536_000.0, "seconds")
+}
+
+/// `jenkins trigger --timeout`: up to a week of minutes, more than 0.
+fn trigger_minutes(s: &str) -> Result<f64, String> {
+    let v = seconds_between(s, 0.0, 10_080.0, "minutes")?;
+    if v == 0.0 {
+        return Err("must be more than 0 minutes".into());
+    }
+    Ok(v)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "halo",
@@ -42,7 +70,13 @@ pub struct Cli {
     pub verbose: u8,
     /// Give up after waiting this many seconds for another writer (exit 75);
     /// default: wait as long as it takes.
-    #[arg(long, global = true, value_name = "SECONDS", env = "HALO_WAIT_TIMEOUT")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "HALO_WAIT_TIMEOUT",
+        value_parser = wait_seconds
+    )]
     pub wait_timeout: Option<f64>,
     #[command(subcommand)]
     pub command: Command,
@@ -575,8 +609,9 @@ halo-acceptance --param SNAPSHOT=20261205T100000.000Z --wait --timeout 120"
         /// Follow the build and exit by its result.
         #[arg(long)]
         wait: bool,
-        /// With --wait: give up after this many minutes (exit 2).
-        #[arg(long, value_name = "MINUTES", requires = "wait")]
+        /// With --wait: give up after this many minutes (exit 2), whatever
+        /// the controller does (the whole command, every reply included).
+        #[arg(long, value_name = "MINUTES", requires = "wait", value_parser = trigger_minutes)]
         timeout: Option<f64>,
     },
     /// The controller's version, this host's node, the acceptance job's last build.
