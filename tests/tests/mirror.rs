@@ -1018,3 +1018,86 @@ components = [\"main\"]\narchitectures = [\"amd64\"]\ntrusted = true\n\n"
         }
     }
 }
+
+/// Issue 18 item 8: a partial upstream that lists `i18n/Translation-en`
+/// in its Release but does not serve it (every form 404) is mirrored
+/// anyway, as apt reads it: one warning naming the file, the packages
+/// mirrored, and the Release halo signs lists only what the snapshot
+/// serves (each listed file exists with its listed hash; gpgv and apt
+/// read it without a warning).
+#[test]
+fn a_translation_listed_but_not_served_is_left_out_with_a_warning() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(
+        DIST,
+        &Publish {
+            translations: true,
+            ..Publish::default()
+        },
+    );
+    let listed = fs::read_to_string(up.dist_file(DIST, "Release")).unwrap();
+    assert!(listed.contains("main/i18n/Translation-en.bz2"), "{listed}");
+    fs::remove_dir_all(up.dist_file(DIST, "main/i18n")).unwrap();
+    let t = store_with(&up, "");
+    let out = update(&t);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("main/i18n/Translation-en") && stderr.contains("not served"),
+        "one warning names the file: {stderr}"
+    );
+    assert!(
+        up.requests()
+            .iter()
+            .any(|(p, s)| p.contains("/i18n/") && *s == 404),
+        "halo asked for it: {:?}",
+        up.requests()
+    );
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert_eq!(
+        exported_packages(&export, "up"),
+        BTreeSet::from([
+            "app=1.0".into(),
+            "app-doc=1.0".into(),
+            "lib=1.0".into(),
+            "lib=2.0".into(),
+            "mta=3.0".into(),
+            "unrelated=0.1".into(),
+        ])
+    );
+    let dist = export.join(format!("up/dists/{DIST}"));
+    let release = fs::read_to_string(dist.join("Release")).unwrap();
+    assert!(!release.contains("i18n"), "{release}");
+    // Every file the Release lists is served, with the listed hash.
+    let mut in_sha256 = false;
+    let mut walked = 0;
+    for line in release.lines() {
+        if !line.starts_with(' ') {
+            in_sha256 = line == "SHA256:";
+            continue;
+        }
+        if !in_sha256 {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let data = fs::read(dist.join(w[2])).unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&data)), w[0], "{}", w[2]);
+        assert_eq!(data.len().to_string(), w[1], "{}", w[2]);
+        walked += 1;
+    }
+    assert!(walked > 0, "{release}");
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(t.store().join("keys/repo.gpg"))
+        .arg(dist.join("InRelease")));
+    let sources = format!(
+        "deb [signed-by={}] copy:{}/up {DIST} main\n",
+        t.store().join("keys/repo.gpg").display(),
+        export.display()
+    );
+    Apt::new(&t.root().join("apt"), &sources).update();
+    t.assert_sound();
+}
