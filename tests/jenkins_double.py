@@ -37,6 +37,11 @@ parameter, a few steps, `Finished: RESULT`), so progressive logging needs severa
                       [--csrf] [--log FILE] [--agent-jar PATH] [--build-result [JOB=]RESULT,...]
                       [--fail-next N] ...   (see --help)
 
+Hostile modes (answers no real controller gives, for the client's bounds): --foreign-root URL
+hands out build URLs (a queue item's `executable.url`) on another origin; --huge REGEX:BYTES
+answers GETs whose path matches with BYTES of body streamed without a Content-Length; --drip
+REGEX answers them with one byte every half second for ten minutes.
+
 Prints the port on the first line of stdout once it listens (as tests/upstream_server.py does).
 Every request is appended to --log as one JSON object per line: time, method, path, query,
 status, user, the relevant headers (Authorization and Secret-Key values REDACTED) and the body.
@@ -331,9 +336,40 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionResetError, BrokenPipeError):
             pass  # the client went away; nothing to answer
 
+    def hostile(self, path):
+        """--huge and --drip: True when this request got one of those answers."""
+        opts = self.server.controller.opts
+        huge = opts.huge and opts.huge.rsplit(":", 1)
+        if huge and re.search(huge[0], path):
+            size, chunk = int(huge[1]), b" " * (1 << 20)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"[")
+            sent = 1
+            while sent < size:
+                self.wfile.write(chunk[:size - sent])
+                sent += len(chunk)
+            self.close_connection = True
+            return True
+        if opts.drip and re.search(opts.drip, path):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1200")
+            self.end_headers()
+            for _ in range(1200):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+            return True
+        return False
+
     def do_GET(self):
         c = self.server.controller
         url = urlsplit(self.path)
+        if self.hostile(url.path):
+            return
         self.query = parse_qs(url.query, keep_blank_values=True)
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.params = {k: v[0] for k, v in self.query.items()}
@@ -781,7 +817,7 @@ class Handler(BaseHTTPRequestHandler):
                     "why": f"In the quiet period. Expires in {max(item.ready_at - now, 0):.2f} sec"}
         executable = None if item.cancelled else {
             "_class": job.cls[1], "number": item.build.number,
-            "url": job_url(self.root, job.name) + f"{item.build.number}/"}
+            "url": job_url(self.server.controller.opts.foreign_root or self.root, job.name) + f"{item.build.number}/"}
         return {"_class": "hudson.model.Queue$LeftItem", **out, "why": None,
                 "cancelled": item.cancelled, "executable": executable}
 
@@ -839,6 +875,9 @@ def main():
     ap.add_argument("--line-delay", type=float, default=0.05, help="seconds between two console lines of a build")
     ap.add_argument("--left-ttl", type=float, default=300, help="seconds a left queue item stays visible")
     ap.add_argument("--jenkins-version", default="2.578", help="X-Jenkins; < 2.539 refuses XML node creation")
+    ap.add_argument("--foreign-root", help="hostile: queue items name their build under this root URL")
+    ap.add_argument("--huge", help="hostile: REGEX:BYTES, GETs of matching paths get BYTES of body")
+    ap.add_argument("--drip", help="hostile: REGEX, GETs of matching paths get a byte every 0.5 s")
     server = ThreadingHTTPServer((ap.parse_args().host, ap.parse_args().port), Handler)
     server.daemon_threads = True
     server.controller, server.log_lock = Controller(ap.parse_args()), threading.Lock()

@@ -15,6 +15,34 @@ fn one_line_text(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A number of seconds between `min` and `max`, finite: `inf`, `NaN`,
+/// `1e300` or a negative number is a usage error here, where a
+/// `Duration` made of it later would panic.
+fn seconds_between(s: &str, min: f64, max: f64, unit: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of {unit}"))?;
+    if !v.is_finite() || v < min || v > max {
+        return Err(format!("must be a number of {unit} from {min} to {max}"));
+    }
+    Ok(v)
+}
+
+/// `--wait-timeout`: 0 (do not wait) to a year of seconds.
+fn wait_seconds(s: &str) -> Result<f64, String> {
+    seconds_between(s, 0.0, 31_536_000.0, "seconds")
+}
+
+/// `jenkins trigger --timeout`: up to a week of minutes, more than 0.
+fn trigger_minutes(s: &str) -> Result<f64, String> {
+    let v = seconds_between(s, 0.0, 10_080.0, "minutes")?;
+    if v == 0.0 {
+        return Err("must be more than 0 minutes".into());
+    }
+    Ok(v)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "halo",
@@ -42,7 +70,13 @@ pub struct Cli {
     pub verbose: u8,
     /// Give up after waiting this many seconds for another writer (exit 75);
     /// default: wait as long as it takes.
-    #[arg(long, global = true, value_name = "SECONDS", env = "HALO_WAIT_TIMEOUT")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "HALO_WAIT_TIMEOUT",
+        value_parser = wait_seconds
+    )]
     pub wait_timeout: Option<f64>,
     #[command(subcommand)]
     pub command: Command,
@@ -174,20 +208,23 @@ NAME=COMMAND and each [[acceptance.test]] with sh -c, with HALO_SNAPSHOT, HALO_C
 HALO_KEYRING and HALO_REPO (an APT tree of the frozen snapshot) in the environment. Decide: when \
 every test passed, move stable to exactly the tested snapshot (only if testing still points at \
 it); else leave stable alone. Every step is recorded in the channel histories and \
-STORE/acceptance/runs.jsonl.\n\nWith --systems (or --system NAME), each [[acceptance.system]] is also \
-built from scratch with mmdebstrap from the frozen snapshot alone, its packages installed with \
-apt, and its tests run inside it (docs/acceptance.md); the plain tests run too, if any.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
+STORE/acceptance/runs.jsonl, with the names of the checks that ran.\n\nA promoting run runs at \
+least every configured check: every [[acceptance.test]], and every [[acceptance.system]] built \
+from scratch with mmdebstrap from the frozen snapshot alone, its packages installed with apt, \
+and its tests run inside it (docs/acceptance.md). --test adds tests to the configured ones (it \
+cannot replace one); --systems and --system change nothing here.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
 promoted), 2 infrastructure (lease held by another run, bad configuration, a channel moved \
 under the run).\n\nExample:\n  halo accept --snapshot \"$SNAPSHOT\" --junit accept-junit.xml\n  \
 halo accept --test 'smoke=apt-get -o Dir::Etc::SourceList=... update'\n  \
-halo accept --systems --junit accept-junit.xml\n  halo accept --status"
+halo accept --status"
     )]
     Accept(AcceptArgs),
     /// Run the acceptance tests against a channel, without freezing or promoting.
     #[command(
-        long_about = "The seed's gate tests: run the configured (or --test) acceptance tests \
-against the snapshot a channel points at now (default trusty-unstable), with the same \
-environment and reports as halo accept, but no lease, no freeze and no promotion.\n\nExit \
+        long_about = "The seed's gate tests: run the configured (or --test, which replace them) \
+acceptance tests, and the systems asked for (--systems, --system NAME), against the snapshot a \
+channel points at now (default trusty-unstable), with the same environment and reports as halo \
+accept, but no lease, no freeze and no promotion.\n\nExit \
 status: 0 passed, 1 a test failed, 2 infrastructure.\n\nExample:\n  halo gate --channel \
 trusty-unstable --junit gate-junit.xml"
     )]
@@ -496,7 +533,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// A test: NAME=COMMAND (repeatable); replaces [[acceptance.test]].
+    /// A test: NAME=COMMAND (repeatable); accept adds it to [[acceptance.test]], gate runs it instead.
     #[arg(long = "test", value_name = "NAME=COMMAND")]
     pub tests: Vec<String>,
     /// Write the results as JUnit XML (for Jenkins' junit publisher).
@@ -505,10 +542,10 @@ pub struct TestArgs {
     /// Kill a test running longer than this ([acceptance] timeout_minutes).
     #[arg(long, value_name = "MINUTES")]
     pub timeout_minutes: Option<f64>,
-    /// Also build every [[acceptance.system]] from scratch and test inside it.
+    /// gate: also build every [[acceptance.system]] from scratch and test inside it (accept always does).
     #[arg(long)]
     pub systems: bool,
-    /// Build and test this [[acceptance.system]] (repeatable).
+    /// gate: build and test this [[acceptance.system]] (repeatable; accept runs them all).
     #[arg(long = "system", value_name = "NAME", conflicts_with = "systems")]
     pub system: Vec<String>,
     /// Keep the root of a system that failed, and print where it is.
@@ -575,8 +612,9 @@ halo-acceptance --param SNAPSHOT=20261205T100000.000Z --wait --timeout 120"
         /// Follow the build and exit by its result.
         #[arg(long)]
         wait: bool,
-        /// With --wait: give up after this many minutes (exit 2).
-        #[arg(long, value_name = "MINUTES", requires = "wait")]
+        /// With --wait: give up after this many minutes (exit 2), whatever
+        /// the controller does (the whole command, every reply included).
+        #[arg(long, value_name = "MINUTES", requires = "wait", value_parser = trigger_minutes)]
         timeout: Option<f64>,
     },
     /// The controller's version, this host's node, the acceptance job's last build.

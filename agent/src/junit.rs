@@ -182,7 +182,9 @@ pub fn render_junit(suites: &[Suite]) -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     // invariant: writing into a Vec cannot fail.
     let _ = write_all(&mut w, suites);
-    let mut out = String::from_utf8_lossy(&w.into_inner()).into_owned();
+    // Test output and failure messages quote URLs: no credential in them
+    // reaches a Jenkins page.
+    let mut out = crate::redact::redact_urls(&String::from_utf8_lossy(&w.into_inner()));
     out.push('\n');
     out
 }

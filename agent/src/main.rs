@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         Err(e) => {
-            eprintln!("halo: {}", usage_error_line(&e));
+            let _ = agent::output::error_line(&usage_error_line(&e));
             return ExitCode::from(1);
         }
     };
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("halo: {}", one_line(&err));
+            let _ = agent::output::error_line(&one_line(&err));
             ExitCode::from(commands::exit_code(&err))
         }
     }
@@ -119,7 +119,8 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Through the one redacting path, as every line halo prints.
+        .with_writer(agent::output::RedactingStderr)
         // Colour codes only for a person at a terminal, never in a log file
         // or a Jenkins console.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

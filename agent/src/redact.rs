@@ -1,27 +1,32 @@
-//! Passwords in URLs (`https://user:password@host/...`, a mirror or git
-//! URL with credentials) must never be printed: every error line and every
-//! warning that can carry a URL goes through here. PURE.
+//! Credentials in URLs (`https://user:password@host/...`, and a token used
+//! as the user, `https://TOKEN@host/...`, as GitHub and GitLab hand them
+//! out) must never be printed: every line halo prints (`crate::output`),
+//! every JUnit file and every JSON document passes through here. The host
+//! stays visible: it is what an operator needs to find the problem. PURE.
 
-/// `text` with the password of every `scheme://user:password@host` in it
-/// replaced by `***`.
+/// `text` with the credentials of every `scheme://userinfo@host` in it
+/// replaced: `user:password@` becomes `user:***@`, a lone `token@`
+/// (which cannot be told from a user name) becomes `***@`.
 pub fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        // The authority ends at the first '/', whitespace or quote.
+        // The authority ends at the first '/', whitespace or quote (or the
+        // '<' of the XML element around it).
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || "\"')>".contains(c))
+            .find(|c: char| c == '/' || c.is_whitespace() || "\"'<>)".contains(c))
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => {
-                let user = authority[..at].split(':').next().unwrap_or("");
-                if authority[..at].contains(':') {
-                    out.push_str(&format!("{user}:***@{}", &authority[at + 1..]));
-                } else {
-                    out.push_str(authority);
+                let userinfo = &authority[..at];
+                let host = &authority[at + 1..];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => out.push_str(&format!("{user}:***@{host}")),
+                    None if userinfo == "***" || userinfo.is_empty() => out.push_str(authority),
+                    None => out.push_str(&format!("***@{host}")),
                 }
             }
             None => out.push_str(authority),
@@ -48,11 +53,32 @@ mod tests {
             redact_urls("https://git.example.org/r.git"),
             "https://git.example.org/r.git"
         );
-        assert_eq!(
-            redact_urls("a http://x@h/ b https://p:q@h c"),
-            "a http://x@h/ b https://p:***@h c"
-        );
         assert_eq!(redact_urls("no url"), "no url");
         assert_eq!(redact_urls("/srv/git/r"), "/srv/git/r");
+    }
+
+    #[test]
+    fn a_token_as_the_user_is_a_password() {
+        assert_eq!(
+            redact_urls("a http://x@h/ b https://p:q@h c"),
+            "a http://***@h/ b https://p:***@h c"
+        );
+        assert_eq!(
+            redact_urls("fetching https://ghp_0123456789abcdef@github.com:443/o/r.git failed"),
+            "fetching https://***@github.com:443/o/r.git failed"
+        );
+        assert_eq!(
+            redact_urls("<failure message=\"http://tok@h\">http://tok@h</failure>"),
+            "<failure message=\"http://***@h\">http://***@h</failure>"
+        );
+    }
+
+    #[test]
+    fn redacting_twice_changes_nothing_more() {
+        for text in ["http://u:pw@h/x", "http://tok@h/x", "x://@h", "http://h/@x"] {
+            let once = redact_urls(text);
+            assert_eq!(redact_urls(&once), once, "{text}");
+            assert!(!once.contains("pw") && !once.contains("tok"), "{once}");
+        }
     }
 }

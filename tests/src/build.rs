@@ -89,3 +89,65 @@ pub fn find_file(dir: &Path, suffix: &str) -> PathBuf {
             .unwrap_or_else(|| panic!("no *{suffix} in {}", dir.display())),
     )
 }
+
+/// The repositories under a directory, served over git's smart HTTP
+/// protocol behind basic auth (`tests/git_http_server.py` and the real
+/// git-http-backend), stopped on drop.
+pub struct GitHttp {
+    child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl GitHttp {
+    /// Serves `root`, accepting `users` (`USER:PASSWORD`, `USER:*` for a
+    /// token as the user); the request log goes to `log`.
+    pub fn start(root: &Path, log: &Path, users: &[&str]) -> Self {
+        need_tool("python3", "python3");
+        need_tool("git", "git");
+        assert!(
+            Path::new("/usr/lib/git-core/git-http-backend").exists(),
+            "git-http-backend is missing (apt-get install git)"
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/git_http_server.py");
+        let users_file = log.with_extension("users");
+        fs::write(&users_file, users.join("\n")).expect("users file");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .arg(log)
+            .arg(&users_file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the git HTTP server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("server stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("server port");
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("git HTTP server printed {line:?} instead of its port")
+        });
+        Self {
+            child,
+            port,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Each request: `METHOD PATH STATUS USER`.
+    pub fn requests(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

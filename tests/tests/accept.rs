@@ -411,3 +411,80 @@ fn gate_tests_a_channel_without_moving_anything() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no acceptance tests"));
     let _ = ok;
 }
+
+/// Issue 20 item 5: `--test` cannot talk the gate around. A promoting run
+/// runs every configured test, and command-line tests add to them: a
+/// configured failing test rejects the run whatever passing test the
+/// command line brings, and a flag cannot take a configured test's name.
+/// The history and the run log say exactly which checks ran.
+#[test]
+fn command_line_tests_add_to_the_configured_ones_and_the_history_names_them() {
+    let (t, a) = store_with_unstable();
+    fs::write(
+        t.store().join("halo.toml"),
+        "[[acceptance.test]]\nname = \"real\"\ncommand = \"false\"\n",
+    )
+    .unwrap();
+    let stable_history = t.ok(&["channel", "history", "trusty"]);
+    let (code, stdout, stderr) = accept(&t, &["--test", "x=true"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("rejected {a}")) && stdout.contains("real"),
+        "{stdout}"
+    );
+    assert_eq!(t.channel("trusty"), "-", "trusty unchanged");
+    assert_eq!(t.ok(&["channel", "history", "trusty"]), stable_history);
+    // A flag may not replace the configured test by taking its name.
+    let (code, stdout, stderr) = accept(&t, &["--test", "real=true"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("--test real: a configured"), "{stderr}");
+    assert_eq!(t.channel("trusty"), "-");
+    // The run log says what ran.
+    let status: serde_json::Value =
+        serde_json::from_str(&t.ok(&["--json", "accept", "--status"])).unwrap();
+    let fail = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "fail")
+        .unwrap()
+        .clone();
+    assert!(
+        fail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checks: tests real, x; systems none"),
+        "{fail}"
+    );
+    // Configured and added tests passing: promoted, and the history names both.
+    fs::write(
+        t.store().join("halo.toml"),
+        "[[acceptance.test]]\nname = \"real\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = t_accept_json(&t, &["--test", "x=true"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["checks"], "tests real, x; systems none", "{report}");
+    assert_eq!(t.channel("trusty"), a);
+    let h = history_json(&t, "trusty");
+    let last = h.as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "accept");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("passed 2 tests (tests real, x; systems none)"),
+        "{last}"
+    );
+}
+
+/// `halo --json accept ARGS`: (exit code, stdout, stderr).
+fn t_accept_json(t: &TestStore, args: &[&str]) -> (i32, String, String) {
+    let out = run(t.halo().args(["--json", "accept"]).args(args));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

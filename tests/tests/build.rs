@@ -325,3 +325,116 @@ fn an_unreachable_repository_exits_2_without_showing_its_password() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no source \"nope\""));
 }
+
+/// Every process's argv (`/proc/*/cmdline`, what `ps` shows), polled until
+/// `stop`: the lines holding `needle` and how many named `seen` (proof the
+/// poll ran while git did).
+fn watch_argv(
+    needles: Vec<String>,
+    seen: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<String>, usize)> {
+    std::thread::spawn(move || {
+        let (mut leaks, mut hits) = (Vec::new(), 0);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            for entry in fs::read_dir("/proc").unwrap().flatten() {
+                let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                    continue;
+                };
+                let argv = String::from_utf8_lossy(&raw).replace('\0', " ");
+                if needles.iter().any(|n| argv.contains(n.as_str())) && !leaks.contains(&argv) {
+                    leaks.push(argv.clone());
+                }
+                if argv.contains(&seen) && argv.contains("git") {
+                    hits += 1;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        (leaks, hits)
+    })
+}
+
+/// Issue 20 item 4: a repository that needs credentials is cloned with
+/// them, and they are never in any process's argv while halo talks to it
+/// (they reach git through its credential interface), nor left in the
+/// store; a token used as the URL's user works the same and is redacted
+/// in stderr and JUnit.
+#[test]
+fn credentials_reach_git_without_ever_being_in_argv() {
+    let t = TestStore::new();
+    let repo = example_repo(&t);
+    let served = t.root().join("served");
+    fs::create_dir_all(&served).unwrap();
+    ok(Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&repo)
+        .arg(served.join("halo-hello.git")));
+    let server = halo_tests::build::GitHttp::start(
+        &served,
+        &t.root().join("git-http.log"),
+        &["builder:S3cretPW", "t0kenABC987:*"],
+    );
+    let base = format!("127.0.0.1:{}", server.port);
+    write_config(
+        &t,
+        &format!(
+            "{}{}",
+            source(
+                "halo-hello",
+                Path::new(&format!("http://builder:S3cretPW@{base}/halo-hello.git")),
+                "",
+            ),
+            source(
+                "tok",
+                Path::new(&format!("http://t0kenABC987@{base}/halo-hello.git")),
+                "branch = \"nope\"",
+            ),
+        ),
+    );
+    let secrets = vec!["S3cretPW".to_string(), "t0kenABC987".to_string()];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_argv(secrets.clone(), base.clone(), stop.clone());
+    let (code, r, stderr) = build(&t, &["halo-hello"]);
+    let status = run(t.halo().args(["--json", "sources", "status"]));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (leaks, hits) = watcher.join().unwrap();
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    assert_eq!(r["status"], "built", "{r}");
+    assert!(leaks.is_empty(), "credentials in argv: {leaks:?}");
+    assert!(hits > 0, "the poll never saw git talking to {base}");
+    // The server saw them: git asked the helper after the 401.
+    let requests = server.requests();
+    assert!(
+        requests.iter().any(|l| l.ends_with(" 200 builder")),
+        "{requests:?}"
+    );
+    assert!(requests.iter().any(|l| l.contains(" 401 ")), "{requests:?}");
+    // The token works as the user too (ls-remote of sources status).
+    let status_out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        requests.iter().any(|l| l.ends_with(" 200 t0kenABC987")),
+        "{requests:?}\n{status_out}"
+    );
+    for s in &secrets {
+        assert!(!status_out.contains(s.as_str()), "{status_out}");
+        assert!(!stderr.contains(s.as_str()), "{stderr}");
+    }
+    // Nothing in the store holds them but the configuration itself.
+    let grep = run(Command::new("grep")
+        .args(["-rlF", "--exclude=halo.toml", "-e", "S3cretPW", "-e", "t0kenABC987"])
+        .arg(t.store())
+        .arg(t.root().join("git")));
+    let files = String::from_utf8_lossy(&grep.stdout);
+    assert_eq!(grep.status.code(), Some(1), "files hold them: {files}");
+    // The token's source fails (no such branch): redacted in stderr and JUnit.
+    let junit = t.root().join("tok.xml");
+    let (code, r, stderr) = build(&t, &["tok", "--junit", junit.to_str().unwrap()]);
+    assert_ne!(code, 0, "{r}");
+    let xml = fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(&format!("***@{base}")), "{xml}");
+    assert!(stderr.contains(&format!("***@{base}")), "{stderr}");
+    for text in [&xml, &stderr, &r.to_string()] {
+        assert!(!text.contains("t0kenABC987"), "{text}");
+    }
+}

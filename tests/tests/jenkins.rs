@@ -30,6 +30,11 @@ fn store_for(d: &Double, extra: &str) -> TestStore {
 }
 
 fn store_with_token(d: &Double, extra: &str, secret: &str) -> TestStore {
+    store_at(&d.url(), extra, secret)
+}
+
+/// A store whose halo.toml points at the controller at `url`.
+fn store_at(url: &str, extra: &str, secret: &str) -> TestStore {
     let t = TestStore::new();
     let token = t.root().join("jenkins.token");
     fs::write(&token, secret).unwrap();
@@ -39,7 +44,7 @@ fn store_with_token(d: &Double, extra: &str, secret: &str) -> TestStore {
         t.store().join("halo.toml"),
         format!(
             "[jenkins]\nurl = \"{}\"\nuser = \"halo\"\ntoken_file = \"{}\"\n\n[jenkins.node]\nname = \"halo-test\"\nremote_fs = \"{}\"\n{extra}\n",
-            d.url(),
+            url,
             token.display(),
             rfs.display()
         ),
@@ -471,4 +476,191 @@ fn one_cycle_triggers_acceptance_once_per_new_snapshot_and_retries_a_failed_trig
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["query"]["SNAPSHOT"][0], newer.as_str());
     t.assert_sound();
+}
+
+/// A listener standing for another host: every connection's request
+/// bytes, as they came.
+fn foreign_host() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    (port, seen)
+}
+
+/// The `halo:` lines of stderr.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("halo:")).collect()
+}
+
+/// Issue 20 item 4: a controller that names a build on another host gets
+/// the command refused in one line, and that host sees no request at all
+/// (so no Authorization header: the token goes only to the configured
+/// origin).
+#[test]
+fn a_build_url_on_another_origin_is_refused_and_never_sent_the_token() {
+    let (port, seen) = foreign_host();
+    let foreign = format!("http://127.0.0.1:{port}/");
+    let d = Double::start(&[
+        &users(),
+        "--jobs",
+        "halo-acceptance:SNAPSHOT",
+        "--foreign-root",
+        &foreign,
+    ]);
+    let t = store_for(&d, "");
+    let (code, stdout, stderr) = halo(
+        &t,
+        &[
+            "jenkins",
+            "trigger",
+            "--job",
+            "halo-acceptance",
+            "--param",
+            "SNAPSHOT=x",
+            "--wait",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("not on its origin") && lines[0].contains(&foreign),
+        "{stderr}"
+    );
+    // The double did hand out the foreign build (the refusal was real).
+    assert!(!d.matching("GET", "/queue/item/").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = seen.lock().unwrap();
+    assert!(seen.is_empty(), "the foreign host was contacted: {seen:?}");
+    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN));
+}
+
+/// Issue 20 item 4: a 1.5 GB reply is refused at its cap; halo runs
+/// under a 1 GiB address-space limit, so buffering the reply would fail
+/// the test rather than pass it.
+#[test]
+fn a_huge_reply_is_refused_at_its_cap_under_a_memory_limit() {
+    need_tool("prlimit", "util-linux");
+    let d = Double::start(&[&users(), "--huge", "^/api/json$:1610612736"]);
+    let t = store_for(&d, "");
+    let out = run(Command::new("prlimit")
+        .arg(format!("--as={}", 1u64 << 30))
+        .arg("--")
+        .arg(halo_tests::bin("halo"))
+        .arg("--store")
+        .arg(t.store())
+        .args(["jenkins", "status"])
+        .env_remove("HALO_JENKINS_TOKEN"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("more than 16777216 bytes"), "{stderr}");
+}
+
+/// Issue 20 item 4: a controller dripping its reply a byte at a time
+/// cannot outlast `--timeout` (6 s here): the deadline covers the whole
+/// command, bodies included.
+#[test]
+fn a_dripping_controller_cannot_outlast_the_timeout() {
+    let d = Double::start(&[
+        &users(),
+        "--jobs",
+        "halo-acceptance:SNAPSHOT",
+        "--drip",
+        "^/queue/item/",
+    ]);
+    let t = store_for(&d, "");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = halo(
+        &t,
+        &[
+            "jenkins",
+            "trigger",
+            "--job",
+            "halo-acceptance",
+            "--param",
+            "SNAPSHOT=x",
+            "--wait",
+            "--timeout",
+            "0.1",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(took >= Duration::from_secs(5), "took {took:?}: the drip ran");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("--timeout"), "{stderr}");
+}
+
+/// Issue 20 item 4: a controller that is down from the start is one line
+/// and exit 2, within the command's timeout; a timeout that is not a
+/// finite positive number of minutes is a usage error (exit 1, one line),
+/// never a panic.
+#[test]
+fn a_controller_down_at_start_and_impossible_timeouts() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = store_at(&format!("http://127.0.0.1:{port}/"), "", TOKEN);
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = halo(
+        &t,
+        &[
+            "jenkins", "trigger", "--job", "j", "--wait", "--timeout", "0.05",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(12), "{stderr}");
+    assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
+    let (code, _, stderr) = halo(&t, &["jenkins", "status"]);
+    assert_eq!(code, 2, "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("does not answer"), "{stderr}");
+    for bad in ["inf", "1e300", "NaN", "-1", "0", "soon"] {
+        let (code, _, stderr) = halo(
+            &t,
+            &[
+                "jenkins",
+                "trigger",
+                "--job",
+                "j",
+                "--wait",
+                &format!("--timeout={bad}"),
+            ],
+        );
+        assert_eq!(code, 1, "--timeout {bad}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "--timeout {bad}: {stderr}");
+        assert!(
+            stderr.contains("--timeout") && !stderr.contains("panicked"),
+            "--timeout {bad}: {stderr}"
+        );
+        let (code, _, stderr) = halo(&t, &[&format!("--wait-timeout={bad}"), "jenkins", "status"]);
+        if bad == "0" {
+            continue;
+        }
+        assert_eq!(code, 1, "--wait-timeout {bad}: {stderr}");
+        assert!(
+            stderr.contains("--wait-timeout") && !stderr.contains("panicked"),
+            "--wait-timeout {bad}: {stderr}"
+        );
+    }
 }

@@ -968,3 +968,136 @@ fn udebs_have_their_own_index_imported_or_mirrored() {
     assert!(export.join("rustedhalo").join(pool).is_file());
     t.assert_sound();
 }
+
+/// Issue 18 item 7, issue 20 item 4: credentials in mirror URLs (a
+/// password, and a token used as the user) are printed nowhere when
+/// several mirrors fail: not in the error line of each, not in the log
+/// lines of `-vv` (retries), not in `--json`; the hosts stay visible.
+#[test]
+fn credentials_of_failing_mirrors_are_printed_nowhere() {
+    let t = TestStore::new();
+    let mirror = |name: &str, url: &str| {
+        format!(
+            "[[mirror]]\nname = \"{name}\"\nurl = \"{url}\"\ndists = [\"{DIST}\"]\n\
+components = [\"main\"]\narchitectures = [\"amd64\"]\ntrusted = true\n\n"
+        )
+    };
+    fs::write(
+        t.store().join("halo.toml"),
+        format!(
+            "[fetch]\nretries = 1\nretry_backoff_ms = 10\ntimeout_seconds = 5\n\n{}{}{}",
+            mirror("m1", "http://mirror:s3cret@127.0.0.1:9/debian"),
+            mirror("m2", "http://t0kenXYZ42@127.0.0.1:9/debian"),
+            mirror("m3", "http://other:pa55word@127.0.0.1:9/debian"),
+        ),
+    )
+    .unwrap();
+    for flags in [&[][..], &["-vv"][..], &["--json"][..]] {
+        let out = run(t
+            .halo()
+            .args(flags)
+            .args(["mirror", "update", "--all"]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flags:?}: {stderr}");
+        for secret in ["s3cret", "t0kenXYZ42", "pa55word"] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{flags:?} printed {secret}:\n{stdout}{stderr}"
+            );
+        }
+        for m in ["mirror m1", "mirror m2", "mirror m3"] {
+            assert!(stderr.contains(m), "{flags:?}: {m} not reported: {stderr}");
+        }
+        assert!(
+            stderr.contains("***@127.0.0.1:9") && stderr.contains("mirror:***@127.0.0.1:9"),
+            "{flags:?}: the host stays visible: {stderr}"
+        );
+        if flags == ["-vv"] {
+            assert!(stderr.contains("retrying"), "the log lines ran: {stderr}");
+        }
+    }
+}
+
+/// Issue 18 item 8: a partial upstream that lists `i18n/Translation-en`
+/// in its Release but does not serve it (every form 404) is mirrored
+/// anyway, as apt reads it: one warning naming the file, the packages
+/// mirrored, and the Release halo signs lists only what the snapshot
+/// serves (each listed file exists with its listed hash; gpgv and apt
+/// read it without a warning).
+#[test]
+fn a_translation_listed_but_not_served_is_left_out_with_a_warning() {
+    let up = Upstream::new();
+    populate(&up);
+    up.publish(
+        DIST,
+        &Publish {
+            translations: true,
+            ..Publish::default()
+        },
+    );
+    let listed = fs::read_to_string(up.dist_file(DIST, "Release")).unwrap();
+    assert!(listed.contains("main/i18n/Translation-en.bz2"), "{listed}");
+    fs::remove_dir_all(up.dist_file(DIST, "main/i18n")).unwrap();
+    let t = store_with(&up, "");
+    let out = update(&t);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("main/i18n/Translation-en") && stderr.contains("not served"),
+        "one warning names the file: {stderr}"
+    );
+    assert!(
+        up.requests()
+            .iter()
+            .any(|(p, s)| p.contains("/i18n/") && *s == 404),
+        "halo asked for it: {:?}",
+        up.requests()
+    );
+    let id = t.snapshot();
+    let export = export_snapshot(&t, &id, "export");
+    assert_eq!(
+        exported_packages(&export, "up"),
+        BTreeSet::from([
+            "app=1.0".into(),
+            "app-doc=1.0".into(),
+            "lib=1.0".into(),
+            "lib=2.0".into(),
+            "mta=3.0".into(),
+            "unrelated=0.1".into(),
+        ])
+    );
+    let dist = export.join(format!("up/dists/{DIST}"));
+    let release = fs::read_to_string(dist.join("Release")).unwrap();
+    assert!(!release.contains("i18n"), "{release}");
+    // Every file the Release lists is served, with the listed hash.
+    let mut in_sha256 = false;
+    let mut walked = 0;
+    for line in release.lines() {
+        if !line.starts_with(' ') {
+            in_sha256 = line == "SHA256:";
+            continue;
+        }
+        if !in_sha256 {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let data = fs::read(dist.join(w[2])).unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&data)), w[0], "{}", w[2]);
+        assert_eq!(data.len().to_string(), w[1], "{}", w[2]);
+        walked += 1;
+    }
+    assert!(walked > 0, "{release}");
+    ok(Command::new("gpgv")
+        .arg("--keyring")
+        .arg(t.store().join("keys/repo.gpg"))
+        .arg(dist.join("InRelease")));
+    let sources = format!(
+        "deb [signed-by={}] copy:{}/up {DIST} main\n",
+        t.store().join("keys/repo.gpg").display(),
+        export.display()
+    );
+    Apt::new(&t.root().join("apt"), &sources).update();
+    t.assert_sound();
+}

@@ -45,10 +45,26 @@ archives = ["debian", "rustedhalo"]
 packages = ["halo-absent"]
 "#;
 
+/// The systems of `SYSTEMS` named in `names`, for `dist`: a promoting run
+/// runs every configured system, so a test configures only the ones it
+/// means to run.
+fn systems_toml(names: &[&str], dist: &str) -> String {
+    SYSTEMS
+        .split("\n[[acceptance.system]]\n")
+        .filter(|block| {
+            names
+                .iter()
+                .any(|n| block.starts_with(&format!("name = \"{n}\"\n")))
+        })
+        .map(|block| format!("\n[[acceptance.system]]\n{}", block.replace("{dist}", dist)))
+        .collect()
+}
+
 /// A gated store mirroring the Debian base (archive `debian`), with our
-/// packages in `rustedhalo` and trusty-unstable at a snapshot of both.
+/// packages in `rustedhalo` and trusty-unstable at a snapshot of both; the
+/// systems `systems` of `SYSTEMS` configured.
 /// The upstream is returned to keep it served for the test's lifetime.
-fn world(acceptance: &str) -> (TestStore, Upstream, String) {
+fn world(acceptance: &str, systems: &[&str]) -> (TestStore, Upstream, String) {
     need_tool("mmdebstrap", "mmdebstrap");
     need_tool("unshare", "util-linux");
     let dist = host_codename();
@@ -70,7 +86,7 @@ fn world(acceptance: &str) -> (TestStore, Upstream, String) {
         up.url(),
         host_arch(),
         up.keyring().display(),
-        SYSTEMS.replace("{dist}", &dist)
+        systems_toml(systems, &dist)
     );
     fs::write(t.store().join("halo.toml"), config).unwrap();
     t.ok(&["mirror", "update", "debian"]);
@@ -139,7 +155,7 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
-    let (t, _up, id) = world("");
+    let (t, _up, id) = world("", &["app"]);
     let mnt = t.root().join("mnt");
     let mount = Mount::start(&t.store(), &mnt, "allow_other");
     let toml = t.store().join("halo.toml");
@@ -192,7 +208,7 @@ fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
 
 #[test]
 fn a_failing_maintainer_script_or_a_missing_package_fails_install_and_stable_stays() {
-    let (t, _up, id) = world("parallel = 2");
+    let (t, _up, id) = world("parallel = 2", &["broken", "missing"]);
     let junit = t.root().join("systems.xml");
     let stable_history = t.ok(&["channel", "history", "trusty"]);
     let (code, stdout, stderr) = accept(
@@ -286,9 +302,11 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
         ),
         "{stderr}"
     );
-    // Without --systems nothing is configured to run: refused, naming the way.
-    let (code, _, stderr) = accept(&t, &[]);
-    assert_eq!(code, 2, "{stderr}");
+    // A gate checks what it is told: without --systems nothing would run,
+    // refused, naming the way.
+    let out = run(t.halo().arg("gate"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--systems"), "{stderr}");
     assert_eq!(
         t.ok(&["channel", "list"]),
@@ -296,8 +314,9 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
         "refused before anything moved"
     );
     // A snapshot without the system's archives fails its bootstrap, named.
+    // A promoting run runs every configured system, asked for or not.
     let junit = t.root().join("j.xml");
-    let (code, stdout, _) = accept(&t, &["--system", "app", "--junit", junit.to_str().unwrap()]);
+    let (code, stdout, _) = accept(&t, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}");
     let cases = junitparser(&junit);
     assert!(
@@ -307,6 +326,12 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
         "{cases:?}"
     );
     assert_eq!(cases[1], "system app|install|Skipped|bootstrap failed");
+    for system in ["broken", "missing"] {
+        assert!(
+            cases.contains(&format!("system {system}|install|Skipped|bootstrap failed")),
+            "{cases:?}"
+        );
+    }
     assert_eq!(t.channel("trusty"), "-");
     assert_eq!(t.channel("trusty-testing"), id);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::TestConfig;
 use crate::junit::{Case, Outcome, Suite};
+use crate::output;
 use crate::process;
 
 /// How many lines of a failing test's output its JUnit failure carries.
@@ -106,22 +107,22 @@ pub struct Step<'a> {
 /// Runs `cmd` streamed (each line printed with the step's prefix, and
 /// kept) and killed with its process group after `timeout`.
 pub fn run_step(step: &Step<'_>, cmd: Command, timeout: Duration) -> TestResult {
-    eprintln!("halo: {}: {}", step.title, step.what);
+    let _ = output::error_line(&format!("{}: {}", step.title, step.what));
     let started = Instant::now();
     let outcome = process::stream(cmd, Some(timeout), &mut |line| {
-        eprintln!("{}{line}", step.prefix);
+        output::stderr_line(&format!("{}{line}", step.prefix));
     });
     let seconds = started.elapsed().as_secs_f64();
     match outcome {
         Ok(s) => {
             let failure = (!s.success()).then(|| s.describe(Some(timeout)));
-            eprintln!(
-                "halo: {}: {} ({seconds:.1} s)",
+            let _ = output::error_line(&format!(
+                "{}: {} ({seconds:.1} s)",
                 step.title,
                 failure
                     .as_deref()
                     .map_or("passed".to_string(), |f| format!("FAILED, {f}"))
-            );
+            ));
             TestResult {
                 name: step.name.to_string(),
                 passed: failure.is_none(),

@@ -274,7 +274,10 @@ fn bootstrap(
             step("bootstrap", &what, cmd)
         }
         Err(e) => {
-            eprintln!("halo: system {}: bootstrap: FAILED, {e:#}", system.name);
+            let _ = crate::output::error_line(&format!(
+                "system {}: bootstrap: FAILED, {e:#}",
+                system.name
+            ));
             TestResult::refused("bootstrap", format!("{e:#}"))
         }
     }

@@ -410,13 +410,8 @@ fn print_report(r: &CycleReport, out: &Output) -> Result<()> {
     );
     tracing::info!("{line}");
     out.line(&line)?;
-    if out.json {
-        // One JSON object per line, one line per cycle: a monitoring feed.
-        use std::io::Write;
-        let mut so = std::io::stdout().lock();
-        serde_json::to_writer(&mut so, r)?;
-        writeln!(so)?;
-    }
+    // One JSON object per line, one line per cycle: a monitoring feed.
+    out.json_line(r)?;
     if !r.errors.is_empty() {
         out.error_line(&line)?;
     }

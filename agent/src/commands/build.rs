@@ -355,7 +355,7 @@ fn build_one(
             )
         }
     };
-    let mut log = |line: &str| eprintln!("{line}");
+    let mut log = |line: &str| crate::output::stderr_line(line);
     let built = match &dest.root {
         None => run_build(spec, work.path(), &Place::Host, steps, &mut log),
         Some(root) => match RootTree::provide(store, root, dest.mount.as_deref(), &spec.name) {

@@ -104,8 +104,23 @@ pub fn run(
                         .ok_or_else(|| UserError(format!("--param {p:?}: expected K=V")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let timeout = timeout.map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
-            rt.block_on(trigger(&client, job, &params, *wait, timeout, out))
+            // clap checked the range: finite, above 0, at most a week.
+            let timeout = timeout.map(|m| Duration::from_secs_f64(m * 60.0));
+            let run = trigger(&client, job, &params, *wait, timeout, out);
+            match timeout {
+                // The whole command, every reply included: a controller
+                // that drips its answers cannot outlast it.
+                Some(t) => rt.block_on(async {
+                    tokio::time::timeout(t, run).await.unwrap_or_else(|_| {
+                        Err(InfraError(format!(
+                            "{job}: --timeout of {} s passed",
+                            t.as_secs_f64()
+                        ))
+                        .into())
+                    })
+                }),
+                None => rt.block_on(run),
+            }
         }
         JenkinsCommand::Status => rt.block_on(status(&client, &j, out)),
     }
@@ -140,12 +155,7 @@ async fn trigger(
             .progressive_log(&build.url, start)
             .await
             .map_err(|e| InfraError(e.to_string()))?;
-        if !out.json {
-            use std::io::Write;
-            let mut so = std::io::stdout().lock();
-            so.write_all(text.as_bytes())?;
-            so.flush()?;
-        }
+        out.text(&text)?;
         start = next;
         if !more {
             break;

@@ -4,6 +4,19 @@
 //! controller is down or answers 5xx, and one clear error per refusal
 //! (401, 403 with the missing permission, 404). The token is only ever
 //! in the Authorization header: never in a URL, a log line or an error.
+//!
+//! The controller's replies are data from outside, and bounded like any:
+//! - The token goes only to the configured controller's origin (scheme,
+//!   host, port). A queue item or build URL naming another origin is
+//!   refused before anything is sent there: a hostile controller (or one
+//!   whose "Jenkins URL" setting names another host) must not collect the
+//!   credentials by handing out a URL.
+//! - A reply's body is read in chunks up to a cap (16 MiB of JSON, 64 MiB
+//!   of console per poll, 256 MiB for agent.jar); more is refused, not
+//!   buffered.
+//! - One exchange (connect, headers and the whole body) has a deadline, so
+//!   a controller dripping a byte at a time cannot hold a call for ever;
+//!   commands put their own deadline around everything they do.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -44,6 +57,42 @@ pub enum Error {
     Api(#[from] ApiError),
     #[error("{0}")]
     Timeout(String),
+    #[error("Jenkins at {root} handed out {url}, which is not on its origin: refused, nothing sent there (if the controller's \"Jenkins URL\" setting names it, make [jenkins] url the same)")]
+    Foreign { root: String, url: String },
+    #[error("Jenkins answered {what} with more than {limit} bytes: refused")]
+    TooLarge { what: String, limit: u64 },
+}
+
+/// The most a JSON reply may hold.
+pub const JSON_LIMIT: u64 = 16 << 20;
+/// The most one poll of a build's console may return.
+pub const CONSOLE_LIMIT: u64 = 64 << 20;
+/// The most agent.jar may weigh (about 1.5 MiB in 2026).
+pub const JAR_LIMIT: u64 = 256 << 20;
+/// The longest one exchange may take, body included.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why one exchange did not give a reply.
+enum Failure {
+    /// The connection or the transfer failed (retried).
+    Http(reqwest::Error),
+    /// The body is over the cap.
+    TooLarge,
+}
+
+/// Reads `resp`'s body, refusing it once it passes `limit` bytes.
+async fn read_capped(mut resp: reqwest::Response, limit: u64) -> Result<bytes::Bytes, Failure> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Failure::Http)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(Failure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }
 
 /// Cookies and crumb of the web session a crumb belongs to.
@@ -61,6 +110,7 @@ pub struct Client {
     session: Mutex<Session>,
     retries: u32,
     backoff: Duration,
+    exchange_timeout: Duration,
 }
 
 /// A response: status, headers, body.
@@ -104,6 +154,7 @@ impl Client {
             session: Mutex::new(Session::default()),
             retries: 4,
             backoff: Duration::from_millis(500),
+            exchange_timeout: EXCHANGE_TIMEOUT,
         })
     }
 
@@ -116,6 +167,18 @@ impl Client {
 
     pub fn root(&self) -> &Url {
         &self.root
+    }
+
+    /// `url` if it is on the controller's origin; refused otherwise.
+    fn own(&self, url: Url) -> Result<Url, Error> {
+        if url.origin() == self.root.origin() {
+            Ok(url)
+        } else {
+            Err(Error::Foreign {
+                root: self.root.to_string(),
+                url: url.to_string(),
+            })
+        }
     }
 
     /// `root` + path segments (each encoded), with a trailing slash when
@@ -138,8 +201,7 @@ impl Client {
         Ok(self.url(&all, dir))
     }
 
-    /// Sends a request, with retries for a controller that is down or
-    /// failing, and a crumb when a POST is refused for lack of one.
+    /// Sends a request whose reply is JSON-sized (`JSON_LIMIT`).
     pub async fn send(
         &self,
         method: Method,
@@ -148,6 +210,24 @@ impl Client {
         body: Option<(&'static str, Vec<u8>)>,
         headers: &[(&str, String)],
     ) -> Result<Reply, Error> {
+        self.send_capped(method, url, what, body, headers, JSON_LIMIT)
+            .await
+    }
+
+    /// Sends a request to the controller's origin (only), with retries for
+    /// a controller that is down or failing, and a crumb when a POST is
+    /// refused for lack of one; a body over `limit` bytes, or an exchange
+    /// over its deadline, is an error.
+    pub async fn send_capped(
+        &self,
+        method: Method,
+        url: Url,
+        what: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        headers: &[(&str, String)],
+        limit: u64,
+    ) -> Result<Reply, Error> {
+        let url = self.own(url)?;
         let mut crumb_tried = false;
         let mut attempt = 0u32;
         loop {
@@ -175,30 +255,46 @@ impl Client {
                     .header(reqwest::header::CONTENT_TYPE, *ctype)
                     .body(data.clone());
             }
-            let sent = req.send().await;
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) if attempt <= self.retries => {
+            let exchange = async {
+                let resp = req.send().await.map_err(Failure::Http)?;
+                let status = resp.status();
+                self.keep_cookies(resp.headers());
+                let headers = resp.headers().clone();
+                let body = read_capped(resp, limit).await?;
+                Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                })
+            };
+            let reply = match tokio::time::timeout(self.exchange_timeout, exchange).await {
+                Ok(Ok(r)) => r,
+                Err(_) => {
+                    return Err(Error::Timeout(format!(
+                        "Jenkins at {} did not finish answering {what} within {} s",
+                        self.root,
+                        self.exchange_timeout.as_secs()
+                    )))
+                }
+                Ok(Err(Failure::TooLarge)) => {
+                    return Err(Error::TooLarge {
+                        what: what.to_string(),
+                        limit,
+                    })
+                }
+                Ok(Err(Failure::Http(e))) if attempt <= self.retries => {
                     tracing::warn!(%what, attempt, "Jenkins does not answer ({e}); retrying");
                     tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
                     continue;
                 }
-                Err(e) => {
+                Ok(Err(Failure::Http(e))) => {
                     return Err(Error::Unreachable {
                         url: self.root.to_string(),
                         detail: one_line(&e),
                     })
                 }
             };
-            let status = resp.status();
-            self.keep_cookies(resp.headers());
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
-            let reply = Reply {
-                status,
-                headers,
-                body,
-            };
+            let status = reply.status;
             if status.is_server_error() {
                 if attempt <= self.retries {
                     tracing::warn!(%what, attempt, status = status.as_u16(), "Jenkins failed; retrying");
@@ -356,6 +452,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        // Where the controller says the item is: followed by no one, but
+        // printed and handed on, so it must be the controller's own.
+        if let Ok(u) = self.root.join(&location) {
+            self.own(u)?;
+        }
         match (reply.status.as_u16(), api::parse_queue_location(&location)) {
             (201 | 303, Some(id)) => Ok((id, location)),
             (status, _) => Err(Error::Unexpected {
@@ -423,7 +524,14 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("start", &start.to_string());
         let reply = self
-            .send(Method::GET, url, "the build's console", None, &[])
+            .send_capped(
+                Method::GET,
+                url,
+                "the build's console",
+                None,
+                &[],
+                CONSOLE_LIMIT,
+            )
             .await?;
         let header = |name: &str| {
             reply
@@ -538,7 +646,7 @@ impl Client {
             .into_iter()
             .collect();
         let reply = self
-            .send(Method::GET, url, "agent.jar", None, &headers)
+            .send_capped(Method::GET, url, "agent.jar", None, &headers, JAR_LIMIT)
             .await?;
         if reply.status == StatusCode::NOT_MODIFIED {
             return Ok(None);
@@ -565,4 +673,28 @@ fn one_line(e: &reqwest::Error) -> String {
         src = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_controllers_origin_gets_requests() {
+        let c = Client::new("http://j:8080/ci", "u", "t").unwrap();
+        assert!(c.own(Url::parse("http://j:8080/ci/job/x/1/").unwrap()).is_ok());
+        assert!(c.own(Url::parse("http://J:8080/other").unwrap()).is_ok());
+        for other in [
+            "http://k:8080/ci/job/x/1/",
+            "https://j:8080/ci/",
+            "http://j:8081/ci/",
+            "http://j/ci/",
+            "http://u:t@evil:8080/",
+        ] {
+            let e = c.own(Url::parse(other).unwrap()).unwrap_err();
+            assert!(e.to_string().contains("not on its origin"), "{other}: {e}");
+        }
+        let https = Client::new("https://j/", "u", "t").unwrap();
+        assert!(https.own(Url::parse("https://j:443/x").unwrap()).is_ok());
+    }
 }

@@ -336,14 +336,17 @@ impl Update<'_> {
                 .chain(plan.fallbacks.iter().map(|v| plan.with_variant(v)));
             let mut first_error = None;
             let mut fetched = None;
+            // Whether every form failed because the upstream does not serve it.
+            let mut all_missing = true;
             for variant in variants {
                 match self.fetch_index(dist, variant).await {
                     Ok(f) => {
                         fetched = Some(f);
                         break;
                     }
-                    Err(e) if e.is_user_error() => {
+                    Err(e) if e.is_user_error() || is_not_found(&e) => {
                         tracing::info!(error = %crate::redact::redact_urls(&super::chain(&e)), "index not usable in this form; trying the next");
+                        all_missing &= is_not_found(&e);
                         first_error.get_or_insert(e);
                     }
                     Err(e) => return Err(e),
@@ -351,6 +354,18 @@ impl Update<'_> {
             }
             match (fetched, first_error) {
                 (Some(f), _) => out.push(f),
+                // apt ignores a Translation the upstream lists but does not
+                // serve (a partial mirror): so does the mirror. The file is
+                // left out of the state, so the Release halo renders does
+                // not list it either. A form that is served but wrong is
+                // still an error.
+                (None, Some(_)) if plan.is_opaque() && all_missing => {
+                    tracing::warn!(
+                        mirror = %self.mirror.name,
+                        "{dist}/{} is listed in the upstream's Release but not served (404): left out, as apt does",
+                        plan.path
+                    );
+                }
                 (None, Some(e)) => return Err(e),
                 (None, None) => unreachable!("an index plan has at least one form"),
             }
@@ -590,6 +605,17 @@ impl Update<'_> {
             None => Ok(done),
         }
     }
+}
+
+/// Whether `e` is the upstream's 404 for the file asked for.
+fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Fetch(FetchError {
+            kind: FetchErrorKind::NotFound,
+            ..
+        })
+    )
 }
 
 fn dist_file(path: &str, d: &Digests) -> DistFile {

@@ -22,40 +22,93 @@ use crate::output::Output;
 use crate::sysroot::chroot::Mode;
 use crate::sysroot::repo::Repo;
 
+/// What a run is for: what it may leave out depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// `halo accept`: a pass moves stable.
+    Promote,
+    /// `halo gate`: a verdict only, nothing moves.
+    Gate,
+}
+
 /// What a run checks, chosen (or refused) before anything moves.
 pub(super) struct Checks {
-    /// `--test` flags, else `[[acceptance.test]]`.
+    /// See `plan_checks`.
     tests: Vec<TestConfig>,
-    /// `--systems` (all) or `--system NAME`.
+    /// See `plan_checks`.
     systems: Vec<SystemConfig>,
     limit: Duration,
     parallel: usize,
     keep: bool,
 }
 
-/// `--test` flags replace the configured tests; systems run when asked
-/// for; nothing to run at all is an error.
-pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Checks> {
-    let tests: Vec<TestConfig> = if args.tests.is_empty() {
-        cfg.tests.clone()
-    } else {
-        args.tests
-            .iter()
-            .map(|t| parse_test_flag(t).map_err(UserError))
-            .collect::<Result<_, _>>()?
-    };
-    let systems: Vec<SystemConfig> = if args.systems {
-        if cfg.systems.is_empty() {
-            return Err(InfraError(
-                "--systems: no [[acceptance.system]] in the configuration".into(),
-            )
-            .into());
+/// The one rule of what a run checks. PURE.
+///
+/// - A promoting run (`accept`) runs at least every configured check:
+///   every `[[acceptance.test]]` and every `[[acceptance.system]]`.
+///   `--test` flags ADD tests (a flag named as a configured test is
+///   refused: it would replace it); `--systems`/`--system` add nothing,
+///   every configured system runs anyway. Whoever triggers a promotion
+///   (the agent, a Jenkins job, a person) cannot make it pass on less
+///   evidence than the configuration asks for.
+/// - A gate moves nothing, so it checks what it is told: `--test` flags
+///   replace the configured tests, systems run when asked for.
+fn plan_checks(
+    cfg: &AcceptanceConfig,
+    flags: Vec<TestConfig>,
+    args: &TestArgs,
+    purpose: Purpose,
+) -> Result<(Vec<TestConfig>, Vec<SystemConfig>)> {
+    if args.systems && cfg.systems.is_empty() {
+        return Err(
+            InfraError("--systems: no [[acceptance.system]] in the configuration".into()).into(),
+        );
+    }
+    let picked = pick_systems(&cfg.systems, &args.system)?;
+    match purpose {
+        Purpose::Promote => {
+            let mut tests = cfg.tests.clone();
+            for t in flags {
+                if tests.iter().any(|c| c.name == t.name) {
+                    return Err(UserError(format!(
+                        "--test {}: a configured [[acceptance.test]] has that name, and a promoting run always runs it; give yours another name",
+                        t.name
+                    ))
+                    .into());
+                }
+                tests.push(t);
+            }
+            Ok((tests, cfg.systems.clone()))
         }
-        cfg.systems.clone()
-    } else {
-        let names: Vec<String> = args.system.clone();
-        pick_systems(&cfg.systems, &names)?
-    };
+        Purpose::Gate => {
+            let tests = if flags.is_empty() {
+                cfg.tests.clone()
+            } else {
+                flags
+            };
+            let systems = if args.systems {
+                cfg.systems.clone()
+            } else {
+                picked
+            };
+            Ok((tests, systems))
+        }
+    }
+}
+
+/// The checks of a run for `purpose` (`plan_checks`), refused before
+/// anything moves when a tool they need is missing or nothing would run.
+pub(super) fn choose_checks(
+    cfg: &AcceptanceConfig,
+    args: &TestArgs,
+    purpose: Purpose,
+) -> Result<Checks> {
+    let flags: Vec<TestConfig> = args
+        .tests
+        .iter()
+        .map(|t| parse_test_flag(t).map_err(UserError))
+        .collect::<Result<_, _>>()?;
+    let (tests, systems) = plan_checks(cfg, flags, args, purpose)?;
     if !systems.is_empty() {
         for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")] {
             if !on_path(tool) {
@@ -84,6 +137,24 @@ pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<C
         ),
         keep: args.keep,
     })
+}
+
+impl Checks {
+    /// Exactly what runs, for the history: `tests smoke, x; systems web`.
+    pub(super) fn names(&self) -> String {
+        let list = |names: Vec<&str>| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        format!(
+            "tests {}; systems {}",
+            list(self.tests.iter().map(|t| t.name.as_str()).collect()),
+            list(self.systems.iter().map(|s| s.name.as_str()).collect())
+        )
+    }
 }
 
 fn pick_systems(all: &[SystemConfig], names: &[String]) -> Result<Vec<SystemConfig>> {
@@ -283,4 +354,68 @@ pub(super) fn report_systems(out: &Output, verdict: &Verdict) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> AcceptanceConfig {
+        crate::config::parse_config(
+            "[[acceptance.test]]\nname = \"real\"\ncommand = \"false\"\n\n\
+[[acceptance.system]]\nname = \"web\"\nsuite = \"bookworm\"\narchives = [\"rustedhalo\"]\n\n\
+[[acceptance.system]]\nname = \"db\"\nsuite = \"bookworm\"\narchives = [\"rustedhalo\"]\n",
+        )
+        .unwrap()
+        .acceptance
+    }
+
+    fn args(tests: &[&str], systems: bool, system: &[&str]) -> TestArgs {
+        TestArgs {
+            tests: tests.iter().map(|t| t.to_string()).collect(),
+            junit: None,
+            timeout_minutes: None,
+            systems,
+            system: system.iter().map(|s| s.to_string()).collect(),
+            keep: false,
+        }
+    }
+
+    fn plan(tests: &[&str], systems: bool, system: &[&str], p: Purpose) -> (String, String) {
+        let a = args(tests, systems, system);
+        let flags = a.tests.iter().map(|t| parse_test_flag(t).unwrap()).collect();
+        let (t, s) = plan_checks(&cfg(), flags, &a, p).unwrap();
+        let names = |v: Vec<String>| v.join(",");
+        (
+            names(t.into_iter().map(|t| t.name).collect()),
+            names(s.into_iter().map(|s| s.name).collect()),
+        )
+    }
+
+    #[test]
+    fn a_promoting_run_never_runs_less_than_configured() {
+        use Purpose::Promote;
+        assert_eq!(plan(&[], false, &[], Promote), ("real".into(), "web,db".into()));
+        assert_eq!(
+            plan(&["x=true"], false, &[], Promote),
+            ("real,x".into(), "web,db".into())
+        );
+        assert_eq!(
+            plan(&["x=true"], false, &["web"], Promote),
+            ("real,x".into(), "web,db".into())
+        );
+        let a = args(&["real=true"], false, &[]);
+        let flags = vec![parse_test_flag("real=true").unwrap()];
+        let e = plan_checks(&cfg(), flags, &a, Promote).unwrap_err();
+        assert!(e.to_string().contains("a configured"), "{e}");
+    }
+
+    #[test]
+    fn a_gate_checks_what_it_is_told() {
+        use Purpose::Gate;
+        assert_eq!(plan(&[], false, &[], Gate), ("real".into(), String::new()));
+        assert_eq!(plan(&["x=true"], false, &[], Gate), ("x".into(), String::new()));
+        assert_eq!(plan(&[], false, &["db"], Gate), ("real".into(), "db".into()));
+        assert_eq!(plan(&[], true, &[], Gate), ("real".into(), "web,db".into()));
+    }
 }

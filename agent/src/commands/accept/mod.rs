@@ -25,7 +25,7 @@ use crate::accept::system::SystemResult;
 use crate::cli::{AcceptArgs, GateArgs};
 use crate::config::{AcceptanceConfig, Config};
 use crate::output::Output;
-use checks::{choose_checks, report_systems, run_checks, write_junit, Target};
+use checks::{choose_checks, report_systems, run_checks, write_junit, Purpose, Target};
 
 mod checks;
 
@@ -95,6 +95,8 @@ struct AcceptReport {
     stable: String,
     passed: bool,
     promoted: bool,
+    /// Exactly what ran: `tests smoke, x; systems web`.
+    checks: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     stable_before: Option<String>,
     tests: Vec<TestResult>,
@@ -127,7 +129,7 @@ pub fn accept(
     if !(0.001..=10_080.0).contains(&cfg.lease_minutes) {
         return Err(UserError("--lease-minutes must be between 0.001 and 10080".into()).into());
     }
-    let checks = choose_checks(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test, Purpose::Promote)?;
     for c in [&cfg.from, &cfg.testing, &cfg.stable] {
         store
             .load_channel(c)
@@ -231,6 +233,7 @@ pub fn accept(
         stable: cfg.stable.clone(),
         passed: failed.is_empty(),
         promoted: false,
+        checks: checks.names(),
         stable_before: stable_before.clone(),
         tests: verdict.tests,
         systems: verdict.systems,
@@ -242,7 +245,11 @@ pub fn accept(
             "fail",
             &snapshot,
             &cfg.stable,
-            Some(format!("failed: {}", failed.join(", "))),
+            Some(format!(
+                "failed: {}; checks: {}",
+                failed.join(", "),
+                checks.names()
+            )),
         )?;
         drop(guard);
         out.json(&report)?;
@@ -254,9 +261,19 @@ pub fn accept(
         ))?;
         return Ok(ExitCode::from(1));
     }
-    event(store, &run, "pass", &snapshot, &cfg.stable, None)?;
+    event(
+        store,
+        &run,
+        "pass",
+        &snapshot,
+        &cfg.stable,
+        Some(format!("checks: {}", checks.names())),
+    )?;
     let when = jiff::Timestamp::now().to_string();
-    let accept_reason = format!("acceptance run {run} passed {count} tests");
+    let accept_reason = format!(
+        "acceptance run {run} passed {count} tests ({})",
+        checks.names()
+    );
     let moved = store.move_channel_if(
         &MoveRequest {
             channel: &cfg.stable,
@@ -334,7 +351,7 @@ pub fn gate(
     out: &Output,
 ) -> Result<ExitCode> {
     let cfg = load_acceptance(store, config)?;
-    let checks = choose_checks(&cfg, &args.test)?;
+    let checks = choose_checks(&cfg, &args.test, Purpose::Gate)?;
     let snapshot = store
         .channel_target(&args.channel)
         .map_err(|e| InfraError(e.to_string()))?;
