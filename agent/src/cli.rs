@@ -392,15 +392,16 @@ pub struct PromoteArgs {
     /// Why, recorded in the channel history (one line).
     #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
     pub reason: Option<String>,
-    /// Move even a channel an acceptance run holds, or a gated channel to
-    /// a snapshot that never passed acceptance (needs --reason; recorded).
+    /// Move even a held channel, a channel an acceptance run holds, or a
+    /// gated channel to a snapshot that never passed acceptance or whose
+    /// content was rolled back out of it (needs --reason; recorded).
     #[arg(long)]
     pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
-    /// One line per channel: name and snapshot id ('-' when empty).
+    /// One line per channel: name, snapshot id ('-' when empty), its hold.
     List,
     /// Every move of a channel: when, who, from, to, why.
     History { channel: String },
@@ -410,6 +411,31 @@ pub enum ChannelCommand {
         /// Roll back to this snapshot instead.
         #[arg(long, value_name = "ID")]
         to: Option<String>,
+        #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
+        reason: Option<String>,
+        /// Roll back even a held channel, or to content rolled back out of
+        /// it before (needs --reason; recorded).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop a channel: nothing moves it (agent, jobs, accept, build) until released.
+    #[command(
+        long_about = "Hold a channel: the agent, the Jenkins jobs, halo accept and halo build \
+refuse to move it, each saying it is held and why. Only `halo promote --force --reason` (or \
+`channel rollback --force --reason`) moves a held channel, and its history records the hold it \
+overrode. The hold stays until `halo channel release`. Holds and releases are in the channel's \
+history (who, when, why).\n\nExample:\n  halo channel hold trusty --reason 'incident 42: \
+python-jiocloud 2.3 breaks nova'"
+    )]
+    Hold {
+        channel: String,
+        /// Why (required; shown by every refusal and recorded).
+        #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
+        reason: String,
+    },
+    /// Lift a channel's hold.
+    Release {
+        channel: String,
         #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
         reason: Option<String>,
     },
@@ -465,6 +491,10 @@ pub struct BuildArgs {
     /// Build even when the commit was built already.
     #[arg(long)]
     pub force: bool,
+    /// Build again a commit whose last build failed (a failed commit is
+    /// otherwise not rebuilt until the branch moves).
+    #[arg(long)]
+    pub retry: bool,
     /// Build only: import nothing, keep the work directory and print it.
     #[arg(long)]
     pub no_publish: bool,

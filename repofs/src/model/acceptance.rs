@@ -380,7 +380,8 @@ mod tests {
             &gated,
             &req("NEW", None, true, Some("hotfix")),
             &held,
-            false
+            false,
+            None
         )
         .is_ok());
         assert_eq!(
