@@ -308,7 +308,17 @@ pub fn accept(
 fn status(store: &Store, cfg: &AcceptanceConfig, out: &Output) -> Result<ExitCode> {
     let lease = store.load_lease(&cfg.testing)?;
     let now = jiff::Timestamp::now().as_millisecond();
+    // A lease whose holder this host sees gone holds nothing any more.
+    let gone = lease.as_ref().is_some_and(|l| {
+        repofs::store::process::liveness(&l.holder.process)
+            == repofs::model::process::Liveness::Gone
+    });
+    let live = lease.as_ref().is_some_and(|l| l.is_live(now)) && !gone;
     match &lease {
+        Some(l) if gone => out.line(format!(
+            "{}: lease of run {} ({}) is void: its holder is gone (the next run takes it over)",
+            cfg.testing, l.run, l.holder
+        ))?,
         Some(l) if l.is_live(now) => out.line(format!(
             "{}: held by run {} ({}) until {}",
             cfg.testing,
@@ -334,7 +344,8 @@ fn status(store: &Store, cfg: &AcceptanceConfig, out: &Output) -> Result<ExitCod
     out.json(&serde_json::json!({
         "testing": cfg.testing,
         "lease": lease,
-        "lease_live": lease.as_ref().is_some_and(|l| l.is_live(now)),
+        "lease_live": live,
+        "holder_gone": gone,
         "events": recent.into_iter().rev().collect::<Vec<_>>(),
     }))?;
     Ok(ExitCode::SUCCESS)
