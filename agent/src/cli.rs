@@ -160,7 +160,9 @@ dpkg-buildpackage -us -uc (on the host, or in a clean root made from a channel o
 the source or [build] sets `root`: its build dependencies installed there by apt from the \
 channel), import the .changes into the source's archive, make a snapshot and \
 move the source's channel to it (compare-and-swap). A commit already built is skipped unless \
---force. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
+--force; a commit whose build or tests failed is recorded and skipped until the branch moves, \
+unless --retry (`halo sources status` says `failed at <commit>`). A held channel refuses the \
+build. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
 skipped), 1 the tests or the build failed (nothing published), 2 setup error (git unreachable, \
 build dependencies missing, bad configuration).\n\nExample:\n  halo build puppet-rjil --junit \
 build-junit.xml\n  halo build --all\n  halo build --path ./halo-hello --channel trusty-unstable"
@@ -562,7 +564,8 @@ pub struct AcceptArgs {
     pub snapshot: Option<String>,
     #[command(flatten)]
     pub test: TestArgs,
-    /// Take testing's lease even from a live run (recorded; needs --reason).
+    /// Take testing's lease even from a live run, and run even when testing
+    /// or stable is held (recorded; needs --reason).
     #[arg(long, requires = "reason")]
     pub force: bool,
     /// Why --force was needed.
