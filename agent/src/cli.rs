@@ -194,7 +194,9 @@ dpkg-buildpackage -us -uc (on the host, or in a clean root made from a channel o
 the source or [build] sets `root`: its build dependencies installed there by apt from the \
 channel), import the .changes into the source's archive, make a snapshot and \
 move the source's channel to it (compare-and-swap). A commit already built is skipped unless \
---force. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
+--force; a commit whose build or tests failed is recorded and skipped until the branch moves, \
+unless --retry (`halo sources status` says `failed at <commit>`). A held channel refuses the \
+build. Build output streams to stderr as it runs.\n\nExit status: 0 built and published (or \
 skipped), 1 the tests or the build failed (nothing published), 2 setup error (git unreachable, \
 build dependencies missing, bad configuration).\n\nExample:\n  halo build puppet-rjil --junit \
 build-junit.xml\n  halo build --all\n  halo build --path ./halo-hello --channel trusty-unstable"
@@ -429,15 +431,16 @@ pub struct PromoteArgs {
     /// Why, recorded in the channel history (one line).
     #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
     pub reason: Option<String>,
-    /// Move even a channel an acceptance run holds, or a gated channel to
-    /// a snapshot that never passed acceptance (needs --reason; recorded).
+    /// Move even a held channel, a channel an acceptance run holds, or a
+    /// gated channel to a snapshot that never passed acceptance or whose
+    /// content was rolled back out of it (needs --reason; recorded).
     #[arg(long)]
     pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
-    /// One line per channel: name and snapshot id ('-' when empty).
+    /// One line per channel: name, snapshot id ('-' when empty), its hold.
     List,
     /// Every move of a channel: when, who, from, to, why.
     History { channel: String },
@@ -447,6 +450,31 @@ pub enum ChannelCommand {
         /// Roll back to this snapshot instead.
         #[arg(long, value_name = "ID")]
         to: Option<String>,
+        #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
+        reason: Option<String>,
+        /// Roll back even a held channel, or to content rolled back out of
+        /// it before (needs --reason; recorded).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop a channel: nothing moves it (agent, jobs, accept, build) until released.
+    #[command(
+        long_about = "Hold a channel: the agent, the Jenkins jobs, halo accept and halo build \
+refuse to move it, each saying it is held and why. Only `halo promote --force --reason` (or \
+`channel rollback --force --reason`) moves a held channel, and its history records the hold it \
+overrode. The hold stays until `halo channel release`. Holds and releases are in the channel's \
+history (who, when, why).\n\nExample:\n  halo channel hold trusty --reason 'incident 42: \
+python-jiocloud 2.3 breaks nova'"
+    )]
+    Hold {
+        channel: String,
+        /// Why (required; shown by every refusal and recorded).
+        #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
+        reason: String,
+    },
+    /// Lift a channel's hold.
+    Release {
+        channel: String,
         #[arg(long, value_name = "TEXT", value_parser = one_line_text)]
         reason: Option<String>,
     },
@@ -502,6 +530,10 @@ pub struct BuildArgs {
     /// Build even when the commit was built already.
     #[arg(long)]
     pub force: bool,
+    /// Build again a commit whose last build failed (a failed commit is
+    /// otherwise not rebuilt until the branch moves).
+    #[arg(long)]
+    pub retry: bool,
     /// Build only: import nothing, keep the work directory and print it.
     #[arg(long)]
     pub no_publish: bool,
@@ -569,7 +601,8 @@ pub struct AcceptArgs {
     pub snapshot: Option<String>,
     #[command(flatten)]
     pub test: TestArgs,
-    /// Take testing's lease even from a live run (recorded; needs --reason).
+    /// Take testing's lease even from a live run, and run even when testing
+    /// or stable is held (recorded; needs --reason).
     #[arg(long, requires = "reason")]
     pub force: bool,
     /// Why --force was needed.

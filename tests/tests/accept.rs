@@ -323,7 +323,16 @@ fn stable_takes_only_accepted_snapshots_unless_forced_with_a_reason() {
     // history says whose content each one is.
     t.ok(&["channel", "rollback", "trusty"]);
     assert_ne!(t.channel("trusty"), b);
-    t.ok(&["promote", "--to", "trusty", "--snapshot", &b]);
+    // What was rolled back out of stable comes back only by force
+    // (issue 18): b's content is withdrawn.
+    let out = run(t
+        .halo()
+        .args(["promote", "--to", "trusty", "--snapshot", &b]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rolled back out of trusty"));
+    t.ok(&[
+        "promote", "--to", "trusty", "--snapshot", &b, "--force", "--reason", "b is fine",
+    ]);
     let h = history_json(&t, "trusty");
     let content: Vec<_> = h
         .as_array()
@@ -355,7 +364,7 @@ fn stable_takes_only_accepted_snapshots_unless_forced_with_a_reason() {
             ("promote".to_string(), true),
             ("accept".into(), false),
             ("rollback".into(), false),
-            ("promote".into(), false)
+            ("promote".into(), true)
         ]
     );
 }

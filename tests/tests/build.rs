@@ -231,10 +231,43 @@ fn a_failing_unit_test_publishes_nothing() {
     let xml = fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<failure message=\"unit tests"), "{xml}");
     assert!(xml.contains("FAIL: greet() said hullo"), "{xml}");
-    // Not recorded: still due.
-    assert!(t
-        .ok(&["--json", "sources", "status"])
-        .contains("\"due\": true"));
+    // Recorded as the commit's failure: sources status says so, and the
+    // commit is not built again until the branch moves (issue 18).
+    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let status: serde_json::Value =
+        serde_json::from_str(&t.ok(&["--json", "sources", "status"])).unwrap();
+    assert_eq!(status[0]["due"], false, "{status}");
+    assert_eq!(status[0]["failed"]["commit"], head.as_str(), "{status}");
+    assert_eq!(status[0]["failed"]["step"], "test", "{status}");
+    let text = t.ok(&["sources", "status"]);
+    assert!(
+        text.contains(&format!("failed at {} (test): unit tests", &head[..12])),
+        "{text}"
+    );
+    let (code, r, stderr) = build(&t, &["--all"]);
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    assert_eq!(r["status"], "skipped", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains(&format!("failed at {head}"))
+            && r["failed_before"]["step"] == "test",
+        "{r}"
+    );
+    assert!(!stderr.contains("FAIL: greet()"), "not run again: {stderr}");
+    // --retry builds it again (and it fails again).
+    let (code, r, stderr) = build(&t, &["halo-hello", "--retry"]);
+    assert_eq!(code, 1, "{r}");
+    assert!(stderr.contains("FAIL: greet() said hullo"), "{stderr}");
+    // A new commit is due and built.
+    fs::write(repo.join("NEWS"), "fixed\n").unwrap();
+    commit(&repo, "fix", 1_764_900_700);
+    let status = t.ok(&["--json", "sources", "status"]);
+    assert!(status.contains("\"due\": true"), "{status}");
+    write_config(
+        &t,
+        &source("halo-hello", &repo, "channel = \"trusty-unstable\""),
+    );
+    let (code, r, stderr) = build(&t, &["--all"]);
+    assert_eq!((code, r["status"].as_str()), (0, Some("built")), "{r}\n{stderr}");
     t.assert_sound();
 }
 
@@ -294,6 +327,13 @@ fn missing_build_dependencies_are_one_line_and_exit_2() {
         "{line}"
     );
     assert_eq!(snapshots(&t), snaps);
+    // Not the commit's failure (exit 2): not recorded, tried again.
+    let (code, r, _) = build(&t, &["halo-hello"]);
+    assert_eq!((code, r["status"].as_str()), (2, Some("error")), "{r}");
+    let status: serde_json::Value =
+        serde_json::from_str(&t.ok(&["--json", "sources", "status"])).unwrap();
+    assert_eq!(status[0]["due"], true, "{status}");
+    assert!(status[0]["failed"].is_null(), "{status}");
 }
 
 #[test]

@@ -139,8 +139,14 @@ pub fn run_systems(
         .collect()
 }
 
+/// The name of a system's directory under the work directory: the run
+/// claims it there (`repofs::store::work`) before the system is made.
+pub fn dir_name(tag: &str, system: &str) -> String {
+    format!("system-{tag}-{system}")
+}
+
 fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
-    let dir = ctx.work.join(format!("system-{}-{}", ctx.tag, system.name));
+    let dir = ctx.work.join(dir_name(ctx.tag, &system.name));
     let root = dir.join("root");
     let mut env = ctx.env.clone();
     env.insert("HALO_SYSTEM".into(), system.name.clone());

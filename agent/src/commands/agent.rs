@@ -302,7 +302,11 @@ impl Cycle<'_> {
         r.new_snapshot = created["new"] == true;
         let unstable = &self.cfg.acceptance.from;
         let changed = r.new_snapshot || !r.built.is_empty() || !r.mirrors_changed.is_empty();
-        if changed && !id.is_empty() {
+        let unstable_hold = self.store.load_channel(unstable)?.hold;
+        if let (Some(h), true) = (&unstable_hold, changed) {
+            tracing::warn!("{unstable} is {h}: {id} not promoted to it");
+        }
+        if changed && !id.is_empty() && unstable_hold.is_none() {
             let (code, _) = self.halo(&[
                 "promote",
                 "--to",
@@ -328,6 +332,13 @@ impl Cycle<'_> {
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
         let stable = &self.cfg.acceptance.stable;
+        // A held testing or stable: nothing is handed to acceptance.
+        for c in [&self.cfg.acceptance.testing, stable] {
+            if let Some(h) = self.store.load_channel(c)?.hold {
+                tracing::warn!("{c} is {h}: acceptance not run, {stable} not moved");
+                return Ok(());
+            }
+        }
         if state.handed.as_deref() == Some(target.as_str())
             || self.store.passed_acceptance(stable, &target)?
         {

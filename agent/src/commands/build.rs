@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use repofs::model::channel::MoveRequest;
 use repofs::model::PromoteError;
 use repofs::model::{Action, Transition};
-use repofs::store::builds::BuildRecord;
+use repofs::store::builds::{BuildFailure, BuildRecord, BuildStatus};
 use repofs::store::import::{import, Target};
 use repofs::Store;
 use serde::Serialize;
@@ -69,6 +69,10 @@ struct Report {
     /// With --no-publish: where the built files are.
     #[serde(skip_serializing_if = "Option::is_none")]
     work_dir: Option<PathBuf>,
+    /// Skipped because this commit failed before (not rebuilt until the
+    /// branch moves, or `--retry`): the recorded failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_before: Option<BuildFailure>,
     steps: Vec<StepRecord>,
 }
 
@@ -86,6 +90,7 @@ impl Report {
             message: None,
             root: None,
             work_dir: None,
+            failed_before: None,
             steps: Vec::new(),
         }
     }
@@ -134,7 +139,12 @@ pub fn run(
     let mut suites = Vec::new();
     for (spec, dest) in &jobs {
         let mut steps = Steps::new(&spec.name);
-        let mut report = build_one(store, spec, dest, args.force, args.no_publish, &mut steps);
+        let how = How {
+            force: args.force,
+            retry: args.retry,
+            no_publish: args.no_publish,
+        };
+        let mut report = build_one(store, spec, dest, &how, &mut steps);
         report.steps = steps.done.clone();
         print_report(&report, out)?;
         suites.push(steps.to_suite());
@@ -169,7 +179,12 @@ pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(S
         limits: Default::default(),
     };
     let mut steps = Steps::new(&spec.name);
-    let report = build_one(store, &spec, &dest, false, false, &mut steps);
+    let how = How {
+        force: false,
+        retry: false,
+        no_publish: false,
+    };
+    let report = build_one(store, &spec, &dest, &how, &mut steps);
     match (report.status, report.version, report.snapshot) {
         ("built", Some(v), Some(s)) => Ok((v, s)),
         _ => Err(anyhow::anyhow!(
@@ -286,21 +301,41 @@ fn path_job(
     ))
 }
 
+/// How `build_one` treats commits built or failed before.
+struct How {
+    /// Build even a commit that was built already.
+    force: bool,
+    /// Build again a commit whose build failed.
+    retry: bool,
+    no_publish: bool,
+}
+
 /// Builds and publishes one source, never failing: every outcome is a report.
 fn build_one(
     store: &Store,
     spec: &BuildSpec,
     dest: &Destination,
-    force: bool,
-    no_publish: bool,
+    how: &How,
     steps: &mut Steps,
 ) -> Report {
+    let (force, no_publish) = (how.force, how.no_publish);
     let mut report = Report::new(&spec.name);
     report.channel = dest.channel.clone();
     // The channel's position before anything is built: the move at the
     // end is a compare-and-swap against it.
     let before = match &dest.channel {
+        // A held channel does not take the build: refused before anything
+        // is built, naming the hold (not the commit's failure: not recorded).
         Some(c) => match store.load_channel(c) {
+            Ok(repofs::model::ChannelPointer {
+                hold: Some(hold), ..
+            }) if !no_publish => {
+                let held = repofs::model::acceptance::GateError::Held {
+                    channel: c.clone(),
+                    hold,
+                };
+                return stopped(report, steps, "checkout", Stop::setup(held.to_string()));
+            }
             Ok(p) => p.snapshot,
             Err(e) => {
                 return stopped(
@@ -313,34 +348,27 @@ fn build_one(
         },
         None => None,
     };
-    if let (Origin::Git { url, branch }, false) = (&spec.origin, force) {
+    // The branch head, to skip a commit built (or failed) before, and to
+    // record a failure against.
+    let mut head = None;
+    if let Origin::Git { url, branch } = &spec.origin {
         steps.start("checkout");
-        let head = match git::load_head(url, branch) {
+        let h = match git::load_head(url, branch) {
             Ok(h) => h,
             Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
         };
-        match store.find_build(&spec.name, &head) {
-            Ok(Some(done)) => {
-                let why = format!(
-                    "commit {head} was built already as {} (snapshot {})",
-                    done.version, done.snapshot
-                );
-                steps.finish(
-                    Outcome::Skipped {
-                        message: why.clone(),
-                    },
-                    String::new(),
-                );
-                report.status = "skipped";
-                report.commit = Some(head);
-                report.version = Some(done.version);
-                report.snapshot = Some(done.snapshot);
-                report.message = Some(why);
-                return report;
+        report.commit = Some(h.clone());
+        if !force {
+            match skip_known(store, &spec.name, &h, how.retry, &mut report) {
+                Ok(Some(why)) => {
+                    steps.finish(Outcome::Skipped { message: why }, String::new());
+                    return report;
+                }
+                Ok(None) => {}
+                Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
             }
-            Ok(None) => {}
-            Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
         }
+        head = Some(h);
         // Not done: the real checkout step follows and is timed on its own.
         steps.done.clear();
     }
@@ -380,7 +408,10 @@ fn build_one(
     };
     let built = match built {
         Ok(b) => b,
-        Err(stop) => return failed(report, stop),
+        Err(stop) => {
+            record_failure(store, spec, dest, head.as_deref(), &stop, steps);
+            return failed(report, stop);
+        }
     };
     report.root = built.root.clone();
     report.commit = built.commit.clone();
@@ -410,10 +441,94 @@ fn build_one(
                 },
                 String::new(),
             );
+            record_failure(store, spec, dest, head.as_deref(), &stop, steps);
             return failed(report, stop);
         }
     }
     report
+}
+
+/// Whether the branch head `head` needs no build: published already, or
+/// failed before (unless `retry`). Returns why, having filled the report.
+fn skip_known(
+    store: &Store,
+    source: &str,
+    head: &str,
+    retry: bool,
+    report: &mut Report,
+) -> Result<Option<String>, repofs::Error> {
+    if let Some(done) = store.find_build(source, head)? {
+        let why = format!(
+            "commit {head} was built already as {} (snapshot {})",
+            done.version.as_deref().unwrap_or("?"),
+            done.snapshot.as_deref().unwrap_or("?")
+        );
+        report.status = "skipped";
+        report.version = done.version;
+        report.snapshot = done.snapshot;
+        report.message = Some(why.clone());
+        return Ok(Some(why));
+    }
+    if retry {
+        return Ok(None);
+    }
+    match store.last_attempt(source, head)? {
+        Some(r) if r.is_failed() => {
+            let failure = r.failure.unwrap_or(BuildFailure {
+                step: "?".into(),
+                reason: "failed".into(),
+            });
+            let why = format!(
+                "failed at {head} ({} step: {}): not rebuilt until the branch moves (or halo build --retry {source})",
+                failure.step, failure.reason
+            );
+            report.status = "skipped";
+            report.version = r.version;
+            report.message = Some(why.clone());
+            report.failed_before = Some(failure);
+            Ok(Some(why))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Records a build that failed through the commit's fault (its build or
+/// tests failed), so it is not built again every cycle. A failing
+/// surrounding (a missing tool, the network, the store) is not recorded:
+/// the next run tries again. A tree built with `--path` has no commit and
+/// is not recorded.
+fn record_failure(
+    store: &Store,
+    spec: &BuildSpec,
+    dest: &Destination,
+    head: Option<&str>,
+    stop: &Stop,
+    steps: &Steps,
+) {
+    let (StopKind::Failed, Some(commit)) = (&stop.kind, head) else {
+        return;
+    };
+    let step = steps.done.last().map_or("build", |s| s.name);
+    let record = BuildRecord {
+        source: spec.name.clone(),
+        commit: Some(commit.to_string()),
+        status: BuildStatus::Failed,
+        version: None,
+        archive: dest.archive.clone(),
+        dist: dest.dist.clone(),
+        component: dest.component.clone(),
+        snapshot: None,
+        channel: dest.channel.clone(),
+        failure: Some(BuildFailure {
+            step: step.to_string(),
+            reason: stop.message.clone(),
+        }),
+        when: jiff::Timestamp::now().to_string(),
+        who: super::whoami(),
+    };
+    if let Err(e) = store.record_build(&record) {
+        tracing::error!(source = spec.name, "cannot record the failed build: {e}");
+    }
 }
 
 fn failed(mut report: Report, stop: Stop) -> Report {
@@ -498,12 +613,14 @@ fn publish(
         .record_build(&BuildRecord {
             source: spec.name.clone(),
             commit: commit.clone(),
-            version: version.to_string(),
+            status: BuildStatus::Published,
+            version: Some(version.to_string()),
             archive: dest.archive.clone(),
             dist: dest.dist.clone(),
             component: dest.component.clone(),
-            snapshot: created.id.clone(),
+            snapshot: Some(created.id.clone()),
             channel: dest.channel.clone(),
+            failure: None,
             when: jiff::Timestamp::now().to_string(),
             who: super::whoami(),
         })
@@ -675,9 +792,22 @@ struct SourceStatus {
     last_commit: Option<String>,
     last_version: Option<String>,
     last_snapshot: Option<String>,
+    /// Whether `halo build --all` (and the agent) would build it now.
     due: bool,
+    /// The branch head failed to build (or its tests failed): not rebuilt
+    /// until the branch moves, or `halo build --retry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<FailedAt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedAt {
+    commit: String,
+    step: String,
+    reason: String,
+    when: String,
 }
 
 pub fn sources(
@@ -690,27 +820,47 @@ pub fn sources(
     let (config, _) = load_config(store, config)?;
     let mut rows = Vec::new();
     for s in &config.sources {
-        let last = store
-            .load_builds(&s.name)?
-            .into_iter()
+        let records = store.load_builds(&s.name)?;
+        let last = records
+            .iter()
             .rev()
-            .find(|r| r.commit.is_some());
+            .find(|r| r.commit.is_some() && !r.is_failed())
+            .cloned();
         let (head, error) = match git::load_head(&s.git, &s.branch) {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        let due = head
-            .as_deref()
-            .is_some_and(|h| plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref())));
+        // The head's last attempt, when it failed.
+        let failed = head.as_deref().and_then(|h| {
+            records
+                .iter()
+                .rev()
+                .find(|r| r.commit.as_deref() == Some(h))
+                .filter(|r| r.is_failed())
+                .map(|r| FailedAt {
+                    commit: h.to_string(),
+                    step: r.failure.as_ref().map_or("?".into(), |f| f.step.clone()),
+                    reason: r
+                        .failure
+                        .as_ref()
+                        .map_or("failed".into(), |f| f.reason.clone()),
+                    when: r.when.clone(),
+                })
+        });
+        let due = failed.is_none()
+            && head.as_deref().is_some_and(|h| {
+                plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref()))
+            });
         rows.push(SourceStatus {
             source: s.name.clone(),
             git: git::redact_url(&s.git),
             branch: s.branch.clone(),
             head,
             last_commit: last.as_ref().and_then(|r| r.commit.clone()),
-            last_version: last.as_ref().map(|r| r.version.clone()),
-            last_snapshot: last.as_ref().map(|r| r.snapshot.clone()),
+            last_version: last.as_ref().and_then(|r| r.version.clone()),
+            last_snapshot: last.as_ref().and_then(|r| r.snapshot.clone()),
             due,
+            failed,
             error,
         });
     }
@@ -726,10 +876,16 @@ pub fn sources(
             short(&r.head),
             short(&r.last_commit),
             r.last_version.as_deref().unwrap_or("-"),
-            match (&r.error, r.due) {
-                (Some(e), _) => format!("error: {e}"),
-                (None, true) => "due".into(),
-                (None, false) => "up to date".into(),
+            match (&r.error, &r.failed, r.due) {
+                (Some(e), _, _) => format!("error: {e}"),
+                (None, Some(f), _) => format!(
+                    "failed at {} ({}): {}",
+                    short(&Some(f.commit.clone())),
+                    f.step,
+                    f.reason
+                ),
+                (None, None, true) => "due".into(),
+                (None, None, false) => "up to date".into(),
             }
         ))?;
     }

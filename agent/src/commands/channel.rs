@@ -1,10 +1,11 @@
-//! `halo promote` and `halo channel list|history|rollback`: every one a
-//! single compare-and-swap of a channel pointer.
+//! `halo promote` and `halo channel list|history|rollback|hold|release`:
+//! every one a single compare-and-swap of a channel pointer (a hold lives
+//! in the pointer).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use repofs::model::channel::{plan_rollback_target, MoveRequest};
+use repofs::model::channel::{plan_rollback_target, HoldRequest, MoveRequest};
 use repofs::model::{Action, Transition};
 use repofs::Store;
 
@@ -66,10 +67,27 @@ fn move_channel(store: &Store, m: &Move<'_>, out: &Output) -> Result<ExitCode> {
         lease: None,
         force: m.force,
     };
-    let (from, to, restores, moved) = match store.move_channel(&req)? {
-        Transition::Unchanged => (Some(target.to_string()), target.to_string(), None, false),
-        Transition::Move { entry, .. } => (entry.from, entry.to, entry.restores, true),
+    let (from, to, restores, moved, overrode) = match store.move_channel(&req)? {
+        Transition::Unchanged => (
+            Some(target.to_string()),
+            target.to_string(),
+            None,
+            false,
+            None,
+        ),
+        Transition::Move { entry, .. } => (
+            entry.from,
+            entry.to,
+            entry.restores,
+            true,
+            entry.overrode_hold,
+        ),
     };
+    if let Some(h) = &overrode {
+        out.line(format!(
+            "{channel}: --force overrides its hold ({h}); the hold stays until `halo channel release {channel}`"
+        ))?;
+    }
     if moved {
         out.line(format!(
             "{channel}: {} -> {to}{}",
@@ -83,6 +101,7 @@ fn move_channel(store: &Store, m: &Move<'_>, out: &Output) -> Result<ExitCode> {
     }
     out.json(&serde_json::json!({
         "channel": channel, "from": from, "to": to, "restores": restores, "moved": moved,
+        "overrode_hold": overrode,
     }))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -92,17 +111,28 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
         ChannelCommand::List => {
             let channels = store.list_channels()?;
             for (name, p) in &channels {
-                out.line(format!("{name}\t{}", p.snapshot.as_deref().unwrap_or("-")))?;
+                let mut line = format!("{name}\t{}", p.snapshot.as_deref().unwrap_or("-"));
+                if let Some(h) = &p.hold {
+                    line.push_str(&format!("\t{h}"));
+                }
+                out.line(line)?;
             }
             let json: Vec<_> = channels
                 .iter()
-                .map(|(name, p)| serde_json::json!({"channel": name, "snapshot": p.snapshot, "seq": p.seq}))
+                .map(|(name, p)| serde_json::json!({"channel": name, "snapshot": p.snapshot, "seq": p.seq, "hold": p.hold}))
                 .collect();
             out.json(&json)?;
         }
         ChannelCommand::History { channel } => {
             let history = store.channel_history(channel)?;
             for e in &history {
+                let mut why = e.reason.clone().unwrap_or_default();
+                if e.forced {
+                    why = format!("[forced] {why}");
+                }
+                if let Some(h) = &e.overrode_hold {
+                    why.push_str(&format!(" (overrode the hold of {}: {})", h.who, h.reason));
+                }
                 out.line(format!(
                     "{}\t{}\t{:?}\t{} -> {}\t{}",
                     e.when,
@@ -110,7 +140,7 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
                     e.action,
                     e.from.as_deref().unwrap_or("-"),
                     e.to,
-                    e.reason.as_deref().unwrap_or("")
+                    why
                 ))?;
             }
             out.json(&history)?;
@@ -119,7 +149,14 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
             channel,
             to,
             reason,
+            force,
         } => {
+            if *force && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(super::UserError(
+                    "--force needs a --reason: it is recorded in the channel history".into(),
+                )
+                .into());
+            }
             let current = store.load_channel(channel)?;
             let target = match to {
                 Some(id) => id.clone(),
@@ -135,10 +172,16 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
                     expect: Some(expect),
                     action: Action::Rollback,
                     reason: reason.as_deref(),
-                    force: false,
+                    force: *force,
                 },
                 out,
             );
+        }
+        ChannelCommand::Hold { channel, reason } => {
+            hold(store, channel, Some(reason), None, out)?;
+        }
+        ChannelCommand::Release { channel, reason } => {
+            hold(store, channel, None, reason.as_deref(), out)?;
         }
         ChannelCommand::Gate { channel, off } => {
             let policy = repofs::model::acceptance::GatePolicy {
@@ -154,4 +197,38 @@ pub fn run(store: &Store, cmd: &ChannelCommand, out: &Output) -> Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `channel hold` (`hold: Some(reason)`) and `channel release`.
+fn hold(
+    store: &Store,
+    channel: &str,
+    hold: Option<&str>,
+    reason: Option<&str>,
+    out: &Output,
+) -> Result<()> {
+    if hold.is_some_and(|r| r.trim().is_empty()) {
+        return Err(super::UserError("--reason must say why the channel is held".into()).into());
+    }
+    let who = super::whoami();
+    let when = jiff::Timestamp::now().to_string();
+    let entry = store.hold_channel(&HoldRequest {
+        channel,
+        hold,
+        who: &who,
+        when: &when,
+        reason,
+    })?;
+    let pointer = store.load_channel(channel)?;
+    match &pointer.hold {
+        Some(h) => out.line(format!(
+            "{channel}: {h}; nothing moves it until `halo channel release {channel}` (or a forced promote)"
+        ))?,
+        None => out.line(format!("{channel}: released; it moves again"))?,
+    }
+    out.json(&serde_json::json!({
+        "channel": channel, "snapshot": entry.to, "action": entry.action,
+        "hold": pointer.hold, "seq": entry.seq,
+    }))?;
+    Ok(())
 }

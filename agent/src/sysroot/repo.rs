@@ -16,6 +16,9 @@ use repofs::Store;
 pub struct Repo {
     pub path: PathBuf,
     export: Option<PathBuf>,
+    /// The export's claim in `STORE/work` (`repofs::store::work`): if this
+    /// process dies before removing the export, `halo gc` removes it.
+    claim: Option<repofs::store::work::WorkClaim>,
 }
 
 impl Repo {
@@ -34,17 +37,25 @@ impl Repo {
                     m.display()
                 );
             }
-            return Ok(Self { path, export: None });
+            return Ok(Self {
+                path,
+                export: None,
+                claim: None,
+            });
         }
         let base = store.root().join("work");
         fs_err::create_dir_all(&base)?;
         let dir = base.join(export_name);
+        let claim = store
+            .claim_work(export_name, None)
+            .with_context(|| format!("claiming {}", dir.display()))?;
         store
             .export(snapshot, &dir)
             .with_context(|| format!("exporting snapshot {snapshot}"))?;
         Ok(Self {
             path: dir.clone(),
             export: Some(dir),
+            claim: Some(claim),
         })
     }
 }
@@ -53,7 +64,10 @@ impl Drop for Repo {
     fn drop(&mut self) {
         if let Some(dir) = &self.export {
             if let Err(e) = fs_err::remove_dir_all(dir) {
-                tracing::warn!("cannot remove the export: {e}");
+                tracing::warn!("cannot remove the export (halo gc will): {e}");
+                if let Some(c) = &mut self.claim {
+                    c.leave_for_gc();
+                }
             }
         }
     }

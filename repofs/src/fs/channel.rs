@@ -63,7 +63,7 @@ impl Default for FallbackPolicy {
 pub fn plan_channel_view(pointer: &ChannelPointer, history: Vec<HistoryEntry>) -> ChannelView {
     let history = committed_history(pointer, history);
     let mut previous: Vec<Previous> = Vec::new();
-    for entry in history.iter().rev() {
+    for entry in history.iter().rev().filter(|e| e.action.moves()) {
         let Some(from) = &entry.from else { continue };
         if pointer.snapshot.as_ref() == Some(from) || previous.iter().any(|p| &p.snapshot == from) {
             continue;
@@ -131,6 +131,9 @@ mod tests {
             forced: false,
             run: None,
             restores: None,
+            content: None,
+            withdraws: None,
+            overrode_hold: None,
         }
     }
 
@@ -138,6 +141,7 @@ mod tests {
         let pointer = ChannelPointer {
             snapshot: Some("B".into()),
             seq: 4,
+            hold: None,
         };
         let history = vec![
             entry(1, None, "A", "2026-11-27T10:00:00Z"),

@@ -94,12 +94,16 @@ impl Mem {
                 forced: false,
                 run: None,
                 restores: None,
+                content: None,
+                withdraws: None,
+                overrode_hold: None,
             });
             from = Some(t.to_string());
         }
         let pointer = ChannelPointer {
             snapshot: from,
             seq: targets.len() as u64,
+            hold: None,
         };
         let view = plan_channel_view(&pointer, history);
         self.channels

@@ -6,6 +6,11 @@
 //! beyond the pointer's is the trace of a promotion that crashed before its
 //! pointer was renamed into place: it never happened, readers skip it and
 //! the next writer drops it.
+//!
+//! A channel can be held (`halo channel hold`): the hold lives in the
+//! pointer itself, so it is committed by the same rename as a move, and
+//! setting or lifting it is a history entry (`hold`, `release`) that bumps
+//! `seq` without changing the snapshot.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +19,25 @@ pub struct ChannelPointer {
     pub snapshot: Option<String>,
     /// Number of moves so far; the history entry with this `seq` set it.
     pub seq: u64,
+    /// Set while the channel is held: nothing moves it but a forced move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+/// Why and by whom a channel is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub reason: String,
+    /// `user@host`.
+    pub who: String,
+    /// RFC 3339, UTC.
+    pub since: String,
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "held by {} since {}: {}", self.who, self.since, self.reason)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +63,17 @@ pub struct HistoryEntry {
     /// re-dated copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restores: Option<String>,
+    /// `Snapshot::content_digest` of `to` (recorded since holds and
+    /// withdrawals exist; absent in older entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// On a rollback: the content digest of the snapshot the channel left.
+    /// That content does not come back to a gated channel unless forced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdraws: Option<String>,
+    /// A forced move of a held channel: the hold it overrode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrode_hold: Option<Hold>,
 }
 
 impl HistoryEntry {
@@ -58,6 +93,18 @@ pub enum Action {
     Freeze,
     /// An acceptance run passed and moved stable to what it tested.
     Accept,
+    /// The channel was held (`halo channel hold`); it did not move.
+    Hold,
+    /// Its hold was lifted (`halo channel release`); it did not move.
+    Release,
+}
+
+impl Action {
+    /// Whether an entry of this action moved the channel (hold and
+    /// release entries only mark a change of its hold).
+    pub fn moves(self) -> bool {
+        !matches!(self, Action::Hold | Action::Release)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +117,12 @@ pub enum PromoteError {
     },
     #[error("channel {0} has no history to roll back to")]
     NoHistory(String),
+    #[error("channel {0} points at no snapshot yet: there is nothing to hold")]
+    HoldEmpty(String),
+    #[error("channel {channel} is already {hold}: release it first")]
+    AlreadyHeld { channel: String, hold: Hold },
+    #[error("channel {0} is not held")]
+    NotHeld(String),
 }
 
 /// What a promotion will do.
@@ -129,6 +182,7 @@ pub fn plan_move(
         pointer: ChannelPointer {
             snapshot: Some(req.target.to_string()),
             seq,
+            hold: current.hold.clone(),
         },
         entry: HistoryEntry {
             seq,
@@ -141,8 +195,77 @@ pub fn plan_move(
             forced: req.force,
             run: req.lease.map(str::to_string),
             restores: None,
+            content: None,
+            withdraws: None,
+            overrode_hold: None,
         },
     })
+}
+
+/// Who sets or lifts a hold, and why.
+#[derive(Debug, Clone)]
+pub struct HoldRequest<'a> {
+    pub channel: &'a str,
+    /// `Some(reason)` holds, `None` releases.
+    pub hold: Option<&'a str>,
+    pub who: &'a str,
+    pub when: &'a str,
+    /// For a release: why (recorded).
+    pub reason: Option<&'a str>,
+}
+
+/// Decides a hold or a release: a new pointer (same snapshot, `seq` + 1)
+/// and its history entry. Holding a held channel or releasing a free one
+/// is refused, so the history never says something happened that did not.
+pub fn plan_hold(
+    current: &ChannelPointer,
+    req: &HoldRequest<'_>,
+) -> Result<(ChannelPointer, HistoryEntry), PromoteError> {
+    let Some(snapshot) = current.snapshot.clone() else {
+        return Err(PromoteError::HoldEmpty(req.channel.to_string()));
+    };
+    let (hold, action, reason) = match (req.hold, &current.hold) {
+        (Some(_), Some(h)) => {
+            return Err(PromoteError::AlreadyHeld {
+                channel: req.channel.to_string(),
+                hold: h.clone(),
+            })
+        }
+        (None, None) => return Err(PromoteError::NotHeld(req.channel.to_string())),
+        (Some(why), None) => (
+            Some(Hold {
+                reason: why.to_string(),
+                who: req.who.to_string(),
+                since: req.when.to_string(),
+            }),
+            Action::Hold,
+            Some(why.to_string()),
+        ),
+        (None, Some(_)) => (None, Action::Release, req.reason.map(str::to_string)),
+    };
+    let seq = current.seq + 1;
+    Ok((
+        ChannelPointer {
+            snapshot: Some(snapshot.clone()),
+            seq,
+            hold,
+        },
+        HistoryEntry {
+            seq,
+            when: req.when.to_string(),
+            who: req.who.to_string(),
+            action,
+            from: Some(snapshot.clone()),
+            to: snapshot,
+            reason,
+            forced: false,
+            run: None,
+            restores: None,
+            content: None,
+            withdraws: None,
+            overrode_hold: None,
+        },
+    ))
 }
 
 /// The history that really happened: entries up to the pointer's `seq`.
@@ -166,13 +289,15 @@ pub fn moves_back(current: Option<&str>, target: &str, action: Action) -> bool {
 }
 
 /// Where `rollback` without `--to` goes: the snapshot the channel pointed
-/// at before its latest move.
+/// at before its latest move (holds and releases are not moves).
 pub fn plan_rollback_target(
     channel: &str,
     history: &[HistoryEntry],
 ) -> Result<String, PromoteError> {
     history
-        .last()
+        .iter()
+        .rev()
+        .find(|e| e.action.moves())
         .and_then(|e| e.from.clone())
         .ok_or_else(|| PromoteError::NoHistory(channel.to_string()))
 }
@@ -200,6 +325,7 @@ mod tests {
         let cur = ChannelPointer {
             snapshot: Some("A".into()),
             seq: 1,
+            hold: None,
         };
         let err = plan_move(&cur, &req("B", Some("C"))).unwrap_err();
         assert!(matches!(err, PromoteError::Stale { .. }));
@@ -214,6 +340,7 @@ mod tests {
         let cur = ChannelPointer {
             snapshot: Some("A".into()),
             seq: 4,
+            hold: None,
         };
         match plan_move(&cur, &req("B", None)).unwrap() {
             Transition::Move { pointer, entry } => {
@@ -234,6 +361,7 @@ mod tests {
         let p = ChannelPointer {
             snapshot: Some("B".into()),
             seq: 1,
+            hold: None,
         };
         let mk = |seq, to: &str| HistoryEntry {
             seq,
@@ -246,10 +374,61 @@ mod tests {
             forced: false,
             run: None,
             restores: None,
+            content: None,
+            withdraws: None,
+            overrode_hold: None,
         };
         let h = committed_history(&p, vec![mk(1, "B"), mk(2, "C")]);
         assert_eq!(h.len(), 1);
         assert_eq!(plan_rollback_target("c", &h).unwrap(), "A");
         assert!(plan_rollback_target("c", &[]).is_err());
+    }
+
+    #[test]
+    fn a_hold_bumps_seq_keeps_the_snapshot_and_survives_moves() {
+        let cur = ChannelPointer {
+            snapshot: Some("A".into()),
+            seq: 2,
+            hold: None,
+        };
+        let hold = |reason| HoldRequest {
+            channel: "trusty",
+            hold: reason,
+            who: "op@h",
+            when: "2026-12-01T00:00:00Z",
+            reason: None,
+        };
+        let (held, entry) = plan_hold(&cur, &hold(Some("incident 42"))).unwrap();
+        assert_eq!((held.seq, held.snapshot.as_deref()), (3, Some("A")));
+        assert_eq!(held.hold.as_ref().unwrap().reason, "incident 42");
+        assert_eq!((entry.action, entry.to.as_str()), (Action::Hold, "A"));
+        assert!(matches!(
+            plan_hold(&held, &hold(Some("again"))),
+            Err(PromoteError::AlreadyHeld { .. })
+        ));
+        assert!(matches!(
+            plan_hold(&cur, &hold(None)),
+            Err(PromoteError::NotHeld(_))
+        ));
+        assert!(matches!(
+            plan_hold(&ChannelPointer::default(), &hold(Some("x"))),
+            Err(PromoteError::HoldEmpty(_))
+        ));
+        // A (forced) move keeps the hold; only a release lifts it.
+        match plan_move(&held, &req("B", None)).unwrap() {
+            Transition::Move { pointer, .. } => assert!(pointer.hold.is_some()),
+            Transition::Unchanged => panic!("expected a move"),
+        }
+        let (free, entry) = plan_hold(&held, &hold(None)).unwrap();
+        assert!(free.hold.is_none());
+        assert_eq!((free.seq, entry.action), (4, Action::Release));
+        // Rollback looks past holds and releases to the last real move.
+        let mut moved = entry.clone();
+        moved.action = Action::Promote;
+        moved.from = Some("Z".into());
+        assert_eq!(
+            plan_rollback_target("trusty", &[moved, entry]).unwrap(),
+            "Z"
+        );
     }
 }

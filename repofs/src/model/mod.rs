@@ -1,8 +1,8 @@
 //! The pure model of the store: component states, snapshot manifests and
 //! ids, channels and their moves, snapshot diffs, the APT tree a snapshot
 //! presents, removals and copies between archives, dependency closures and
-//! the answers of `halo list`/`halo show`. Nothing here touches the disk or
-//! the clock.
+//! the answers of `halo list`/`halo show`, whether a recorded process
+//! still runs. Nothing here touches the disk or the clock.
 
 pub mod acceptance;
 pub mod channel;
@@ -10,6 +10,7 @@ pub mod closure;
 pub mod copy;
 pub mod diff;
 pub mod edit;
+pub mod process;
 pub mod query;
 pub mod snapshot;
 pub mod state;

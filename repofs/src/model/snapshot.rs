@@ -74,6 +74,24 @@ impl Snapshot {
             .collect()
     }
 
+    /// The identity of what this snapshot holds: a SHA-256 over its
+    /// component map (archive, dist, component -> state blob), so a
+    /// re-dated copy has the digest of what it restores, and two snapshots
+    /// of the same working state have the same digest whatever their ids,
+    /// dates and signatures. The gate uses it to keep content that was
+    /// rolled back out of a channel from returning to it.
+    pub fn content_digest(&self) -> String {
+        let mut text = String::new();
+        for (archive, dists) in self.state_map() {
+            for (dist, components) in dists {
+                for (component, blob) in components {
+                    text.push_str(&format!("{archive}\t{dist}\t{component}\t{blob}\n"));
+                }
+            }
+        }
+        crate::hash::sha256_hex(text.as_bytes())
+    }
+
     /// Every blob the manifest names directly (not the packages inside
     /// the component states).
     pub fn direct_blobs(&self) -> impl Iterator<Item = &str> {

@@ -12,14 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{fsutil, load_json, save_json, Error, Result, Store};
 use crate::debian::name;
-use crate::model::acceptance::{plan_lease, GateError, GatePolicy, Lease, LeaseDecision};
+use crate::model::acceptance::{
+    plan_lease, GateError, GatePolicy, Lease, LeaseDecision, TakeOverReason,
+};
+use crate::model::process::Liveness;
 
 /// One line of `acceptance/runs.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEvent {
     /// The run id (its `BUILD_URL` under Jenkins).
     pub run: String,
-    /// `freeze`, `pass`, `fail`, `promote`, `lease-taken-over`, `gate`.
+    /// `freeze`, `pass`, `fail`, `promote`, `lease-taken-over` (its
+    /// `detail` says whose and why), `gate`.
     pub event: String,
     pub snapshot: String,
     /// The channel the event is about (testing; stable for pass/promote).
@@ -56,22 +60,31 @@ impl Store {
     }
 
     /// Takes (or renews) the lease on `channel` for `wanted.run`. Refused
-    /// while another run's lease is live, unless `force`. Returns the lease
-    /// it replaced when it took over an expired (or forced) one.
+    /// while another run's lease is live and its holder may still run,
+    /// unless `force`. Returns the lease it replaced, and why, when it took
+    /// one over: expired, its holder seen gone on this host (a run killed
+    /// outright), or forced.
     pub fn acquire_lease(
         &self,
         channel: &str,
         wanted: Lease,
         now_ms: i64,
         force: bool,
-    ) -> Result<Option<Lease>> {
+    ) -> Result<Option<(Lease, TakeOverReason)>> {
         let _lock = self.lock()?;
         self.load_channel(channel)?;
         let current = self.load_lease(channel)?;
-        let decision = plan_lease(channel, current.as_ref(), wanted, now_ms, force)?;
+        let holder = current.as_ref().map_or(Liveness::Unknown, |l| {
+            super::process::liveness(&l.holder.process)
+        });
+        let decision = plan_lease(channel, current.as_ref(), wanted, now_ms, force, holder)?;
         let (lease, previous) = match decision {
             LeaseDecision::Acquire(l) => (l, None),
-            LeaseDecision::TakeOver { previous, lease } => (lease, Some(previous)),
+            LeaseDecision::TakeOver {
+                previous,
+                lease,
+                why,
+            } => (lease, Some((previous, why))),
         };
         save_json(self, &self.lease_path(channel), &lease)?;
         Ok(previous)

@@ -1,7 +1,12 @@
 //! Build records: `builds/<source>.jsonl`, one JSON line per published
-//! build (source, commit, version, the snapshot it landed in), appended and
-//! fsynced. They decide whether a branch head was built already, so a
-//! scheduler that runs every few minutes builds each commit once.
+//! build (source, commit, version, the snapshot it landed in) or failed
+//! build (commit, the step that failed, why), appended and fsynced. They
+//! decide whether a branch head was built already, or failed already, so a
+//! scheduler that runs every few minutes builds each commit once: a commit
+//! whose build or tests failed is not built again until the branch moves
+//! (or `halo build --retry`). Only failures that are the commit's are
+//! recorded; a failing surrounding (a missing tool, the network) is not,
+//! and the next run tries again.
 //!
 //! A crash mid-append leaves a torn last line, which readers skip. A build
 //! is recorded after its snapshot exists, so a record never names a
@@ -16,23 +21,59 @@ use serde::{Deserialize, Serialize};
 use super::{fsutil, Error, Result, Store};
 use crate::debian::name;
 
+/// What became of a recorded build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    /// Imported, in a snapshot (records written before failures were
+    /// recorded have no status: they are all published).
+    #[default]
+    Published,
+    /// The build or its tests failed: the commit's fault.
+    Failed,
+}
+
+/// Where and why a failed build stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildFailure {
+    /// The step that failed: `checkout`, `build-deps`, `test`, `build`,
+    /// `publish`.
+    pub step: String,
+    /// One line.
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
     pub source: String,
     /// The git commit built; `None` for a tree built with `--path`.
     pub commit: Option<String>,
-    pub version: String,
+    #[serde(default)]
+    pub status: BuildStatus,
+    /// The version built (a failure before the version was known has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub archive: String,
     pub dist: String,
     pub component: String,
-    /// The snapshot that first held this build.
-    pub snapshot: String,
+    /// The snapshot that first held this build (none for a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     /// The channel moved to it, if any.
     #[serde(default)]
     pub channel: Option<String>,
+    /// Set when `status` is failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<BuildFailure>,
     /// RFC 3339, UTC.
     pub when: String,
     pub who: String,
+}
+
+impl BuildRecord {
+    pub fn is_failed(&self) -> bool {
+        self.status == BuildStatus::Failed
+    }
 }
 
 impl Store {
@@ -79,8 +120,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The newest record of `source` that built `commit`.
+    /// The newest record of `source` that published `commit`.
     pub fn find_build(&self, source: &str, commit: &str) -> Result<Option<BuildRecord>> {
+        Ok(self
+            .load_builds(source)?
+            .into_iter()
+            .rev()
+            .find(|r| r.commit.as_deref() == Some(commit) && !r.is_failed()))
+    }
+
+    /// The newest record of `source` about `commit`, published or failed:
+    /// what the last attempt at that commit came to.
+    pub fn last_attempt(&self, source: &str, commit: &str) -> Result<Option<BuildRecord>> {
         Ok(self
             .load_builds(source)?
             .into_iter()
@@ -97,12 +148,14 @@ mod tests {
         BuildRecord {
             source: "hello".into(),
             commit: Some(commit.into()),
-            version: "1.0".into(),
+            status: BuildStatus::Published,
+            version: Some("1.0".into()),
             archive: "rustedhalo".into(),
             dist: "trusty".into(),
             component: "main".into(),
-            snapshot: "20261205T100000.000Z".into(),
+            snapshot: Some("20261205T100000.000Z".into()),
             channel: None,
+            failure: None,
             when: "2026-12-05T10:00:00Z".into(),
             who: "t@h".into(),
         }
@@ -133,11 +186,34 @@ mod tests {
             Some("a")
         );
         assert!(store.find_build("hello", "c").unwrap().is_none());
+        // A failure of a commit is its last attempt, not a build of it.
+        store
+            .record_build(&BuildRecord {
+                status: BuildStatus::Failed,
+                version: None,
+                snapshot: None,
+                failure: Some(BuildFailure {
+                    step: "test".into(),
+                    reason: "unit tests failed".into(),
+                }),
+                ..record("c")
+            })
+            .unwrap();
+        assert!(store.find_build("hello", "c").unwrap().is_none());
+        assert!(store
+            .last_attempt("hello", "c")
+            .unwrap()
+            .unwrap()
+            .is_failed());
+        // Records written before statuses existed read as published.
+        let old = r#"{"source":"hello","commit":"d","version":"0.9","archive":"a","dist":"d","component":"c","snapshot":"20261205T100000.000Z","channel":null,"when":"w","who":"t@h"}"#;
+        let parsed: BuildRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.status, BuildStatus::Published);
         fsutil::append_line(&store.builds_path("hello"), "{\"source\":").unwrap();
         let path = store.builds_path("hello");
         let text = fs::read_to_string(&path).unwrap();
         fsutil::write_atomic(&store.tmp_dir(), &path, text.trim_end().as_bytes()).unwrap();
-        assert_eq!(store.load_builds("hello").unwrap().len(), 2);
+        assert_eq!(store.load_builds("hello").unwrap().len(), 3);
         assert!(store.load_builds("../x").is_err());
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! A crash between the two leaves a history line beyond the pointer's
 //! `seq` (or a torn last line): readers skip it, the next writer cuts it.
+//! A hold is part of the pointer, so holding and releasing are committed
+//! the same way.
 
 use std::path::PathBuf;
 
@@ -12,8 +14,9 @@ use fs_err as fs;
 use super::{fsutil, load_json, save_json, Error, Result, Store, WriteLock};
 use crate::debian::name;
 use crate::model::acceptance;
-use crate::model::channel::{self, committed_history, MoveRequest};
-use crate::model::{ChannelPointer, HistoryEntry, Transition};
+use crate::model::channel::{self, committed_history, HoldRequest, MoveRequest};
+use crate::model::process::Liveness;
+use crate::model::{Action, ChannelPointer, HistoryEntry, Transition};
 
 /// The raw history file: parsed entries and the byte length of the
 /// well-formed prefix.
@@ -148,20 +151,42 @@ impl Store {
         let current = self.load_channel(req.channel)?;
         // The target must exist; a manifest never disappears while
         // a writer holds the lock.
-        self.load_snapshot(req.target)?;
-        // The lease first: while a run holds the channel, "held by run X"
-        // is the answer, whatever else is wrong with the request.
+        let content = self.load_snapshot(req.target)?.content_digest();
+        // The hold first: an operator stopped the channel, whatever runs
+        // and whatever else is wrong with the request.
+        let overrode_hold = acceptance::check_hold(current.hold.as_ref(), req)?;
+        // Then the lease: while a live run holds the channel, "held by run
+        // X" is the answer.
         let now_ms = jiff::Timestamp::now().as_millisecond();
-        acceptance::check_lease(self.load_lease(req.channel)?.as_ref(), req, now_ms)?;
+        let lease = self.load_lease(req.channel)?;
+        let holder = lease.as_ref().map_or(Liveness::Unknown, |l| {
+            super::process::liveness(&l.holder.process)
+        });
+        acceptance::check_lease(lease.as_ref(), req, now_ms, holder)?;
         let transition = channel::plan_move(&current, req)?;
-        if let Transition::Move { .. } = &transition {
-            let gate = self.load_gate(req.channel)?;
-            if gate.requires_acceptance || req.force {
-                let history = self.channel_history(req.channel)?;
-                let passed = self.passed_acceptance(req.channel, req.target)?;
-                acceptance::check_gate(&gate, req, &history, passed)?;
-            }
+        if let Transition::Unchanged = transition {
+            return Ok(transition);
         }
+        let gate = self.load_gate(req.channel)?;
+        let history = self.channel_history(req.channel)?;
+        if gate.requires_acceptance || req.force {
+            let passed = self.passed_acceptance(req.channel, req.target)?;
+            acceptance::check_gate(&gate, req, &history, passed, Some(&content))?;
+        }
+        // What a rollback takes out of the channel stays out of it.
+        let withdraws = match (&current.snapshot, req.action) {
+            (Some(from), Action::Rollback) => Some(self.load_snapshot(from)?.content_digest()),
+            _ => None,
+        };
+        let transition = match transition {
+            Transition::Move { pointer, mut entry } => {
+                entry.content = Some(content.clone());
+                entry.withdraws = withdraws.clone();
+                entry.overrode_hold = overrode_hold.clone();
+                Transition::Move { pointer, entry }
+            }
+            Transition::Unchanged => Transition::Unchanged,
+        };
         // Back to an older snapshot: the channel gets a re-dated copy, or
         // clients that read the current Release would never see the move.
         let transition = match &transition {
@@ -177,6 +202,9 @@ impl Store {
                 match channel::plan_move(&current, &again)? {
                     Transition::Move { pointer, mut entry } => {
                         entry.restores = Some(req.target.to_string());
+                        entry.content = Some(content);
+                        entry.withdraws = withdraws;
+                        entry.overrode_hold = overrode_hold;
                         Transition::Move { pointer, entry }
                     }
                     Transition::Unchanged => Transition::Unchanged,
@@ -193,6 +221,35 @@ impl Store {
             tracing::info!(channel = req.channel, from = ?entry.from, to = %entry.to, "channel moved");
         }
         Ok(transition)
+    }
+
+    /// Holds a channel (`hold: Some(reason)`) or releases it (`None`):
+    /// history first, then the pointer with its new hold, as a move.
+    pub fn hold_channel(&self, req: &HoldRequest<'_>) -> Result<HistoryEntry> {
+        let lock = self.lock()?;
+        let current = self.load_channel(req.channel)?;
+        let (pointer, entry) = channel::plan_hold(&current, req)?;
+        self.cut_uncommitted_history(&lock, req.channel, &current)?;
+        let line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
+        fsutil::append_line(&self.history_path(req.channel), &line)?;
+        super::failpoint::hit("hold:before-pointer");
+        save_json(self, &self.pointer_path(req.channel), &pointer)?;
+        tracing::info!(channel = req.channel, action = ?entry.action, "channel hold changed");
+        Ok(entry)
+    }
+
+    /// Refuses, with the hold's reason, when `channel` is held: for the
+    /// workflows (accept, build, the agent's cycle) to say so before they
+    /// start work whose result could not land.
+    pub fn check_not_held(&self, channel: &str) -> Result<()> {
+        match self.load_channel(channel)?.hold {
+            Some(hold) => Err(crate::model::acceptance::GateError::Held {
+                channel: channel.to_string(),
+                hold,
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// Drops history lines a crashed writer left beyond the pointer.

@@ -6,7 +6,10 @@
 //! for a snapshot no channel points at), that the public keyring holds
 //! every signing key, the working state, and every channel (pointer target
 //! exists, history agrees with the pointer).
-//! Leftover temp files of crashed writers are reported, not faults.
+//! Leftover temp files of crashed writers are reported, not faults; so are
+//! the work directories (acceptance roots, exports) of runs that died
+//! (`store::work`), which `gc` removes. Holds are checked with their
+//! channel: a hold has a reason, and its history says who set it.
 //! A verbatim mirror's dist is checked against the upstream keyring its
 //! component states name instead of the store key.
 
@@ -32,6 +35,8 @@ pub struct FsckReport {
     pub snapshots: u64,
     pub channels: u64,
     pub temp_files: u64,
+    /// Work directories of runs that are gone (`gc` removes them).
+    pub leftovers: Vec<super::work::Leftover>,
     pub problems: Vec<Problem>,
 }
 
@@ -87,6 +92,7 @@ impl Store {
         c.check_secret_key();
         c.check_public_keys();
         c.report.temp_files = self.count_temp_files()?;
+        c.report.leftovers = self.work_leftovers()?;
         Ok(c.report)
     }
 }
@@ -468,6 +474,19 @@ impl Checker<'_> {
             }
             match self.store.channel_history(name) {
                 Ok(h) => {
+                    if let Some(hold) = &pointer.hold {
+                        let recorded = h
+                            .iter()
+                            .rev()
+                            .find(|e| !e.action.moves())
+                            .is_some_and(|e| e.action == crate::model::Action::Hold);
+                        if hold.reason.trim().is_empty() || !recorded {
+                            self.problem(
+                                path.clone(),
+                                "held without a reason, or without a hold in its history",
+                            );
+                        }
+                    }
                     let last = h.last();
                     let agrees = match last {
                         Some(e) => e.seq == pointer.seq && Some(&e.to) == pointer.snapshot.as_ref(),

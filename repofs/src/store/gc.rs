@@ -11,6 +11,9 @@
 //!
 //! Manifests go before blobs, so a gc killed half-way leaves only more
 //! garbage, never a manifest naming a removed blob.
+//!
+//! The work directories of runs that died (`store::work`: a claim whose
+//! process is gone on this host) are removed too; a live run's never.
 
 use std::collections::HashSet;
 
@@ -25,6 +28,11 @@ pub struct GcReport {
     pub snapshots: Vec<String>,
     pub blobs: u64,
     pub bytes: u64,
+    /// Work directories of dead runs removed.
+    pub leftovers: Vec<std::path::PathBuf>,
+    pub leftover_bytes: u64,
+    /// Leftovers that could not be removed, and why.
+    pub leftovers_kept: Vec<String>,
 }
 
 /// Whether the process that made temp file `path` (`<pid>.<n>.tmp`) runs.
@@ -72,6 +80,20 @@ impl Store {
                 report.temp_files += 1;
             }
         }
+        for l in self.work_leftovers()? {
+            match self.remove_leftover(&lock, &l) {
+                Ok(bytes) => {
+                    report.leftover_bytes += bytes;
+                    report.leftovers.push(l.path);
+                }
+                Err(e) => {
+                    tracing::warn!("{}: {e}", l.path.display());
+                    report
+                        .leftovers_kept
+                        .push(format!("{}: {}", l.path.display(), crate::error_chain(&e)));
+                }
+            }
+        }
         let mut pinned: HashSet<String> = HashSet::new();
         for (name, pointer) in self.list_channels()? {
             pinned.extend(pointer.snapshot);
@@ -81,6 +103,7 @@ impl Store {
                     history
                         .iter()
                         .rev()
+                        .filter(|e| e.action.moves())
                         .take(keep_previous)
                         .filter_map(|e| e.from.clone()),
                 );

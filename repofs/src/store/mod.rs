@@ -21,9 +21,11 @@ pub mod lock;
 pub mod mirror_commit;
 pub mod mirrors;
 pub mod pool;
+pub mod process;
 pub mod read;
 pub mod snapshots;
 pub mod state;
+pub mod work;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -59,13 +59,27 @@ impl Store {
     }
 
     /// Freezes the working state. `now` is the snapshot's time.
+    ///
+    /// "Anything new?" is asked of the newest snapshot made from the
+    /// working state, never of a re-dated copy a rollback made: after
+    /// `halo channel rollback`, the copy holds older content than the
+    /// working state, and comparing against it would make a "new" snapshot
+    /// of exactly the content just rolled back, which the next acceptance
+    /// would pass and promote again.
     pub fn create_snapshot(&self, now: jiff::Timestamp) -> Result<Created> {
         let _lock = self.lock()?;
         let state = self.load_state()?;
-        let latest = match self.list_snapshots()?.pop() {
-            Some(id) => Some(self.load_snapshot(&id)?),
-            None => None,
-        };
+        let ids = self.list_snapshots()?;
+        // Ids stay strictly increasing whatever the newest one is.
+        let newest_id = ids.last().cloned();
+        let mut latest = None;
+        for id in ids.iter().rev() {
+            let s = self.load_snapshot(id)?;
+            if s.restores.is_none() {
+                latest = Some(s);
+                break;
+            }
+        }
         let key = self.load_signing_keys()?;
         // Dists whose signatures are not by exactly the keys that sign now (a key was
         // rotated in or retired) are signed anew, even when nothing else changed.
@@ -86,7 +100,7 @@ impl Store {
                 });
             }
         }
-        let id = plan_snapshot_id(now.as_millisecond(), latest.as_ref().map(|s| s.id.as_str()));
+        let id = plan_snapshot_id(now.as_millisecond(), newest_id.as_deref());
         let pool = self.pool();
         let mut batch = pool.batch();
         let date = release::render_date(now);

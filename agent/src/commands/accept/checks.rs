@@ -322,8 +322,22 @@ pub(super) fn run_checks(
             keep: checks.keep,
             mode: Mode::detect(),
         };
+        // Each system's directory is claimed first: a run killed outright
+        // leaves roots that `halo fsck` reports and `halo gc` removes.
+        let mut claims = checks
+            .systems
+            .iter()
+            .map(|s| store.claim_work(&crate::accept::system::dir_name(&tag, &s.name), Some(target.run)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| InfraError(format!("claiming the systems' directories: {e}")))?;
         let started = jiff::Timestamp::now();
         let results = run_systems(&ctx, &checks.systems, checks.parallel);
+        for (claim, r) in claims.iter_mut().zip(&results) {
+            if r.cleanup_error.is_some() {
+                claim.leave_for_gc();
+            }
+        }
+        drop(claims);
         suites.extend(
             results
                 .iter()

@@ -56,12 +56,14 @@ fn run_id() -> String {
         })
 }
 
+/// This process as a lease holder: host, pid, boot id and start time, so
+/// that a run on this host can tell when it died (`kill -9`) and take the
+/// lease over at once.
 fn holder() -> Holder {
     let who = super::whoami();
-    let (user, host) = who.split_once('@').unwrap_or(("unknown", who.as_str()));
+    let user = who.split_once('@').map_or("unknown", |(u, _)| u);
     Holder {
-        host: host.to_string(),
-        pid: std::process::id(),
+        process: repofs::store::process::current(),
         user: user.to_string(),
         build_url: std::env::var("BUILD_URL").ok().filter(|u| !u.is_empty()),
     }
@@ -135,6 +137,13 @@ pub fn accept(
             .load_channel(c)
             .map_err(|e| InfraError(e.to_string()))?;
     }
+    // A held testing or stable: the run could not land, so it does not
+    // start (--force overrides the hold on both, and is recorded).
+    if !args.force {
+        for c in [&cfg.testing, &cfg.stable] {
+            store.check_not_held(c)?;
+        }
+    }
     let snapshot = match &args.snapshot {
         Some(id) => id.clone(),
         None => store
@@ -159,8 +168,12 @@ pub fn accept(
         .acquire_lease(&cfg.testing, lease, now, args.force)
         .map_err(|e| InfraError(format!("cannot start the run: {e}")))?;
     let guard = LeaseGuard::hold(store, &cfg.testing, &run, lease_len);
-    if let Some(p) = previous {
-        let why = format!("lease of run {} ({}) taken over", p.run, p.holder);
+    if let Some((p, reason)) = previous {
+        let why = format!(
+            "lease of run {} ({}) taken over: {reason}",
+            p.run, p.holder
+        );
+        out.line(format!("{}: {why}", cfg.testing))?;
         tracing::warn!("{why}");
         event(
             store,
@@ -312,7 +325,17 @@ pub fn accept(
 fn status(store: &Store, cfg: &AcceptanceConfig, out: &Output) -> Result<ExitCode> {
     let lease = store.load_lease(&cfg.testing)?;
     let now = jiff::Timestamp::now().as_millisecond();
+    // A lease whose holder this host sees gone holds nothing any more.
+    let gone = lease.as_ref().is_some_and(|l| {
+        repofs::store::process::liveness(&l.holder.process)
+            == repofs::model::process::Liveness::Gone
+    });
+    let live = lease.as_ref().is_some_and(|l| l.is_live(now)) && !gone;
     match &lease {
+        Some(l) if gone => out.line(format!(
+            "{}: lease of run {} ({}) is void: its holder is gone (the next run takes it over)",
+            cfg.testing, l.run, l.holder
+        ))?,
         Some(l) if l.is_live(now) => out.line(format!(
             "{}: held by run {} ({}) until {}",
             cfg.testing,
@@ -338,7 +361,8 @@ fn status(store: &Store, cfg: &AcceptanceConfig, out: &Output) -> Result<ExitCod
     out.json(&serde_json::json!({
         "testing": cfg.testing,
         "lease": lease,
-        "lease_live": lease.as_ref().is_some_and(|l| l.is_live(now)),
+        "lease_live": live,
+        "holder_gone": gone,
         "events": recent.into_iter().rev().collect::<Vec<_>>(),
     }))?;
     Ok(ExitCode::SUCCESS)
