@@ -18,7 +18,10 @@ use agent::output::Output;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == agent::sandbox::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == agent::sandbox::INIT_ARG)
+    {
         agent::sandbox::init::main();
     }
     let cli = match parse() {

@@ -331,7 +331,14 @@ fn stable_takes_only_accepted_snapshots_unless_forced_with_a_reason() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rolled back out of trusty"));
     t.ok(&[
-        "promote", "--to", "trusty", "--snapshot", &b, "--force", "--reason", "b is fine",
+        "promote",
+        "--to",
+        "trusty",
+        "--snapshot",
+        &b,
+        "--force",
+        "--reason",
+        "b is fine",
     ]);
     let h = history_json(&t, "trusty");
     let content: Vec<_> = h

@@ -248,7 +248,10 @@ fn a_failing_unit_test_publishes_nothing() {
     assert_eq!(code, 0, "{r}\n{stderr}");
     assert_eq!(r["status"], "skipped", "{r}");
     assert!(
-        r["message"].as_str().unwrap().contains(&format!("failed at {head}"))
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("failed at {head}"))
             && r["failed_before"]["step"] == "test",
         "{r}"
     );
@@ -267,7 +270,11 @@ fn a_failing_unit_test_publishes_nothing() {
         &source("halo-hello", &repo, "channel = \"trusty-unstable\""),
     );
     let (code, r, stderr) = build(&t, &["--all"]);
-    assert_eq!((code, r["status"].as_str()), (0, Some("built")), "{r}\n{stderr}");
+    assert_eq!(
+        (code, r["status"].as_str()),
+        (0, Some("built")),
+        "{r}\n{stderr}"
+    );
     t.assert_sound();
 }
 
@@ -462,7 +469,14 @@ fn credentials_reach_git_without_ever_being_in_argv() {
     }
     // Nothing in the store holds them but the configuration itself.
     let grep = run(Command::new("grep")
-        .args(["-rlF", "--exclude=halo.toml", "-e", "S3cretPW", "-e", "t0kenABC987"])
+        .args([
+            "-rlF",
+            "--exclude=halo.toml",
+            "-e",
+            "S3cretPW",
+            "-e",
+            "t0kenABC987",
+        ])
         .arg(t.store())
         .arg(t.root().join("git")));
     let files = String::from_utf8_lossy(&grep.stdout);

@@ -17,7 +17,10 @@ use halo_tests::{run, Deb, TestStore};
 
 fn store_with_unstable() -> (TestStore, String) {
     let t = TestStore::gated();
-    t.import("trusty", &[Deb::new("crash-pkg", "1").build(&t.path("in/1"))]);
+    t.import(
+        "trusty",
+        &[Deb::new("crash-pkg", "1").build(&t.path("in/1"))],
+    );
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
     (t, id)
@@ -68,8 +71,7 @@ fn kill_pid_in(file: &Path) {
 }
 
 #[test]
-fn issue_18_after_kill_9_of_accept_the_next_run_takes_over_at_once_and_gc_removes_its_leftovers(
-) {
+fn issue_18_after_kill_9_of_accept_the_next_run_takes_over_at_once_and_gc_removes_its_leftovers() {
     let (t, a) = store_with_unstable();
     let pidfile = t.root().join("test.pid");
     let slow = format!("slow=echo $$ > {} && exec sleep 60", pidfile.display());
@@ -131,7 +133,11 @@ fn issue_18_after_kill_9_of_accept_the_next_run_takes_over_at_once_and_gc_remove
 
     // The dead run's export is a leftover: fsck reports it (exit 0), gc
     // removes it and its claim.
-    assert_eq!(work_dirs(&t), exports, "the second run cleaned up after itself");
+    assert_eq!(
+        work_dirs(&t),
+        exports,
+        "the second run cleaned up after itself"
+    );
     let report = fsck_json(&t);
     let leftovers = report["leftovers"].as_array().unwrap();
     assert_eq!(leftovers.len(), 1, "{report}");
@@ -140,7 +146,10 @@ fn issue_18_after_kill_9_of_accept_the_next_run_takes_over_at_once_and_gc_remove
         Some(&exports[0])
     );
     let (_, text, _) = halo(&t, &["fsck"]);
-    assert!(text.contains("LEFTOVER") && text.contains("gc removes it"), "{text}");
+    assert!(
+        text.contains("LEFTOVER") && text.contains("gc removes it"),
+        "{text}"
+    );
     let (code, out, err) = halo(&t, &["gc"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("removed leftover"), "{out}");

@@ -64,7 +64,13 @@ fn issue_18_a_rollback_holds_through_idle_agent_cycles() {
     t.ok(&["accept"]);
     assert_eq!(t.channel("trusty"), b);
 
-    t.ok(&["channel", "rollback", "trusty", "--reason", "pkg 2 breaks nova"]);
+    t.ok(&[
+        "channel",
+        "rollback",
+        "trusty",
+        "--reason",
+        "pkg 2 breaks nova",
+    ]);
     let rolled_back = t.channel("trusty");
     assert_ne!(rolled_back, b);
     let rollback = history(&t, "trusty").last().unwrap().clone();
@@ -77,7 +83,11 @@ fn issue_18_a_rollback_holds_through_idle_agent_cycles() {
         let (code, out, err) = halo(&t, &["agent", "--once"]);
         assert_eq!(code, 0, "cycle {cycle}: {out}\n{err}");
         assert!(!out.contains("(new)"), "cycle {cycle}: {out}");
-        assert_eq!(t.channel("trusty"), rolled_back, "cycle {cycle}: {out}\n{err}");
+        assert_eq!(
+            t.channel("trusty"),
+            rolled_back,
+            "cycle {cycle}: {out}\n{err}"
+        );
     }
     assert_eq!(snapshots(&t), before, "idle cycles made no snapshot");
 
@@ -133,7 +143,10 @@ fn a_held_channel_is_moved_by_nothing_but_a_forced_promote() {
     assert!(out.contains("incident 42"), "{out}");
     let list = t.ok(&["channel", "list"]);
     let line = list.lines().find(|l| l.starts_with("trusty\t")).unwrap();
-    assert!(line.contains("held by") && line.contains("incident 42"), "{list}");
+    assert!(
+        line.contains("held by") && line.contains("incident 42"),
+        "{list}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&t.ok(&["--json", "channel", "list"])).unwrap();
     let trusty = json
@@ -155,7 +168,10 @@ fn a_held_channel_is_moved_by_nothing_but_a_forced_promote() {
     let b = new_content(&t, "2");
     let (code, out, err) = halo(&t, &["agent", "--once"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("held by") && err.contains("incident 42"), "{err}");
+    assert!(
+        err.contains("held by") && err.contains("incident 42"),
+        "{err}"
+    );
     assert_eq!(t.channel("trusty"), a);
     let (code, _, err) = halo(&t, &["accept"]);
     assert_ne!(code, 0, "{err}");
@@ -194,7 +210,13 @@ fn a_held_channel_is_moved_by_nothing_but_a_forced_promote() {
     assert_eq!(t.channel("trusty"), b);
 
     // Released: it moves again, and the history says who released it.
-    t.ok(&["channel", "release", "trusty", "--reason", "incident closed"]);
+    t.ok(&[
+        "channel",
+        "release",
+        "trusty",
+        "--reason",
+        "incident closed",
+    ]);
     assert!(!t.ok(&["channel", "list"]).contains("held by"));
     let last = history(&t, "trusty").last().unwrap().clone();
     assert_eq!(last["action"], "release", "{last}");
@@ -207,7 +229,10 @@ fn a_held_channel_is_moved_by_nothing_but_a_forced_promote() {
     assert_eq!(t.channel("trusty"), c);
     // A rollback goes past the hold and release entries to the last move.
     t.ok(&["channel", "rollback", "trusty", "--reason", "back"]);
-    assert_eq!(history(&t, "trusty").last().unwrap()["restores"], b.as_str());
+    assert_eq!(
+        history(&t, "trusty").last().unwrap()["restores"],
+        b.as_str()
+    );
     t.assert_sound();
 }
 
@@ -219,7 +244,13 @@ fn a_held_unstable_channel_refuses_a_build() {
     halo_tests::need_tool("dpkg-buildpackage", "dpkg-dev");
     let id = new_content(&t, "1");
     assert_eq!(t.channel("trusty-unstable"), id);
-    t.ok(&["channel", "hold", "trusty-unstable", "--reason", "freeze for release"]);
+    t.ok(&[
+        "channel",
+        "hold",
+        "trusty-unstable",
+        "--reason",
+        "freeze for release",
+    ]);
     let before = snapshots(&t);
     let out = run(t.halo().args([
         "build",

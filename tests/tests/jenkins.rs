@@ -603,7 +603,10 @@ fn a_dripping_controller_cannot_outlast_the_timeout() {
     let took = started.elapsed();
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert!(took >= Duration::from_secs(5), "took {took:?}: the drip ran");
+    assert!(
+        took >= Duration::from_secs(5),
+        "took {took:?}: the drip ran"
+    );
     let lines = error_lines(&stderr);
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("--timeout"), "{stderr}");
@@ -624,7 +627,13 @@ fn a_controller_down_at_start_and_impossible_timeouts() {
     let (code, _, stderr) = halo(
         &t,
         &[
-            "jenkins", "trigger", "--job", "j", "--wait", "--timeout", "0.05",
+            "jenkins",
+            "trigger",
+            "--job",
+            "j",
+            "--wait",
+            "--timeout",
+            "0.05",
         ],
     );
     assert_eq!(code, 2, "{stderr}");

@@ -993,10 +993,7 @@ components = [\"main\"]\narchitectures = [\"amd64\"]\ntrusted = true\n\n"
     )
     .unwrap();
     for flags in [&[][..], &["-vv"][..], &["--json"][..]] {
-        let out = run(t
-            .halo()
-            .args(flags)
-            .args(["mirror", "update", "--all"]));
+        let out = run(t.halo().args(flags).args(["mirror", "update", "--all"]));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{flags:?}: {stderr}");

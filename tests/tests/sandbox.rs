@@ -130,7 +130,15 @@ fn gigabytes_of_output_are_streamed_not_held() {
             .arg(halo_tests::bin("halo"))
             .arg("--store")
             .arg(t.store())
-            .args(["--json", "build", "--path", dir.to_str().unwrap(), "--host", "--test", test])
+            .args([
+                "--json",
+                "build",
+                "--path",
+                dir.to_str().unwrap(),
+                "--host",
+                "--test",
+                test,
+            ])
             .stderr(std::process::Stdio::null()),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -340,7 +340,7 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
 /// installed into an acceptance system: every escape runs and is refused.
 #[test]
 fn a_hostile_postinst_in_a_system_is_refused_every_escape() {
-    let (t, _up, _id) = world("");
+    let (t, _up, _id) = world("", &[]);
     let targets = halo_tests::probe::Targets::new(&t.store());
     let debs = t.path("probe/x").parent().unwrap().to_path_buf();
     fs::create_dir_all(&debs).unwrap();
@@ -357,7 +357,7 @@ fn a_hostile_postinst_in_a_system_is_refused_every_escape() {
         host_codename()
     ));
     fs::write(&toml, text).unwrap();
-    let (code, stdout, stderr) = accept(&t, &["--system", "probe"]);
+    let (code, stdout, stderr) = accept(&t, &[]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     targets.assert_refused(&stderr);
     t.assert_sound();

@@ -179,10 +179,12 @@ fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
                 system.packages.join(" ")
             )
         };
-        steps.push(match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
-            Ok(cmd) => step("install", &what, cmd),
-            Err(e) => TestResult::refused("install", format!("sandbox: {e}")),
-        });
+        steps.push(
+            match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
+                Ok(cmd) => step("install", &what, cmd),
+                Err(e) => TestResult::refused("install", format!("sandbox: {e}")),
+            },
+        );
     } else {
         steps.push(TestResult::skipped("install", "bootstrap failed"));
     }

@@ -137,10 +137,7 @@ impl Credentials {
             what: "credentials".into(),
             detail,
         };
-        if [user, password]
-            .iter()
-            .any(|v| v.contains(['\n', '\0']))
-        {
+        if [user, password].iter().any(|v| v.contains(['\n', '\0'])) {
             return Err(failed(format!(
                 "the credentials in {} hold a newline",
                 redact_url(&split.bare)
@@ -183,7 +180,10 @@ impl Credentials {
 
 /// A git command talking to `url`: the URL without credentials (what the
 /// command is given), and the credentials kept for as long as it runs.
-fn remote(url: &str, dir: Option<&Path>) -> Result<(Command, String, Option<Credentials>), GitError> {
+fn remote(
+    url: &str,
+    dir: Option<&Path>,
+) -> Result<(Command, String, Option<Credentials>), GitError> {
     let split = split_url(url);
     let creds = Credentials::write(&split)?;
     let mut cmd = git(dir);
@@ -422,7 +422,8 @@ mod tests {
             .collect();
         assert!(!argv.join(" ").contains("s3cret") && !bare.contains("s3cret"));
         assert!(
-            argv.iter().any(|a| a.starts_with("credential.http://127.0.0.1:8080.helper=!")),
+            argv.iter()
+                .any(|a| a.starts_with("credential.http://127.0.0.1:8080.helper=!")),
             "{argv:?}"
         );
         use std::os::unix::fs::PermissionsExt;

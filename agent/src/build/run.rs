@@ -234,7 +234,9 @@ impl Runner<'_> {
         };
         let home = work.join("home");
         fs::create_dir_all(&home).map_err(|e| Stop::setup(format!("work directory: {e}")))?;
-        let ids = mode.ids().map_err(|e| Stop::setup(format!("sandbox: {e}")))?;
+        let ids = mode
+            .ids()
+            .map_err(|e| Stop::setup(format!("sandbox: {e}")))?;
         crate::sandbox::chown_tree(work, ids, uid, uid)
             .map_err(|e| Stop::setup(format!("sandbox: {e}")))
     }
@@ -247,18 +249,17 @@ impl Runner<'_> {
                 // The store holds the work directory; hidden should it lie
                 // below a directory of the host's programs.
                 let store = work.parent().and_then(Path::parent);
-                let mut sb = crate::sandbox::Sandbox::host_tools(store).bind(
-                    work,
-                    root::WORK_IN_ROOT,
-                    true,
-                );
+                let mut sb =
+                    crate::sandbox::Sandbox::host_tools(store).bind(work, root::WORK_IN_ROOT, true);
                 sb.uid = HOST_BUILD_UID;
                 sb.gid = HOST_BUILD_UID;
                 sb.cwd = format!("{}/src", root::WORK_IN_ROOT);
                 sb.env = crate::sandbox::spec::base_env(&format!("{}/home", root::WORK_IN_ROOT));
-                sb.env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+                sb.env
+                    .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
                 sb.memory = limits.memory;
-                sb.command(mode.ids().map_err(sandbox)?, argv).map_err(sandbox)
+                sb.command(mode.ids().map_err(sandbox)?, argv)
+                    .map_err(sandbox)
             }
             Self::Root {
                 src: source,
@@ -332,7 +333,10 @@ impl StepOutput {
         }
         Err(Stop {
             kind,
-            message: format!("{what} failed ({})", self.streamed.describe(Some(self.timeout))),
+            message: format!(
+                "{what} failed ({})",
+                self.streamed.describe(Some(self.timeout))
+            ),
             detail: self.streamed.output.tail(TAIL_LINES),
         })
     }
@@ -540,11 +544,7 @@ fn install_build_deps(
     })
 }
 
-fn dpkg_buildpackage(
-    spec: &BuildSpec,
-    runner: &Runner<'_>,
-    log: Log<'_>,
-) -> Result<String, Stop> {
+fn dpkg_buildpackage(spec: &BuildSpec, runner: &Runner<'_>, log: Log<'_>) -> Result<String, Stop> {
     let mut options: Vec<String> = std::env::var("DEB_BUILD_OPTIONS")
         .map(|o| o.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();

@@ -254,7 +254,12 @@ fn path_job(
                 UserError(format!("--root: {} has no [build] root", path.display()))
             })?;
         let limits = config.build.limits();
-        (Some(root), store_mount(&config), configured_roots(&config), limits)
+        (
+            Some(root),
+            store_mount(&config),
+            configured_roots(&config),
+            limits,
+        )
     } else {
         // Without --root a configuration is optional; its [build] bounds
         // still apply when there is one.
@@ -848,9 +853,9 @@ pub fn sources(
                 })
         });
         let due = failed.is_none()
-            && head.as_deref().is_some_and(|h| {
-                plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref()))
-            });
+            && head
+                .as_deref()
+                .is_some_and(|h| plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref())));
         rows.push(SourceStatus {
             source: s.name.clone(),
             git: git::redact_url(&s.git),

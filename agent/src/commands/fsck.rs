@@ -41,7 +41,10 @@ pub fn fsck(store: &Store, out: &Output) -> Result<ExitCode> {
     } else {
         // A damaged store is a failing system, not a user's mistake: 2, as
         // every other command reports damage.
-        out.error_line(format!("store is damaged: {} problems", report.problems.len()))?;
+        out.error_line(format!(
+            "store is damaged: {} problems",
+            report.problems.len()
+        ))?;
         Ok(ExitCode::from(2))
     }
 }

@@ -112,11 +112,10 @@ pub fn run(
                 // that drips its answers cannot outlast it.
                 Some(t) => rt.block_on(async {
                     tokio::time::timeout(t, run).await.unwrap_or_else(|_| {
-                        Err(InfraError(format!(
-                            "{job}: --timeout of {} s passed",
-                            t.as_secs_f64()
-                        ))
-                        .into())
+                        Err(
+                            InfraError(format!("{job}: --timeout of {} s passed", t.as_secs_f64()))
+                                .into(),
+                        )
                     })
                 }),
                 None => rt.block_on(run),

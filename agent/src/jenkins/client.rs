@@ -682,7 +682,9 @@ mod tests {
     #[test]
     fn only_the_controllers_origin_gets_requests() {
         let c = Client::new("http://j:8080/ci", "u", "t").unwrap();
-        assert!(c.own(Url::parse("http://j:8080/ci/job/x/1/").unwrap()).is_ok());
+        assert!(c
+            .own(Url::parse("http://j:8080/ci/job/x/1/").unwrap())
+            .is_ok());
         assert!(c.own(Url::parse("http://J:8080/other").unwrap()).is_ok());
         for other in [
             "http://k:8080/ci/job/x/1/",

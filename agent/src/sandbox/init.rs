@@ -48,7 +48,10 @@ struct InitError {
     source: std::io::Error,
 }
 
-fn ctx<T, E: Into<std::io::Error>>(r: Result<T, E>, what: impl FnOnce() -> String) -> Result<T, InitError> {
+fn ctx<T, E: Into<std::io::Error>>(
+    r: Result<T, E>,
+    what: impl FnOnce() -> String,
+) -> Result<T, InitError> {
     r.map_err(|e| InitError {
         what: what(),
         source: e.into(),
@@ -70,7 +73,10 @@ pub fn main() -> ! {
 fn run() -> Result<i32, InitError> {
     let text = std::env::var(super::SPEC_ENV).map_err(|_| InitError {
         what: "reading the sandbox's spec".into(),
-        source: std::io::Error::other(format!("{} is not set: `halo __sandbox-init` is halo's own, not for use by hand", super::SPEC_ENV)),
+        source: std::io::Error::other(format!(
+            "{} is not set: `halo __sandbox-init` is halo's own, not for use by hand",
+            super::SPEC_ENV
+        )),
     })?;
     let spec: Spec = serde_json::from_str(&text).map_err(|e| InitError {
         what: "reading the sandbox's spec".into(),
@@ -78,7 +84,9 @@ fn run() -> Result<i32, InitError> {
     })?;
     check_namespace(&spec)?;
     let new_root = assemble(&spec)?;
-    ctx(nix::unistd::sethostname(&spec.hostname), || "setting the host name".into())?;
+    ctx(nix::unistd::sethostname(&spec.hostname), || {
+        "setting the host name".into()
+    })?;
     loopback_up()?;
     enter(&new_root)?;
     close_inherited()?;
@@ -124,7 +132,13 @@ fn fd_path(fd: RawFd) -> PathBuf {
 
 fn bind(src: &Path, dst: &Path, writable: bool) -> Result<(), InitError> {
     ctx(
-        mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>),
+        mount(
+            Some(src),
+            dst,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ),
         || format!("binding {} at {}", src.display(), dst.display()),
     )?;
     if !writable {
@@ -186,7 +200,10 @@ fn tmpfs(dst: &Path, options: &str, flags: MsFlags) -> Result<(), InitError> {
 
 fn mkdir_p(dir: &Path) -> Result<(), InitError> {
     ctx(
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir),
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir),
         || format!("creating {}", dir.display()),
     )
 }
@@ -200,7 +217,13 @@ fn inside(root: &Path, path: &str) -> PathBuf {
 fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     ctx(
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>),
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ),
         || "making every mount private".into(),
     )?;
     // Every path below is in this tmpfs or comes through a descriptor:
@@ -218,7 +241,9 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
             tmpfs(&root, "mode=755", nosuid)?;
             for dir in HOST_TOOL_DIRS {
                 let host = Path::new(dir);
-                let Ok(meta) = std::fs::symlink_metadata(host) else { continue };
+                let Ok(meta) = std::fs::symlink_metadata(host) else {
+                    continue;
+                };
                 let at = inside(&root, dir);
                 if let Some(parent) = at.parent() {
                     mkdir_p(parent)?;
@@ -231,10 +256,19 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
                     bind(host, &at, false)?;
                 }
             }
-            for (dir, mode) in [("/tmp", 0o1777), ("/var/tmp", 0o1777), ("/run", 0o755), ("/root", 0o700), ("/home", 0o755)] {
+            for (dir, mode) in [
+                ("/tmp", 0o1777),
+                ("/var/tmp", 0o1777),
+                ("/run", 0o755),
+                ("/root", 0o700),
+                ("/home", 0o755),
+            ] {
                 let at = inside(&root, dir);
                 mkdir_p(&at)?;
-                ctx(std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode)), || format!("chmod {dir}"))?;
+                ctx(
+                    std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode)),
+                    || format!("chmod {dir}"),
+                )?;
             }
         }
     }
@@ -242,7 +276,10 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
     for (i, b) in spec.binds.iter().enumerate() {
         let fd = super::FD_FIRST_BIND + i32::try_from(i).unwrap_or(i32::MAX);
         let dst = inside(&root, &b.inside);
-        let is_dir = ctx(std::fs::metadata(fd_path(fd)), || format!("bind source for {}", b.inside))?.is_dir();
+        let is_dir = ctx(std::fs::metadata(fd_path(fd)), || {
+            format!("bind source for {}", b.inside)
+        })?
+        .is_dir();
         if is_dir {
             mkdir_p(&dst)?;
         } else {
@@ -250,7 +287,9 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
                 mkdir_p(parent)?;
             }
             if std::fs::symlink_metadata(&dst).is_err() {
-                ctx(std::fs::File::create(&dst), || format!("creating {}", b.inside))?;
+                ctx(std::fs::File::create(&dst), || {
+                    format!("creating {}", b.inside)
+                })?;
             }
         }
         attach(fd, &dst, b.writable)?;
@@ -272,7 +311,13 @@ fn mount_api(root: &Path) -> Result<(), InitError> {
     let proc_dir = root.join("proc");
     mkdir_p(&proc_dir)?;
     ctx(
-        mount(Some("proc"), &proc_dir, Some("proc"), nosuid | MsFlags::MS_NOEXEC, None::<&str>),
+        mount(
+            Some("proc"),
+            &proc_dir,
+            Some("proc"),
+            nosuid | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        ),
         || "mounting /proc".into(),
     )?;
     let sys = root.join("sys");
@@ -297,7 +342,10 @@ fn mount_api(root: &Path) -> Result<(), InitError> {
     for (d, mode) in [("pts", 0o755), ("shm", 0o1777)] {
         let at = dev.join(d);
         mkdir_p(&at)?;
-        ctx(std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode)), || format!("chmod /dev/{d}"))?;
+        ctx(
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode)),
+            || format!("chmod /dev/{d}"),
+        )?;
     }
     ctx(
         mount(
@@ -317,7 +365,9 @@ fn mount_api(root: &Path) -> Result<(), InitError> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        ctx(symlink(to, dev.join(name)), || format!("linking /dev/{name}"))?;
+        ctx(symlink(to, dev.join(name)), || {
+            format!("linking /dev/{name}")
+        })?;
     }
     Ok(())
 }
@@ -326,9 +376,13 @@ fn mount_api(root: &Path) -> Result<(), InitError> {
 /// the old root: from here on the host's filesystem is not in this mount
 /// namespace at all.
 fn enter(root: &Path) -> Result<(), InitError> {
-    ctx(nix::unistd::chdir(root), || format!("entering {}", root.display()))?;
+    ctx(nix::unistd::chdir(root), || {
+        format!("entering {}", root.display())
+    })?;
     ctx(nix::unistd::pivot_root(".", "."), || "pivot_root".into())?;
-    ctx(umount2(".", MntFlags::MNT_DETACH), || "detaching the old root".into())?;
+    ctx(umount2(".", MntFlags::MNT_DETACH), || {
+        "detaching the old root".into()
+    })?;
     ctx(nix::unistd::chdir("/"), || "chdir /".into())?;
     Ok(())
 }
@@ -337,10 +391,12 @@ fn enter(root: &Path) -> Result<(), InitError> {
 /// at host directories: an `openat(fd, "..")` from one inherited by the
 /// command would climb out of the new root.
 fn close_inherited() -> Result<(), InitError> {
-    let fds: Vec<RawFd> = ctx(std::fs::read_dir("/proc/self/fd"), || "listing descriptors".into())?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
-        .collect();
+    let fds: Vec<RawFd> = ctx(std::fs::read_dir("/proc/self/fd"), || {
+        "listing descriptors".into()
+    })?
+    .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    .filter(|fd| *fd > 2)
+    .collect();
     for fd in fds {
         // The directory listing's own descriptor is among them, closed
         // already: EBADF is expected.
@@ -373,21 +429,29 @@ fn loopback_up() -> Result<(), InitError> {
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own,
     // on a socket we own; the union member used is the flags.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
-    ctx(nix::errno::Errno::result(r), || "reading the loopback's flags".into())?;
+    ctx(nix::errno::Errno::result(r), || {
+        "reading the loopback's flags".into()
+    })?;
     // SAFETY: as above; ifru_flags is the member SIOCGIFFLAGS filled.
     unsafe {
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
     }
     // SAFETY: as above.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
-    ctx(nix::errno::Errno::result(r), || "bringing up the loopback".into())?;
+    ctx(nix::errno::Errno::result(r), || {
+        "bringing up the loopback".into()
+    })?;
     Ok(())
 }
 
 fn limits(spec: &Spec) -> Result<(), InitError> {
-    ctx(setrlimit(Resource::RLIMIT_CORE, 0, 0), || "RLIMIT_CORE".into())?;
+    ctx(setrlimit(Resource::RLIMIT_CORE, 0, 0), || {
+        "RLIMIT_CORE".into()
+    })?;
     if let Some(bytes) = spec.memory {
-        ctx(setrlimit(Resource::RLIMIT_AS, bytes, bytes), || "RLIMIT_AS".into())?;
+        ctx(setrlimit(Resource::RLIMIT_AS, bytes, bytes), || {
+            "RLIMIT_AS".into()
+        })?;
     }
     Ok(())
 }

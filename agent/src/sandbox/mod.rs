@@ -157,13 +157,21 @@ fn clone_tree(path: &Path) -> Result<OwnedFd, SandboxError> {
     })
 }
 
-fn open(what: &'static str, path: &Path, flags: nix::fcntl::OFlag) -> Result<OwnedFd, SandboxError> {
-    nix::fcntl::open(path, flags | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| SandboxError::Open {
-            what,
-            path: path.display().to_string(),
-            source: e.into(),
-        })
+fn open(
+    what: &'static str,
+    path: &Path,
+    flags: nix::fcntl::OFlag,
+) -> Result<OwnedFd, SandboxError> {
+    nix::fcntl::open(
+        path,
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| SandboxError::Open {
+        what,
+        path: path.display().to_string(),
+        source: e.into(),
+    })
 }
 
 /// `unshare` with the namespaces and id maps, running this binary's init
@@ -223,12 +231,11 @@ pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
         )
         .env(SPEC_ENV, json)
         .current_dir("/");
-    cmd.fd_mappings(fds)
-        .map_err(|e| SandboxError::Open {
-            what: "passing",
-            path: "descriptors".into(),
-            source: std::io::Error::other(e),
-        })?;
+    cmd.fd_mappings(fds).map_err(|e| SandboxError::Open {
+        what: "passing",
+        path: "descriptors".into(),
+        source: std::io::Error::other(e),
+    })?;
     Ok(cmd)
 }
 

@@ -60,8 +60,19 @@ pub struct Spec {
 /// they exist; symlinks among them (`/bin -> usr/bin` on a merged-/usr
 /// system) are copied as symlinks.
 pub const HOST_TOOL_DIRS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/var/lib/dpkg",
-    "/var/lib/apt", "/var/cache/apt", "/var/cache/debconf", "/opt",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/var/lib/dpkg",
+    "/var/lib/apt",
+    "/var/cache/apt",
+    "/var/cache/debconf",
+    "/opt",
 ];
 
 /// The fixed environment inside a root: the same whoever runs halo.

@@ -40,11 +40,13 @@ impl Mode {
         match self.ids {
             Some(ids) => Ok(ids),
             None => Err(sandbox::subids::load().err().map_or_else(
-                || SandboxError::Subids(sandbox::subids::SubidError::Missing {
-                    kind: "uid",
-                    user: "this user".into(),
-                    file: "/etc/subuid".into(),
-                }),
+                || {
+                    SandboxError::Subids(sandbox::subids::SubidError::Missing {
+                        kind: "uid",
+                        user: "this user".into(),
+                        file: "/etc/subuid".into(),
+                    })
+                },
                 SandboxError::Subids,
             )),
         }

@@ -117,7 +117,9 @@ impl Kind {
     fn of(field: &str) -> Self {
         Self {
             build: field.to_ascii_lowercase().starts_with("build-"),
-            alternatives: !NO_ALTERNATIVES.iter().any(|f| f.eq_ignore_ascii_case(field)),
+            alternatives: !NO_ALTERNATIVES
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(field)),
         }
     }
 }
@@ -251,7 +253,11 @@ fn check_version_part<'a>(name: &str, r: &'a str, kind: &Kind) -> Result<&'a str
     let version = &after_op[..version_end];
     let tail = after_op[version_end..].trim_start_matches(is_space);
     match tail.chars().next() {
-        None => return Err(format!("reference to {name:?}: version unterminated (an unclosed '(')")),
+        None => {
+            return Err(format!(
+                "reference to {name:?}: version unterminated (an unclosed '(')"
+            ))
+        }
         Some(')') => {}
         Some('(') => return Err(format!("reference to {name:?}: version contains '('")),
         Some(_) => return Err(format!("reference to {name:?}: version contains ' '")),

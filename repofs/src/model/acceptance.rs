@@ -308,17 +308,42 @@ mod tests {
     #[test]
     fn a_live_lease_admits_only_its_run_or_force() {
         let l = lease("run-1", 1000);
-        let err = check_lease(Some(&l), &req("S", None, false, None), 999, Liveness::Alive).unwrap_err();
+        let err =
+            check_lease(Some(&l), &req("S", None, false, None), 999, Liveness::Alive).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("run-1") && text.contains("jenkins pid 7 on h (https://ci/job/acc/3/)"),
             "{text}"
         );
-        assert!(check_lease(Some(&l), &req("S", Some("run-1"), false, None), 999, Liveness::Alive).is_ok());
-        assert!(check_lease(Some(&l), &req("S", Some("run-2"), false, None), 999, Liveness::Alive).is_err());
-        assert!(check_lease(Some(&l), &req("S", None, true, Some("why")), 999, Liveness::Alive).is_ok());
+        assert!(check_lease(
+            Some(&l),
+            &req("S", Some("run-1"), false, None),
+            999,
+            Liveness::Alive
+        )
+        .is_ok());
+        assert!(check_lease(
+            Some(&l),
+            &req("S", Some("run-2"), false, None),
+            999,
+            Liveness::Alive
+        )
+        .is_err());
+        assert!(check_lease(
+            Some(&l),
+            &req("S", None, true, Some("why")),
+            999,
+            Liveness::Alive
+        )
+        .is_ok());
         // Expired: as if there were none.
-        assert!(check_lease(Some(&l), &req("S", None, false, None), 1000, Liveness::Alive).is_ok());
+        assert!(check_lease(
+            Some(&l),
+            &req("S", None, false, None),
+            1000,
+            Liveness::Alive
+        )
+        .is_ok());
         assert!(check_lease(None, &req("S", None, false, None), 0, Liveness::Alive).is_ok());
     }
 
@@ -344,7 +369,14 @@ mod tests {
         ));
         // Renewal by the holder.
         assert!(matches!(
-            plan_lease("t", Some(&held), lease("run-1", 9000), 0, false, Liveness::Alive),
+            plan_lease(
+                "t",
+                Some(&held),
+                lease("run-1", 9000),
+                0,
+                false,
+                Liveness::Alive
+            ),
             Ok(LeaseDecision::Acquire(_))
         ));
     }
@@ -398,17 +430,38 @@ mod tests {
         assert!(check_lease(Some(&held), &plain, 0, Liveness::Gone).is_ok());
         assert!(check_lease(Some(&held), &plain, 0, Liveness::Unknown).is_err());
         assert!(matches!(
-            plan_lease("t", Some(&held), lease("run-2", 9000), 0, false, Liveness::Gone),
+            plan_lease(
+                "t",
+                Some(&held),
+                lease("run-2", 9000),
+                0,
+                false,
+                Liveness::Gone
+            ),
             Ok(LeaseDecision::TakeOver {
                 why: TakeOverReason::HolderGone,
                 ..
             })
         ));
         // Another host's lease: only time tells.
-        assert!(plan_lease("t", Some(&held), lease("run-2", 9000), 0, false, Liveness::Unknown)
-            .is_err());
+        assert!(plan_lease(
+            "t",
+            Some(&held),
+            lease("run-2", 9000),
+            0,
+            false,
+            Liveness::Unknown
+        )
+        .is_err());
         assert!(matches!(
-            plan_lease("t", Some(&held), lease("run-2", 9000), 1000, false, Liveness::Unknown),
+            plan_lease(
+                "t",
+                Some(&held),
+                lease("run-2", 9000),
+                1000,
+                false,
+                Liveness::Unknown
+            ),
             Ok(LeaseDecision::TakeOver {
                 why: TakeOverReason::Expired,
                 ..
@@ -435,7 +488,10 @@ mod tests {
             check_hold(Some(&hold), &req("S", None, true, Some("hotfix"))).unwrap(),
             Some(hold.clone())
         );
-        assert_eq!(check_hold(None, &req("S", None, false, None)).unwrap(), None);
+        assert_eq!(
+            check_hold(None, &req("S", None, false, None)).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -443,21 +499,22 @@ mod tests {
         let gated = GatePolicy {
             requires_acceptance: true,
         };
-        let entry = |action, to: &str, content: &str, withdraws: Option<&str>, forced| HistoryEntry {
-            seq: 1,
-            when: "2026-12-01T00:00:00Z".into(),
-            who: "op@h".into(),
-            action,
-            from: None,
-            to: to.into(),
-            reason: Some("bad".into()),
-            forced,
-            run: None,
-            restores: None,
-            content: Some(content.into()),
-            withdraws: withdraws.map(str::to_string),
-            overrode_hold: None,
-        };
+        let entry =
+            |action, to: &str, content: &str, withdraws: Option<&str>, forced| HistoryEntry {
+                seq: 1,
+                when: "2026-12-01T00:00:00Z".into(),
+                who: "op@h".into(),
+                action,
+                from: None,
+                to: to.into(),
+                reason: Some("bad".into()),
+                forced,
+                run: None,
+                restores: None,
+                content: Some(content.into()),
+                withdraws: withdraws.map(str::to_string),
+                overrode_hold: None,
+            };
         let mut history = vec![
             entry(Action::Accept, "A", "CA", None, false),
             entry(Action::Accept, "B", "CB", None, false),
@@ -474,10 +531,24 @@ mod tests {
         // Different content that passed moves it.
         assert!(check_gate(&gated, &accept, &history, true, Some("CC")).is_ok());
         // Force (with a reason) brings it back, and lifts the withdrawal.
-        assert!(check_gate(&gated, &req("B3", None, true, Some("fixed")), &history, false, Some("CB")).is_ok());
+        assert!(check_gate(
+            &gated,
+            &req("B3", None, true, Some("fixed")),
+            &history,
+            false,
+            Some("CB")
+        )
+        .is_ok());
         history.push(entry(Action::Promote, "B3", "CB", None, true));
         assert!(check_gate(&gated, &accept, &history, true, Some("CB")).is_ok());
         // An ungated channel does not care.
-        assert!(check_gate(&GatePolicy::default(), &accept, &history[..3], true, Some("CB")).is_ok());
+        assert!(check_gate(
+            &GatePolicy::default(),
+            &accept,
+            &history[..3],
+            true,
+            Some("CB")
+        )
+        .is_ok());
     }
 }

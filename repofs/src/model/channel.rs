@@ -36,7 +36,11 @@ pub struct Hold {
 
 impl std::fmt::Display for Hold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "held by {} since {}: {}", self.who, self.since, self.reason)
+        write!(
+            f,
+            "held by {} since {}: {}",
+            self.who, self.since, self.reason
+        )
     }
 }
 

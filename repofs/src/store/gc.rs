@@ -88,9 +88,11 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::warn!("{}: {e}", l.path.display());
-                    report
-                        .leftovers_kept
-                        .push(format!("{}: {}", l.path.display(), crate::error_chain(&e)));
+                    report.leftovers_kept.push(format!(
+                        "{}: {}",
+                        l.path.display(),
+                        crate::error_chain(&e)
+                    ));
                 }
             }
         }

@@ -73,7 +73,7 @@ pub enum Error {
     #[error(transparent)]
     Promote(#[from] PromoteError),
     #[error(transparent)]
-    Gate(#[from] crate::model::acceptance::GateError),
+    Gate(Box<crate::model::acceptance::GateError>),
     #[error(transparent)]
     Name(#[from] NameError),
     #[error(transparent)]
@@ -104,6 +104,14 @@ pub enum Error {
     Busy(std::time::Duration),
     #[error("mirror {mirror}: its archive changed during the update (another writer?): nothing committed, run it again")]
     ArchiveChanged { mirror: String },
+}
+
+/// Boxed: a gate refusal carries several names and a hold, and every
+/// `Result` of the store would otherwise grow to its size.
+impl From<crate::model::acceptance::GateError> for Error {
+    fn from(e: crate::model::acceptance::GateError) -> Self {
+        Error::Gate(Box::new(e))
+    }
 }
 
 impl Error {

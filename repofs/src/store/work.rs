@@ -170,9 +170,11 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let owner = self.owner_path(&l.path.file_name().map_or_else(String::new, |n| {
-            n.to_string_lossy().into_owned()
-        }));
+        let owner = self.owner_path(
+            &l.path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        );
         fsutil::remove_file(&owner)?;
         fsutil::sync_dir(&self.work_dir())?;
         Ok(bytes)

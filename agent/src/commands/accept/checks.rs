@@ -327,7 +327,12 @@ pub(super) fn run_checks(
         let mut claims = checks
             .systems
             .iter()
-            .map(|s| store.claim_work(&crate::accept::system::dir_name(&tag, &s.name), Some(target.run)))
+            .map(|s| {
+                store.claim_work(
+                    &crate::accept::system::dir_name(&tag, &s.name),
+                    Some(target.run),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| InfraError(format!("claiming the systems' directories: {e}")))?;
         let started = jiff::Timestamp::now();
@@ -397,7 +402,11 @@ mod tests {
 
     fn plan(tests: &[&str], systems: bool, system: &[&str], p: Purpose) -> (String, String) {
         let a = args(tests, systems, system);
-        let flags = a.tests.iter().map(|t| parse_test_flag(t).unwrap()).collect();
+        let flags = a
+            .tests
+            .iter()
+            .map(|t| parse_test_flag(t).unwrap())
+            .collect();
         let (t, s) = plan_checks(&cfg(), flags, &a, p).unwrap();
         let names = |v: Vec<String>| v.join(",");
         (
@@ -409,7 +418,10 @@ mod tests {
     #[test]
     fn a_promoting_run_never_runs_less_than_configured() {
         use Purpose::Promote;
-        assert_eq!(plan(&[], false, &[], Promote), ("real".into(), "web,db".into()));
+        assert_eq!(
+            plan(&[], false, &[], Promote),
+            ("real".into(), "web,db".into())
+        );
         assert_eq!(
             plan(&["x=true"], false, &[], Promote),
             ("real,x".into(), "web,db".into())
@@ -428,8 +440,14 @@ mod tests {
     fn a_gate_checks_what_it_is_told() {
         use Purpose::Gate;
         assert_eq!(plan(&[], false, &[], Gate), ("real".into(), String::new()));
-        assert_eq!(plan(&["x=true"], false, &[], Gate), ("x".into(), String::new()));
-        assert_eq!(plan(&[], false, &["db"], Gate), ("real".into(), "db".into()));
+        assert_eq!(
+            plan(&["x=true"], false, &[], Gate),
+            ("x".into(), String::new())
+        );
+        assert_eq!(
+            plan(&[], false, &["db"], Gate),
+            ("real".into(), "db".into())
+        );
         assert_eq!(plan(&[], true, &[], Gate), ("real".into(), "web,db".into()));
     }
 }

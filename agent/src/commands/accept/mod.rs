@@ -169,10 +169,7 @@ pub fn accept(
         .map_err(|e| InfraError(format!("cannot start the run: {e}")))?;
     let guard = LeaseGuard::hold(store, &cfg.testing, &run, lease_len);
     if let Some((p, reason)) = previous {
-        let why = format!(
-            "lease of run {} ({}) taken over: {reason}",
-            p.run, p.holder
-        );
+        let why = format!("lease of run {} ({}) taken over: {reason}", p.run, p.holder);
         out.line(format!("{}: {why}", cfg.testing))?;
         tracing::warn!("{why}");
         event(
