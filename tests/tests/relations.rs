@@ -362,3 +362,49 @@ fn build_relations_are_taken_as_dpkg_source_takes_them() {
     assert_eq!(refused, 6);
     t.assert_sound();
 }
+
+/// A mirror refuses an upstream index holding a stanza dpkg would refuse:
+/// the update fails in one line naming the field, and nothing of it is
+/// committed (docs/operations.md says why it is not dropped instead).
+#[test]
+fn a_mirror_refuses_an_index_with_a_stanza_dpkg_refuses() {
+    use halo_tests::upstream::{Publish, Upstream};
+    let up = Upstream::new();
+    up.add("main", &halo_tests::Deb::new("good", "1.0"));
+    let dir = up.debs().join("bad");
+    fs::create_dir_all(&dir).unwrap();
+    let root = package_root(&dir, 1, "Multi-Arch", "sometimes", "amd64");
+    let deb = unchecked_deb(&dir, &root, 1, "amd64");
+    up.add_deb("main", &deb);
+    up.publish("stable", &Publish::default());
+    let t = TestStore::new();
+    fs::write(
+        t.store().join("halo.toml"),
+        format!(
+            "[fetch]\nretries = 0\n\n[[mirror]]\nname = \"up\"\nurl = \"{}\"\ndists = [\"stable\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"{}\"\n",
+            up.url(),
+            up.keyring().display()
+        ),
+    )
+    .unwrap();
+    let before = t.fingerprint();
+    let out = run(t.halo().args(["mirror", "update", "up"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("halo:")).collect();
+    assert_eq!(lines.len(), 1, "one error line: {stderr}");
+    assert!(
+        lines[0].contains("/dists/stable/main/binary-amd64/")
+            && lines[0].contains("stanza at line ")
+            && lines[0].contains(
+                "field Multi-Arch: not one of no, same, foreign, allowed in \"sometimes\""
+            ),
+        "{stderr}"
+    );
+    assert_eq!(
+        t.fingerprint(),
+        before,
+        "a refused update changed the store"
+    );
+    t.assert_sound();
+}
