@@ -123,6 +123,25 @@ fn a_format_linked_to_dev_zero_is_refused_at_once() {
 }
 
 #[test]
+fn a_control_file_linked_out_of_the_tree_is_refused() {
+    let t = TestStore::new();
+    let repo = example_repo(&t);
+    let control = repo.join("debian/control");
+    fs::remove_file(&control).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &control).unwrap();
+    commit(&repo, "control is shadow", 1_764_900_100);
+    source_config(&t, &repo);
+    let out = within(t.halo().args(["build", "halo-hello"]), 120);
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(
+        out.2
+            .contains("debian/control is a symbolic link, not a regular file"),
+        "{}",
+        out.2
+    );
+}
+
+#[test]
 fn a_secret_key_that_is_a_fifo_fails_snapshot_create_and_fsck_at_once() {
     let t = TestStore::new();
     let secret = t.store().join("keys/secret.asc");

@@ -395,6 +395,9 @@ fn checkout(spec: &BuildSpec, work: &Path, src: &Path, log: Log<'_>) -> Result<P
     };
     let mut top = load_changelog(&changelog, work)?;
     let format_text = tree_file(src, "debian/source/format")?;
+    // dpkg-checkbuilddeps reads debian/control on the host: it too must be
+    // the tree's own file (absent is dpkg's to report).
+    tree_file(src, "debian/control")?;
     let format = plan::parse_source_format(format_text.as_deref())
         .map_err(|e| Stop::failed(e.to_string()))?;
     if let (VersionMode::Git, Some(sha)) = (spec.version, &commit) {
