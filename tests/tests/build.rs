@@ -308,7 +308,12 @@ fn the_package_test_suite_fails_the_build_unless_nocheck() {
             "channel = \"trusty-unstable\"\nbuild_profiles = [\"nocheck\"]",
         ),
     );
-    let (code, r, stderr) = build(&t, &["halo-hello"]);
+    // The failed commit is remembered: not built again by itself...
+    let (code, r, _) = build(&t, &["halo-hello"]);
+    assert_eq!((code, r["status"].as_str()), (0, Some("skipped")), "{r}");
+    assert_eq!(t.channel("trusty-unstable"), "-");
+    // ... until asked to retry it.
+    let (code, r, stderr) = build(&t, &["halo-hello", "--retry"]);
     assert_eq!(code, 0, "{r}\n{stderr}");
     assert_ne!(t.channel("trusty-unstable"), "-");
 }
