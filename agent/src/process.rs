@@ -165,7 +165,9 @@ pub fn stream(
     // The Command holds the pipe's write ends: drop it, or the reader never
     // sees end of file.
     drop(cmd);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Bounded: a reader slower than the process (a busy machine) makes the
+    // process wait on its pipe, rather than lines piling up here.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(64);
     let pump = std::thread::spawn(move || {
         let mut r = std::io::BufReader::new(reader);
         let mut buf = Vec::new();
@@ -208,6 +210,8 @@ pub fn stream(
             }
         }
     }
+    // A pump blocked on a full channel sees it closed and stops.
+    drop(rx);
     let status = child.wait().map_err(spawn_err)?;
     if !timed_out || status.code().is_some() {
         let _ = pump.join();

@@ -92,8 +92,16 @@ fn a_step_past_its_timeout_dies_with_the_daemon_it_forked() {
     assert!(stderr.contains("started"), "{stderr}");
     // Nothing the step started is left (the sleeps ran as the sandbox's
     // user, a subordinate id: look for any sleep 3600 at all).
-    let ps = halo_tests::ok(std::process::Command::new("ps").args(["-eo", "args"]));
-    assert!(!ps.lines().any(|l| l.trim() == "sleep 3600"), "{ps}");
+    // (The kernel reaps the namespace just after halo returns.)
+    let ps =
+        || halo_tests::ok(std::process::Command::new("ps").args(["-eo", "pid,ppid,pgid,args"]));
+    let alive = |ps: &str| ps.lines().any(|l| l.trim().ends_with(" sleep 3600"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(&ps()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let now = ps();
+    assert!(!alive(&now), "the step's processes outlived it:\n{now}");
 
     // A daemon forked by a step that ends does not hold the build.
     fs::remove_file(t.store().join("halo.toml")).unwrap();
@@ -122,7 +130,9 @@ fn gigabytes_of_output_are_streamed_not_held() {
     let dir = example(&t);
     need_tool("prlimit", "util-linux");
     // 1 GiB without a newline, then lines: halo runs with an address
-    // space limit (1.5 GiB) that holding it whole would break.
+    // space limit (1.5 GiB) that holding it whole would break. Built, not
+    // published: the limit is for the build's output, not for the
+    // compressors of a snapshot.
     let test = "head -c 1073741824 /dev/zero | tr '\\0' x; echo; seq 1 100000; make check";
     let out = halo_tests::run(
         std::process::Command::new("prlimit")
@@ -136,13 +146,71 @@ fn gigabytes_of_output_are_streamed_not_held() {
                 "--path",
                 dir.to_str().unwrap(),
                 "--host",
+                "--no-publish",
                 "--test",
                 test,
             ])
-            .stderr(std::process::Stdio::null()),
+            .stderr(std::fs::File::create(t.root().join("stderr")).unwrap()),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let tail = halo_tests::ok(
+        std::process::Command::new("tail")
+            .args(["-c", "2000"])
+            .arg(t.root().join("stderr")),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{tail}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r[0]["status"], "built", "{r}");
+}
+
+#[test]
+fn a_killed_build_takes_its_step_with_it_and_leaves_work_that_gc_removes() {
+    let t = TestStore::new();
+    let dir = example(&t);
+    let mut halo = t
+        .halo()
+        .args([
+            "build",
+            "--path",
+            dir.to_str().unwrap(),
+            "--host",
+            "--test",
+            "sleep 3599",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let work = t.store().join("work");
+    let sleeping = || {
+        let ps = halo_tests::ok(std::process::Command::new("ps").args(["-eo", "args"]));
+        ps.lines().any(|l| l.trim() == "sleep 3599")
+    };
+    halo_tests::mount::wait_until("the unit test to start", Duration::from_secs(60), sleeping);
+    halo.kill().unwrap();
+    halo.wait().unwrap();
+    // The sandbox went with halo: nothing of the step is left running.
+    halo_tests::mount::wait_until("the step to die", Duration::from_secs(20), || !sleeping());
+
+    // Its work directory is a leftover: reported, not damage; gc removes it.
+    let dirs = || -> Vec<String> {
+        fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".owner"))
+            .collect()
+    };
+    assert_eq!(dirs().len(), 1, "{:?}", dirs());
+    let out = halo_tests::run(t.halo().arg("fsck"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("LEFTOVER") && text.contains(&dirs()[0]),
+        "{text}"
+    );
+    let removed = t.ok(&["gc"]);
+    assert!(removed.contains("removed leftover"), "{removed}");
+    let left: Vec<_> = fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    t.assert_sound();
 }

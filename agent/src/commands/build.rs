@@ -384,7 +384,7 @@ fn build_one(
                 report,
                 steps,
                 "checkout",
-                Stop::setup(format!("work directory: {e}")),
+                Stop::setup(format!("work directory: {e:#}")),
             )
         }
     };
@@ -752,19 +752,35 @@ impl RootTree {
 }
 
 /// A fresh directory under `STORE/work/`, removed when dropped unless kept.
+/// It and its build root (`<dir>.root`) are claimed in the store first
+/// (`Store::claim_work`): a build killed outright leaves both behind, and
+/// `halo fsck` reports them and `halo gc` removes them.
 struct WorkDir {
     path: PathBuf,
     keep: bool,
+    /// Dropped after the directories are removed (fields drop after
+    /// `drop`), or with `keep`: a kept directory is the operator's.
+    claims: Vec<repofs::store::work::WorkClaim>,
 }
 
 impl WorkDir {
-    fn create(store: &Store, name: &str) -> std::io::Result<Self> {
+    fn create(store: &Store, name: &str) -> anyhow::Result<Self> {
         let base = store.root().join("work");
         fs_err::create_dir_all(&base)?;
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S");
-        let path = base.join(format!("{name}-{stamp}-{}", std::process::id()));
+        let dir = format!("{name}-{stamp}-{}", std::process::id());
+        let run = format!("build of {name}");
+        let claims = vec![
+            store.claim_work(&dir, Some(&run))?,
+            store.claim_work(&format!("{dir}.root"), Some(&run))?,
+        ];
+        let path = base.join(&dir);
         fs_err::create_dir(&path)?;
-        Ok(Self { path, keep: false })
+        Ok(Self {
+            path,
+            keep: false,
+            claims,
+        })
     }
 
     fn path(&self) -> &Path {
@@ -782,6 +798,10 @@ impl Drop for WorkDir {
         if !self.keep {
             if let Err(e) = fs_err::remove_dir_all(&self.path) {
                 tracing::warn!("cannot remove the work directory: {e}");
+                // Its claim stays: gc removes it once this process is gone.
+                for c in &mut self.claims {
+                    c.leave_for_gc();
+                }
             }
         }
     }

@@ -90,6 +90,7 @@ fn run() -> Result<i32, InitError> {
     loopback_up()?;
     enter(&new_root)?;
     close_inherited()?;
+    watch_lifeline()?;
     limits(&spec)?;
     start(&spec)
 }
@@ -395,7 +396,7 @@ fn close_inherited() -> Result<(), InitError> {
         "listing descriptors".into()
     })?
     .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-    .filter(|fd| *fd > 2)
+    .filter(|fd| *fd > 2 && *fd != super::FD_LIFELINE)
     .collect();
     for fd in fds {
         // The directory listing's own descriptor is among them, closed
@@ -405,6 +406,31 @@ fn close_inherited() -> Result<(), InitError> {
             Err(e) => return ctx(Err(e), || format!("closing descriptor {fd}")),
         }
     }
+    Ok(())
+}
+
+/// Ends the sandbox when halo ends: a thread waits on the lifeline (see
+/// `super::lifeline`) and exits the init at its end of file, and the
+/// kernel kills everything else in the pid namespace.
+fn watch_lifeline() -> Result<(), InitError> {
+    use std::io::Read;
+    let fd = inherited(super::FD_LIFELINE);
+    let owned = ctx(fd.try_clone_to_owned(), || "taking the lifeline".into())?;
+    ctx(
+        nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        ),
+        || "keeping the lifeline from the command".into(),
+    )?;
+    let _ = nix::unistd::close(super::FD_LIFELINE);
+    let mut pipe = std::fs::File::from(owned);
+    std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        // Nothing is ever written: this returns when halo is gone.
+        let _ = pipe.read(&mut byte);
+        std::process::exit(128 + libc::SIGKILL);
+    });
     Ok(())
 }
 

@@ -35,11 +35,35 @@ pub use subids::IdMap;
 pub const INIT_ARG: &str = "__sandbox-init";
 /// The environment variable carrying the spec to the init.
 pub const SPEC_ENV: &str = "HALO_SANDBOX_SPEC";
-/// Descriptors the init inherits: this binary, the root directory, then
-/// one per bind in the spec's order.
+/// Descriptors the init inherits: this binary, the lifeline, the root
+/// directory, then one per bind in the spec's order.
 pub const FD_EXE: i32 = 3;
-pub const FD_ROOT: i32 = 4;
-pub const FD_FIRST_BIND: i32 = 5;
+pub const FD_LIFELINE: i32 = 4;
+pub const FD_ROOT: i32 = 5;
+pub const FD_FIRST_BIND: i32 = 6;
+
+/// A pipe whose write end only this process holds (close-on-exec, so no
+/// child inherits it), for as long as it lives. Each sandbox's init reads
+/// the other end: end of file means halo is gone, however it died, and the
+/// init exits, taking the whole sandbox with it. (A parent-death signal on
+/// `unshare` would not do: the kernel clears it when `unshare` changes its
+/// ids in the new user namespace.)
+fn lifeline() -> Result<OwnedFd, SandboxError> {
+    static LIFELINE: std::sync::OnceLock<Result<(OwnedFd, OwnedFd), String>> =
+        std::sync::OnceLock::new();
+    let pipe = LIFELINE.get_or_init(|| {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())
+    });
+    let err = |e: std::io::Error| SandboxError::Open {
+        what: "making",
+        path: "the sandbox's lifeline".into(),
+        source: e,
+    };
+    match pipe {
+        Ok((read, _write)) => read.try_clone().map_err(err),
+        Err(e) => Err(err(std::io::Error::other(e.clone()))),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -185,6 +209,10 @@ pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
         parent_fd: open("opening", Path::new("/proc/self/exe"), OFlag::O_RDONLY)?,
         child_fd: FD_EXE,
     }];
+    fds.push(FdMapping {
+        parent_fd: lifeline()?,
+        child_fd: FD_LIFELINE,
+    });
     if let Root::Dir(dir) = &spec.root {
         fds.push(FdMapping {
             parent_fd: clone_tree(dir)?,
