@@ -15,3 +15,4 @@ pub mod output;
 pub mod process;
 pub mod redact;
 pub mod sysroot;
+pub mod workflow;

@@ -49,6 +49,17 @@ impl Output {
         writeln!(out)
     }
 
+    /// A JSON document on one line (only in JSON mode): a feed of one
+    /// object per line, as the agent prints one per cycle.
+    pub fn json_line<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        if !self.json || self.quiet {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
+        writeln!(out)
+    }
+
     /// A progress bar of `len` steps on a terminal; hidden otherwise.
     pub fn progress(&self, len: u64, message: &'static str) -> ProgressBar {
         if !io::stderr().is_terminal() {

@@ -1,7 +1,10 @@
 //! The checks of an acceptance run or a gate, chosen before anything
 //! moves and run against the frozen snapshot: the plain tests
 //! (`accept::run`) and the systems (`accept::system`), each giving JUnit
-//! suites and results for `super` to decide on.
+//! suites and results for `super` to decide on. What a promoting run
+//! checks is the configuration's: every configured system always runs
+//! (`Purpose::Accept`), whoever started the run (the agent, a Jenkins job,
+//! a person); only the gate, which promotes nothing, picks systems.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,6 @@ use repofs::Store;
 use crate::accept::run::{run_tests, to_suite, TestResult};
 use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
 use crate::cli::TestArgs;
-use crate::commands::{InfraError, UserError};
 use crate::config::acceptance::parse_test_flag;
 use crate::config::system::plan_parallel;
 use crate::config::{AcceptanceConfig, SystemConfig, TestConfig};
@@ -21,6 +23,16 @@ use crate::junit::{render_junit, Suite};
 use crate::output::Output;
 use crate::sysroot::chroot::Mode;
 use crate::sysroot::repo::Repo;
+use crate::workflow::exit::{InfraError, UserError};
+
+/// Who asks: a promoting run, or the gate (which moves nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `halo accept` and the agent: every configured system runs.
+    Accept,
+    /// `halo gate`: `--systems` or `--system NAME` picks systems.
+    Gate,
+}
 
 /// What a run checks, chosen (or refused) before anything moves.
 pub(super) struct Checks {
@@ -33,9 +45,15 @@ pub(super) struct Checks {
     keep: bool,
 }
 
-/// `--test` flags replace the configured tests; systems run when asked
-/// for; nothing to run at all is an error.
-pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<Checks> {
+/// `--test` flags replace the configured tests; a promoting run runs
+/// every configured system (`--systems` changes nothing, `--system NAME`
+/// is refused: the configuration decides what acceptance runs); the gate
+/// runs the systems it is asked for; nothing to run at all is an error.
+pub(super) fn choose_checks(
+    cfg: &AcceptanceConfig,
+    args: &TestArgs,
+    purpose: Purpose,
+) -> Result<Checks> {
     let tests: Vec<TestConfig> = if args.tests.is_empty() {
         cfg.tests.clone()
     } else {
@@ -44,18 +62,7 @@ pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<C
             .map(|t| parse_test_flag(t).map_err(UserError))
             .collect::<Result<_, _>>()?
     };
-    let systems: Vec<SystemConfig> = if args.systems {
-        if cfg.systems.is_empty() {
-            return Err(InfraError(
-                "--systems: no [[acceptance.system]] in the configuration".into(),
-            )
-            .into());
-        }
-        cfg.systems.clone()
-    } else {
-        let names: Vec<String> = args.system.clone();
-        pick_systems(&cfg.systems, &names)?
-    };
+    let systems = choose_systems(cfg, args, purpose)?;
     if !systems.is_empty() {
         for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")] {
             if !on_path(tool) {
@@ -65,14 +72,14 @@ pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<C
                 .into());
             }
         }
-    } else if !cfg.systems.is_empty() {
+    } else if !cfg.systems.is_empty() && purpose == Purpose::Gate {
         tracing::warn!(
             "{} systems configured but not selected: --systems builds them",
             cfg.systems.len()
         );
     }
     if tests.is_empty() && systems.is_empty() {
-        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration, or --systems with [[acceptance.system]]".into()).into());
+        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND, or [[acceptance.test]] or [[acceptance.system]] in the configuration".into()).into());
     }
     Ok(Checks {
         tests,
@@ -84,6 +91,36 @@ pub(super) fn choose_checks(cfg: &AcceptanceConfig, args: &TestArgs) -> Result<C
         ),
         keep: args.keep,
     })
+}
+
+/// The systems a run builds: all configured ones for a promoting run;
+/// for the gate, `--systems` (all) or `--system NAME`.
+fn choose_systems(
+    cfg: &AcceptanceConfig,
+    args: &TestArgs,
+    purpose: Purpose,
+) -> Result<Vec<SystemConfig>> {
+    if purpose == Purpose::Accept {
+        if let Some(name) = args.system.first() {
+            return Err(UserError(format!(
+                "--system {name}: halo accept runs every configured [[acceptance.system]] \
+                 (the configuration decides what acceptance runs); halo gate --system {name} \
+                 tests one without promoting"
+            ))
+            .into());
+        }
+        return Ok(cfg.systems.clone());
+    }
+    if args.systems {
+        if cfg.systems.is_empty() {
+            return Err(InfraError(
+                "--systems: no [[acceptance.system]] in the configuration".into(),
+            )
+            .into());
+        }
+        return Ok(cfg.systems.clone());
+    }
+    pick_systems(&cfg.systems, &args.system)
 }
 
 fn pick_systems(all: &[SystemConfig], names: &[String]) -> Result<Vec<SystemConfig>> {
@@ -152,7 +189,7 @@ fn test_env(
     env
 }
 
-pub(super) fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
+pub fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
     if let Some(f) = file {
         fs_err::write(f, render_junit(suites)).context("writing the JUnit report")?;
     }
