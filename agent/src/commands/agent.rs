@@ -40,7 +40,10 @@ pub fn run(
         }
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: a mirror update moves its hashing off the workers
+    // (`block_in_place`), as under `halo mirror update`.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

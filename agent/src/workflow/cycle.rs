@@ -62,6 +62,7 @@ pub struct Cycle<'a> {
     pub config_path: &'a Path,
     /// The controller, when `[jenkins]` is set: acceptance is its job.
     pub jenkins: Option<(&'a JenkinsConfig, &'a Client)>,
+    /// A multi-thread runtime (mirror updates need one).
     pub runtime: &'a tokio::runtime::Runtime,
 }
 
