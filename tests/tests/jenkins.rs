@@ -500,3 +500,50 @@ fn one_cycle_triggers_acceptance_once_per_new_snapshot_and_retries_a_failed_trig
     assert_eq!(posts[0]["query"]["SNAPSHOT"][0], newer.as_str());
     t.assert_sound();
 }
+
+/// Issue 18 item 5: with `[jenkins]` set and the controller gone, the
+/// daemon's local cycle still runs (snapshot, unstable), registration is
+/// retried in the background and logged, and `halo status` says the
+/// controller is unreachable.
+#[test]
+fn issue_18_a_controller_that_does_not_answer_stops_nothing_local() {
+    let d = Double::start(&[&users(), "--jobs", "halo-acceptance:SNAPSHOT"]);
+    let t = store_for(&d, "[agent]\ninterval_minutes = 600\n");
+    drop(d);
+    t.import("trusty", &[Deb::new("lib", "1.0").build(&t.path("in"))]);
+    let log = t.root().join("agent.log");
+    let mut agent = t
+        .halo()
+        .args(["-v", "agent"])
+        .env("HALO_JENKINS_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap().into_parts().0)
+        .spawn()
+        .unwrap();
+    let last = t.store().join("agent/last-cycle.json");
+    for _ in 0..300 {
+        if last.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(last.exists(), "no cycle ran: {text}");
+    let unstable = t.channel("trusty-unstable");
+    assert_ne!(unstable, "-", "the local cycle made and moved a snapshot");
+    let cycle: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&last).unwrap()).unwrap();
+    assert_eq!(cycle["snapshot"]["id"], unstable.as_str(), "{cycle}");
+    assert_eq!(cycle["acceptance"]["status"], "failed", "{cycle}");
+    let status = t.ok(&["status"]);
+    assert!(status.contains(": UNREACHABLE ("), "{status}");
+    ok(Command::new("kill").args(["-TERM", &agent.id().to_string()]));
+    let code = agent.wait().unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(code.success(), "{code}: {text}");
+    assert!(
+        text.contains("registering node halo-test") && text.contains("the local cycle goes on"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN));
+}

@@ -1,4 +1,5 @@
-//! `halo accept --systems`: systems built from scratch from the frozen
+//! `halo accept` with `[[acceptance.system]]`s (every configured system
+//! runs: the configuration decides): systems built from scratch from the frozen
 //! snapshot alone. The upstream is real Debian: the packages `mmdebstrap
 //! --variant=apt` needs for this machine's release (cached under the
 //! target directory), signed with a test key, served on 127.0.0.1 and
@@ -45,10 +46,20 @@ archives = ["debian", "rustedhalo"]
 packages = ["halo-absent"]
 "#;
 
+/// The configured systems named, from SYSTEMS, for the host's codename.
+fn systems(names: &[&str], dist: &str) -> String {
+    SYSTEMS
+        .split("\n[[acceptance.system]]\n")
+        .filter(|block| names.iter().any(|n| block.starts_with(&format!("name = \"{n}\""))))
+        .map(|block| format!("\n[[acceptance.system]]\n{block}"))
+        .collect::<String>()
+        .replace("{dist}", dist)
+}
+
 /// A gated store mirroring the Debian base (archive `debian`), with our
 /// packages in `rustedhalo` and trusty-unstable at a snapshot of both.
 /// The upstream is returned to keep it served for the test's lifetime.
-fn world(acceptance: &str) -> (TestStore, Upstream, String) {
+fn world(acceptance: &str, names: &[&str]) -> (TestStore, Upstream, String) {
     need_tool("mmdebstrap", "mmdebstrap");
     need_tool("unshare", "util-linux");
     let dist = host_codename();
@@ -70,7 +81,7 @@ fn world(acceptance: &str) -> (TestStore, Upstream, String) {
         up.url(),
         host_arch(),
         up.keyring().display(),
-        SYSTEMS.replace("{dist}", &dist)
+        systems(names, &dist)
     );
     fs::write(t.store().join("halo.toml"), config).unwrap();
     t.ok(&["mirror", "update", "debian"]);
@@ -139,7 +150,7 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
-    let (t, _up, id) = world("");
+    let (t, _up, id) = world("", &["app"]);
     let mnt = t.root().join("mnt");
     let mount = Mount::start(&t.store(), &mnt, "allow_other");
     let toml = t.store().join("halo.toml");
@@ -149,8 +160,7 @@ fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
     );
     fs::write(&toml, text).unwrap();
     let junit = t.root().join("systems.xml");
-    let (code, stdout, stderr) =
-        accept(&t, &["--system", "app", "--junit", junit.to_str().unwrap()]);
+    let (code, stdout, stderr) = accept(&t, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("accepted {id}: 4 tests passed")),
@@ -192,20 +202,12 @@ fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
 
 #[test]
 fn a_failing_maintainer_script_or_a_missing_package_fails_install_and_stable_stays() {
-    let (t, _up, id) = world("parallel = 2");
+    let (t, _up, id) = world("parallel = 2", &["broken", "missing"]);
     let junit = t.root().join("systems.xml");
     let stable_history = t.ok(&["channel", "history", "trusty"]);
     let (code, stdout, stderr) = accept(
         &t,
-        &[
-            "--system",
-            "broken",
-            "--system",
-            "missing",
-            "--keep",
-            "--junit",
-            junit.to_str().unwrap(),
-        ],
+        &["--keep", "--junit", junit.to_str().unwrap()],
     );
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -278,26 +280,32 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
     let before = t.ok(&["channel", "list"]);
-    let (code, _, stderr) = accept(&t, &["--system", "nope"]);
-    assert_eq!(code, 2, "{stderr}");
+    // A promoting run takes its systems from the configuration only.
+    let (code, _, stderr) = accept(&t, &["--system", "app"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--system app: halo accept runs every configured [[acceptance.system]]"),
+        "{stderr}"
+    );
+    // The gate picks; a name that is not configured is refused.
+    let out = run(t.halo().args(["gate", "--system", "nope"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(
             "--system nope: no such [[acceptance.system]] (configured: app, broken, missing)"
         ),
         "{stderr}"
     );
-    // Without --systems nothing is configured to run: refused, naming the way.
-    let (code, _, stderr) = accept(&t, &[]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("--systems"), "{stderr}");
     assert_eq!(
         t.ok(&["channel", "list"]),
         before,
         "refused before anything moved"
     );
+    fs::write(t.store().join("halo.toml"), systems(&["app"], "bookworm")).unwrap();
     // A snapshot without the system's archives fails its bootstrap, named.
     let junit = t.root().join("j.xml");
-    let (code, stdout, _) = accept(&t, &["--system", "app", "--junit", junit.to_str().unwrap()]);
+    let (code, stdout, _) = accept(&t, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}");
     let cases = junitparser(&junit);
     assert!(
