@@ -50,7 +50,11 @@ packages = ["halo-absent"]
 fn systems(names: &[&str], dist: &str) -> String {
     SYSTEMS
         .split("\n[[acceptance.system]]\n")
-        .filter(|block| names.iter().any(|n| block.starts_with(&format!("name = \"{n}\""))))
+        .filter(|block| {
+            names
+                .iter()
+                .any(|n| block.starts_with(&format!("name = \"{n}\"")))
+        })
         .map(|block| format!("\n[[acceptance.system]]\n{block}"))
         .collect::<String>()
         .replace("{dist}", dist)
@@ -205,10 +209,7 @@ fn a_failing_maintainer_script_or_a_missing_package_fails_install_and_stable_sta
     let (t, _up, id) = world("parallel = 2", &["broken", "missing"]);
     let junit = t.root().join("systems.xml");
     let stable_history = t.ok(&["channel", "history", "trusty"]);
-    let (code, stdout, stderr) = accept(
-        &t,
-        &["--keep", "--junit", junit.to_str().unwrap()],
-    );
+    let (code, stdout, stderr) = accept(&t, &["--keep", "--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!(

@@ -46,22 +46,22 @@ pub enum Error {
     Load {
         what: String,
         #[source]
-        source: repofs::Error,
+        source: Box<repofs::Error>,
     },
     /// Another run holds testing.
     #[error("cannot start the run")]
-    Lease(#[source] repofs::Error),
+    Lease(#[source] Box<repofs::Error>),
     #[error("freezing {channel}")]
     Freeze {
         channel: String,
         #[source]
-        source: repofs::Error,
+        source: Box<repofs::Error>,
     },
     #[error("recording the run's {event} event")]
     Record {
         event: RunEventKind,
         #[source]
-        source: repofs::Error,
+        source: Box<repofs::Error>,
     },
 }
 
@@ -181,12 +181,18 @@ fn record(
             who: crate::commands::whoami(),
             detail,
         })
-        .map_err(|source| Error::Record { event, source })
+        .map_err(|source| Error::Record {
+            event,
+            source: Box::new(source),
+        })
 }
 
 fn load(what: impl Into<String>) -> impl FnOnce(repofs::Error) -> Error {
     let what = what.into();
-    move |source| Error::Load { what, source }
+    move |source| Error::Load {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Freeze, test, decide. `out` gets the run's progress lines (frozen at,
@@ -226,7 +232,7 @@ pub fn accept(store: &Store, req: &AcceptRequest<'_>, out: &Output) -> Result<Ac
     };
     let previous = store
         .acquire_lease(&cfg.testing, lease, now, req.force)
-        .map_err(Error::Lease)?;
+        .map_err(|e| Error::Lease(Box::new(e)))?;
     let guard = LeaseGuard::hold(store, &cfg.testing, &run, lease_len);
     if let Some(p) = previous {
         let why = format!("lease of run {} ({}) taken over", p.run, p.holder);
@@ -265,7 +271,7 @@ pub fn accept(store: &Store, req: &AcceptRequest<'_>, out: &Output) -> Result<Ac
         })
         .map_err(|source| Error::Freeze {
             channel: cfg.testing.clone(),
-            source,
+            source: Box::new(source),
         })?;
     record(
         store,
