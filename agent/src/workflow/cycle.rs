@@ -340,22 +340,26 @@ impl Cycle<'_> {
                 return;
             }
         };
-        let store = self.store;
-        let done = build_all(store, &jobs, BuildOptions::default(), &mut |b| {
-            tracing::info!(source = b.source, status = %b.status, "build");
-            record::save_progress(store, "build", Some(&b.source));
-        });
-        for b in done.reports {
-            r.raise(b.exit_code());
-            r.builds.push(BuildStage {
-                source: b.source,
-                status: b.status,
-                version: b.version,
-                commit: b.commit,
-                reason: b.message.map(|m| redact_urls(&m)),
-            });
+        for job in &jobs {
+            record::save_progress(self.store, "build", Some(&job.0.name));
+            let done = build_all(
+                self.store,
+                std::slice::from_ref(job),
+                BuildOptions::default(),
+                &mut |b| tracing::info!(source = b.source, status = %b.status, "build"),
+            );
+            for b in done.reports {
+                r.raise(b.exit_code());
+                r.builds.push(BuildStage {
+                    source: b.source,
+                    status: b.status,
+                    version: b.version,
+                    commit: b.commit,
+                    reason: b.message.map(|m| redact_urls(&m)),
+                });
+            }
+            r.suites.extend(done.suites);
         }
-        r.suites.extend(done.suites);
     }
 
     /// Makes a snapshot; true when the store changed since the last one

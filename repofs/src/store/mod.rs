@@ -119,7 +119,6 @@ impl Error {
             Error::Io(_)
             | Error::Corrupt { .. }
             | Error::Format { .. }
-            | Error::Sign(_)
             | Error::Busy(_)
             | Error::ArchiveChanged { .. } => false,
             Error::Promote(e) => match e {
@@ -130,6 +129,7 @@ impl Error {
                 GateError::Leased { .. } | GateError::NotHolder { .. } => false,
                 GateError::NotAccepted { .. } | GateError::ForceWithoutReason => true,
             },
+            Error::Sign(e) => e.is_user_error(),
             Error::Edit(e) => !matches!(**e, EditError::Stanza { .. }),
             Error::NotAStore(_)
             | Error::AlreadyAStore(_)
