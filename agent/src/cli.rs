@@ -214,7 +214,7 @@ STORE/acceptance/runs.jsonl, with the names of the checks that ran.\n\nA promoti
 least every configured check: every [[acceptance.test]], and every [[acceptance.system]] built \
 from scratch with mmdebstrap from the frozen snapshot alone, its packages installed with apt, \
 and its tests run inside it (docs/acceptance.md). --test adds tests to the configured ones (it \
-cannot replace one); --systems and --system change nothing here.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
+cannot replace one); --systems changes nothing here and --system NAME is refused (halo gate --system NAME tests one). --status shows the lease on testing and the latest runs' events.\n\nExit status: 0 passed and promoted, 1 a test failed (nothing \
 promoted), 2 infrastructure (lease held by another run, bad configuration, a channel moved \
 under the run).\n\nExample:\n  halo accept --snapshot \"$SNAPSHOT\" --junit accept-junit.xml\n  \
 halo accept --test 'smoke=apt-get -o Dir::Etc::SourceList=... update'\n  \
@@ -238,12 +238,19 @@ trusty-unstable --junit gate-junit.xml"
     #[command(
         long_about = "Registers this host as a Jenkins node ([jenkins.node]), learns its secret, \
 downloads the controller's agent.jar and keeps `java -jar agent.jar ... -webSocket` running \
-(restarted with back-off), and every [agent] interval_minutes (jittered; never two at once) runs \
-the cycle: build the sources whose head changed, update every mirror, and when anything changed \
-make one snapshot, move trusty-unstable to it and start [jenkins] acceptance_job with \
-SNAPSHOT=<id> (without [jenkins]: run halo accept itself). A trigger that fails is retried by the \
-next cycle, for the newest snapshot not yet handed to acceptance. SIGTERM stops it and \
-agent.jar.\n\nExample:\n  halo agent\n  halo agent --once --json    # one cycle, for cron or a test"
+(restarted with back-off); a controller that does not answer is retried with back-off in the \
+background and stops nothing local. Every [agent] interval_minutes (jittered; never two at once) \
+it runs the cycle: update every mirror, build the sources whose head changed, make a snapshot \
+when anything changed and move trusty-unstable to it, then hand a snapshot no acceptance run has \
+judged yet to acceptance: start [jenkins] acceptance_job with SNAPSHOT=<id>, or (without \
+[jenkins]) run the acceptance workflow itself with the configured tests and systems. A trigger \
+that fails is made again by the next cycle. Each cycle prints one line naming every stage (failed \
+builds, the verdict and failing testcases, whether stable moved and why), with --json one JSON \
+object per line, and writes its JUnit to --junit or [agent] junit. SIGTERM stops it and \
+agent.jar.\n\nExit status of --once: 0 the cycle ran and nothing failed, 1 acceptance rejected \
+the snapshot or a source failed to build (the content's fault), 2 a step could not run (a mirror, \
+the snapshot, a trigger, a store error), 75 another cycle was running.\n\nExample:\n  halo agent\n  \
+halo agent --once --json --junit cycle-junit.xml    # one cycle, for cron or a Jenkins job"
     )]
     Agent(AgentArgs),
     /// Monitored sources: branch heads, last builds, what is due.
@@ -256,6 +263,17 @@ them, snapshot, promote through trusty-unstable, trusty-testing and trusty, expo
 print the sources.list line to use. Nothing external to set up.\n\nExample:\n  halo quickstart --dir ./quickstart"
     )]
     Quickstart(QuickstartArgs),
+    /// One screen: channels, holds, the acceptance lease and verdict, sources, mirrors, Jenkins.
+    #[command(
+        long_about = "What the pipeline is doing, from the store and what the agent recorded \
+in STORE/agent/: each channel with its snapshot and age (and whether it is gated or held), \
+testing's lease and the run holding it, the last verdict and why stable did or did not move, \
+the last cycle and the stage a running one is in, each [[source]] (head, last build, due), each \
+mirror (last refresh, upstream Release date, last error) and the Jenkins controller as the \
+agent last reached it. Reads only; sources are asked for their head with git ls-remote.\n\n\
+Example:\n  halo status\n  halo status --json"
+    )]
+    Status,
 }
 
 /// The kinds of signing key halo generates.
@@ -563,7 +581,7 @@ pub struct BuildArgs {
     pub root: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct TestArgs {
     /// A test: NAME=COMMAND (repeatable); accept adds it to [[acceptance.test]], gate runs it instead.
     #[arg(long = "test", value_name = "NAME=COMMAND")]
@@ -659,6 +677,10 @@ pub struct AgentArgs {
     /// Run one cycle and exit (no registration, no agent.jar).
     #[arg(long)]
     pub once: bool,
+    /// Write the cycle's JUnit XML here: builds, acceptance, the cycle's
+    /// own steps ([agent] junit; each cycle replaces it).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,3 +16,4 @@ pub mod process;
 pub mod redact;
 pub mod sandbox;
 pub mod sysroot;
+pub mod workflow;

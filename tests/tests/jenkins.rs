@@ -429,9 +429,20 @@ fn one_cycle_triggers_acceptance_once_per_new_snapshot_and_retries_a_failed_trig
     let t = with_mirror(&d, &up);
     let (code, r, stderr) = once(&t);
     assert_eq!(code, 0, "{r}\n{stderr}");
-    assert_eq!(r["mirrors_changed"][0], "up", "{r}");
-    let snap = r["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(r["mirrors"][0]["mirror"], "up", "{r}");
+    assert_eq!(r["mirrors"][0]["outcome"], "changed", "{r}");
+    let snap = r["snapshot"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r["snapshot"]["new"], true, "{r}");
     assert_eq!(t.channel("trusty-unstable"), snap);
+    assert_eq!(r["acceptance"]["status"], "triggered", "{r}");
+    assert_eq!(r["acceptance"]["snapshot"], snap.as_str(), "{r}");
+    assert!(
+        r["line"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("acceptance of {snap} triggered")),
+        "{r}"
+    );
     // The first POST got a 500 and was retried.
     let posts = d.matching("POST", "/job/halo-acceptance/buildWithParameters");
     assert_eq!(
@@ -442,19 +453,30 @@ fn one_cycle_triggers_acceptance_once_per_new_snapshot_and_retries_a_failed_trig
         [500, 201]
     );
     assert_eq!(posts[1]["query"]["SNAPSHOT"][0], snap.as_str());
+    let status = t.ok(&["status"]);
+    assert!(
+        status.contains("jenkins ") && status.contains(": reachable (trigger"),
+        "{status}"
+    );
 
-    // Nothing changed: no snapshot, no trigger.
+    // Nothing changed: no snapshot, no trigger (handed over already).
     let (code, r, _) = once(&t);
     assert_eq!(code, 0);
-    assert_eq!(
-        (r["new_snapshot"].as_bool(), r["handed_to"].is_null()),
-        (Some(false), true),
+    assert_eq!(r["snapshot"]["new"], false, "{r}");
+    assert_eq!(r["acceptance"]["status"], "nothing-to-judge", "{r}");
+    assert!(
+        r["acceptance"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("handed to the acceptance job already"),
         "{r}"
     );
     assert_eq!(d.matching("POST", "/buildWithParameters").len(), 2);
 
-    // The upstream changes while the controller is down: the store work
-    // is kept, and the next cycle triggers for that snapshot.
+    // The upstream changes while the controller is down: the local cycle
+    // runs (mirror, snapshot, unstable), the trigger fails (exit 2), status
+    // says the controller is unreachable, and the next cycle triggers for
+    // that snapshot.
     up.add("main", &Deb::new("lib", "2.0"));
     up.publish(DIST, &Publish::default());
     let port = d.port;
@@ -462,9 +484,15 @@ fn one_cycle_triggers_acceptance_once_per_new_snapshot_and_retries_a_failed_trig
     let (code, r, stderr) = once(&t);
     assert_eq!(code, 2, "{r}");
     assert!(stderr.contains("triggering halo-acceptance"), "{stderr}");
-    let newer = r["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(r["mirrors"][0]["outcome"], "changed", "{r}");
+    assert_eq!(r["acceptance"]["status"], "failed", "{r}");
+    let newer = r["snapshot"]["id"].as_str().unwrap().to_string();
     assert_ne!(newer, snap);
     assert_eq!(t.channel("trusty-unstable"), newer);
+    let status = t.ok(&["status"]);
+    assert!(status.contains(": UNREACHABLE (trigger at "), "{status}");
+    let status: serde_json::Value = serde_json::from_str(&t.ok(&["--json", "status"])).unwrap();
+    assert_eq!(status["controller"]["reachable"], false, "{status}");
     let d = Double::start(&[&users(), "--jobs", "halo-acceptance:SNAPSHOT"]);
     let cfg = fs::read_to_string(t.store().join("halo.toml"))
         .unwrap()
@@ -672,4 +700,51 @@ fn a_controller_down_at_start_and_impossible_timeouts() {
             "--wait-timeout {bad}: {stderr}"
         );
     }
+}
+
+/// Issue 18 item 5: with `[jenkins]` set and the controller gone, the
+/// daemon's local cycle still runs (snapshot, unstable), registration is
+/// retried in the background and logged, and `halo status` says the
+/// controller is unreachable.
+#[test]
+fn issue_18_a_controller_that_does_not_answer_stops_nothing_local() {
+    let d = Double::start(&[&users(), "--jobs", "halo-acceptance:SNAPSHOT"]);
+    let t = store_for(&d, "[agent]\ninterval_minutes = 600\n");
+    drop(d);
+    t.import("trusty", &[Deb::new("lib", "1.0").build(&t.path("in"))]);
+    let log = t.root().join("agent.log");
+    let mut agent = t
+        .halo()
+        .args(["-v", "agent"])
+        .env("HALO_JENKINS_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap().into_parts().0)
+        .spawn()
+        .unwrap();
+    let last = t.store().join("agent/last-cycle.json");
+    for _ in 0..300 {
+        if last.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(last.exists(), "no cycle ran: {text}");
+    let unstable = t.channel("trusty-unstable");
+    assert_ne!(unstable, "-", "the local cycle made and moved a snapshot");
+    let cycle: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&last).unwrap()).unwrap();
+    assert_eq!(cycle["snapshot"]["id"], unstable.as_str(), "{cycle}");
+    assert_eq!(cycle["acceptance"]["status"], "failed", "{cycle}");
+    let status = t.ok(&["status"]);
+    assert!(status.contains(": UNREACHABLE ("), "{status}");
+    ok(Command::new("kill").args(["-TERM", &agent.id().to_string()]));
+    let code = agent.wait().unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(code.success(), "{code}: {text}");
+    assert!(
+        text.contains("registering node halo-test") && text.contains("the local cycle goes on"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN));
 }

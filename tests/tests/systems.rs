@@ -1,4 +1,5 @@
-//! `halo accept --systems`: systems built from scratch from the frozen
+//! `halo accept` with `[[acceptance.system]]`s (every configured system
+//! runs: the configuration decides): systems built from scratch from the frozen
 //! snapshot alone. The upstream is real Debian: the packages `mmdebstrap
 //! --variant=apt` needs for this machine's release (cached under the
 //! target directory), signed with a test key, served on 127.0.0.1 and
@@ -165,8 +166,7 @@ fn a_system_that_installs_our_package_and_runs_it_passes_and_promotes() {
     );
     fs::write(&toml, text).unwrap();
     let junit = t.root().join("systems.xml");
-    let (code, stdout, stderr) =
-        accept(&t, &["--system", "app", "--junit", junit.to_str().unwrap()]);
+    let (code, stdout, stderr) = accept(&t, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("accepted {id}: 4 tests passed")),
@@ -211,18 +211,7 @@ fn a_failing_maintainer_script_or_a_missing_package_fails_install_and_stable_sta
     let (t, _up, id) = world("parallel = 2", &["broken", "missing"]);
     let junit = t.root().join("systems.xml");
     let stable_history = t.ok(&["channel", "history", "trusty"]);
-    let (code, stdout, stderr) = accept(
-        &t,
-        &[
-            "--system",
-            "broken",
-            "--system",
-            "missing",
-            "--keep",
-            "--junit",
-            junit.to_str().unwrap(),
-        ],
-    );
+    let (code, stdout, stderr) = accept(&t, &["--keep", "--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!(
@@ -294,8 +283,17 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
     let before = t.ok(&["channel", "list"]);
-    let (code, _, stderr) = accept(&t, &["--system", "nope"]);
-    assert_eq!(code, 2, "{stderr}");
+    // A promoting run takes its systems from the configuration only.
+    let (code, _, stderr) = accept(&t, &["--system", "app"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--system app: halo accept runs every configured [[acceptance.system]]"),
+        "{stderr}"
+    );
+    // The gate picks; a name that is not configured is refused.
+    let out = run(t.halo().args(["gate", "--system", "nope"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(
             "--system nope: no such [[acceptance.system]] (configured: app, broken, missing)"
@@ -313,6 +311,11 @@ fn systems_are_refused_before_anything_moves_when_misnamed() {
         before,
         "refused before anything moved"
     );
+    fs::write(
+        t.store().join("halo.toml"),
+        systems_toml(&["app"], "bookworm"),
+    )
+    .unwrap();
     // A snapshot without the system's archives fails its bootstrap, named.
     // A promoting run runs every configured system, asked for or not.
     let junit = t.root().join("j.xml");

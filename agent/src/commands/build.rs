@@ -1,108 +1,29 @@
-//! `halo build NAME...|--all|--path DIR` and `halo sources status`: wires
-//! the build pipeline (`crate::build`) to the configuration, the store
-//! (import, snapshot, channel move, build records) and the reports
-//! (stderr log, `--json`, `--junit`).
+//! `halo build NAME...|--all|--path DIR` and `halo sources status`: the
+//! arguments resolved into build jobs, the build workflow
+//! (`crate::workflow::build`) called, its reports printed (stdout, stderr,
+//! `--json`, `--junit`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use repofs::model::channel::MoveRequest;
-use repofs::model::PromoteError;
-use repofs::model::{Action, Transition};
-use repofs::store::builds::{BuildFailure, BuildRecord, BuildStatus};
-use repofs::store::import::{import, Target};
 use repofs::Store;
 use serde::Serialize;
 
 use super::{load_config, UserError};
 use crate::build::git;
 use crate::build::plan;
-use crate::build::root::{RootInfo, RootSource};
-use crate::build::run::{run_build, BuildSpec, Origin, Place, Stop, StopKind};
-use crate::build::steps::{StepRecord, Steps};
+use crate::build::run::{BuildSpec, Origin};
 use crate::cli::{BuildArgs, SourcesCommand};
-use crate::config::{Config, RootConfig, SourceConfig, VersionMode};
-use crate::junit::{render_junit, Outcome};
+use crate::config::VersionMode;
+use crate::junit::render_junit;
 use crate::output::Output;
-use crate::sysroot::chroot::Mode;
-use crate::sysroot::repo::Repo;
+use crate::workflow::build::{
+    build_all, config_jobs, configured_roots, store_mount, BuildOptions, BuildReport, BuildStatus,
+    Destination,
+};
 
-/// A build's destination in the store.
-#[derive(Debug, Clone)]
-struct Destination {
-    archive: String,
-    dist: String,
-    component: String,
-    channel: Option<String>,
-    /// The clean root to build in; none: on the host.
-    root: Option<RootConfig>,
-    /// A repofs mount of the store (`[acceptance] mount`), read by roots.
-    mount: Option<PathBuf>,
-    /// Every root the configuration names: cached roots of any other
-    /// configuration are left over from an old one and removed.
-    configured_roots: Vec<RootConfig>,
-}
-
-/// What became of one source.
-#[derive(Debug, Serialize)]
-struct Report {
-    source: String,
-    /// `built`, `skipped`, `failed` or `error`.
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    commit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    snapshot: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<String>,
-    /// The channel was moved to `snapshot` by this build.
-    moved: bool,
-    packages: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    /// The clean root it was built in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    root: Option<RootInfo>,
-    /// With --no-publish: where the built files are.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    work_dir: Option<PathBuf>,
-    /// Skipped because this commit failed before (not rebuilt until the
-    /// branch moves, or `--retry`): the recorded failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_before: Option<BuildFailure>,
-    steps: Vec<StepRecord>,
-}
-
-impl Report {
-    fn new(source: &str) -> Self {
-        Self {
-            source: source.to_string(),
-            status: "built",
-            commit: None,
-            version: None,
-            snapshot: None,
-            channel: None,
-            moved: false,
-            packages: Vec::new(),
-            message: None,
-            root: None,
-            work_dir: None,
-            failed_before: None,
-            steps: Vec::new(),
-        }
-    }
-
-    fn exit_code(&self) -> u8 {
-        match self.status {
-            "failed" => 1,
-            "error" => 2,
-            _ => 0,
-        }
-    }
-}
+pub use crate::workflow::build::build_path;
 
 pub fn run(
     store: &Store,
@@ -114,18 +35,14 @@ pub fn run(
         Some(dir) => vec![path_job(store, config, dir, args)?],
         None => {
             let (config, path) = load_config(store, config)?;
-            let chosen = config
-                .select_sources(&args.names, args.all)
-                .map_err(UserError)?;
+            let chosen =
+                config_jobs(&config, &args.names, args.all, args.host).map_err(UserError)?;
             if chosen.is_empty() {
                 return Err(
                     UserError(format!("{} configures no [[source]]", path.display())).into(),
                 );
             }
             chosen
-                .into_iter()
-                .map(|s| config_job(&config, s, args.host))
-                .collect()
         }
     };
     for (_, dest) in &jobs {
@@ -135,110 +52,30 @@ pub fn run(
                 .with_context(|| format!("channel {c}"))?;
         }
     }
-    let mut reports = Vec::new();
-    let mut suites = Vec::new();
-    for (spec, dest) in &jobs {
-        let mut steps = Steps::new(&spec.name);
-        let how = How {
-            force: args.force,
-            retry: args.retry,
-            no_publish: args.no_publish,
-        };
-        let mut report = build_one(store, spec, dest, &how, &mut steps);
-        report.steps = steps.done.clone();
-        print_report(&report, out)?;
-        suites.push(steps.to_suite());
-        reports.push(report);
-    }
+    let options = BuildOptions {
+        force: args.force,
+        retry: args.retry,
+        no_publish: args.no_publish,
+    };
+    let mut printed = Ok(());
+    let done = build_all(store, &jobs, options, &mut |report| {
+        if printed.is_ok() {
+            printed = print_report(report, out);
+        }
+    });
+    printed?;
     if let Some(file) = &args.junit {
-        fs_err::write(file, render_junit(&suites)).with_context(|| "writing the JUnit report")?;
+        fs_err::write(file, render_junit(&done.suites))
+            .with_context(|| "writing the JUnit report")?;
     }
-    out.json(&reports)?;
-    let code = reports.iter().map(Report::exit_code).max().unwrap_or(0);
-    Ok(ExitCode::from(code))
-}
-
-/// Builds the tree in `dir` and publishes it to `rustedhalo/trusty/main`
-/// (and `channel`): what the quickstart shows. Returns (version, snapshot).
-pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(String, String)> {
-    let dest = Destination {
-        archive: "rustedhalo".into(),
-        dist: "trusty".into(),
-        component: "main".into(),
-        channel: channel.map(str::to_string),
-        root: None,
-        mount: None,
-        configured_roots: Vec::new(),
-    };
-    let spec = BuildSpec {
-        name: "halo-hello".into(),
-        origin: Origin::Path(dir.to_path_buf()),
-        test: None,
-        version: VersionMode::Changelog,
-        build_profiles: Vec::new(),
-        limits: Default::default(),
-    };
-    let mut steps = Steps::new(&spec.name);
-    let how = How {
-        force: false,
-        retry: false,
-        no_publish: false,
-    };
-    let report = build_one(store, &spec, &dest, &how, &mut steps);
-    match (report.status, report.version, report.snapshot) {
-        ("built", Some(v), Some(s)) => Ok((v, s)),
-        _ => Err(anyhow::anyhow!(
-            "building {}: {}",
-            dir.display(),
-            report.message.unwrap_or_else(|| "failed".into())
-        )),
-    }
-}
-
-/// `[acceptance] mount`: the repofs mount of this store, if any.
-/// `[build] root` and every source's own root.
-fn configured_roots(config: &Config) -> Vec<RootConfig> {
-    config
-        .build
-        .root
+    out.json(&done.reports)?;
+    let code = done
+        .reports
         .iter()
-        .chain(config.sources.iter().filter_map(|s| s.root.as_ref()))
-        .cloned()
-        .collect()
-}
-
-fn store_mount(config: &Config) -> Option<PathBuf> {
-    config.acceptance.mount.as_ref().map(PathBuf::from)
-}
-
-fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, Destination) {
-    let root = if host {
-        None
-    } else {
-        s.build_root(config.build.root.as_ref()).cloned()
-    };
-    (
-        BuildSpec {
-            name: s.name.clone(),
-            origin: Origin::Git {
-                url: s.git.clone(),
-                branch: s.branch.clone(),
-            },
-            test: s.test.clone(),
-            version: s.version,
-            build_profiles: s.build_profiles.clone(),
-            limits: config.build.limits(),
-        },
-        Destination {
-            archive: s.archive.clone(),
-            dist: s.dist.clone(),
-            component: s.component.clone(),
-            channel: s.channel.clone(),
-            root,
-            mount: store_mount(config),
-            configured_roots: configured_roots(config),
-        },
-    )
+        .map(BuildReport::exit_code)
+        .max()
+        .unwrap_or(0);
+    Ok(ExitCode::from(code))
 }
 
 fn path_job(
@@ -306,392 +143,10 @@ fn path_job(
     ))
 }
 
-/// How `build_one` treats commits built or failed before.
-struct How {
-    /// Build even a commit that was built already.
-    force: bool,
-    /// Build again a commit whose build failed.
-    retry: bool,
-    no_publish: bool,
-}
-
-/// Builds and publishes one source, never failing: every outcome is a report.
-fn build_one(
-    store: &Store,
-    spec: &BuildSpec,
-    dest: &Destination,
-    how: &How,
-    steps: &mut Steps,
-) -> Report {
-    let (force, no_publish) = (how.force, how.no_publish);
-    let mut report = Report::new(&spec.name);
-    report.channel = dest.channel.clone();
-    // The channel's position before anything is built: the move at the
-    // end is a compare-and-swap against it.
-    let before = match &dest.channel {
-        // A held channel does not take the build: refused before anything
-        // is built, naming the hold (not the commit's failure: not recorded).
-        Some(c) => match store.load_channel(c) {
-            Ok(repofs::model::ChannelPointer {
-                hold: Some(hold), ..
-            }) if !no_publish => {
-                let held = repofs::model::acceptance::GateError::Held {
-                    channel: c.clone(),
-                    hold,
-                };
-                return stopped(report, steps, "checkout", Stop::setup(held.to_string()));
-            }
-            Ok(p) => p.snapshot,
-            Err(e) => {
-                return stopped(
-                    report,
-                    steps,
-                    "checkout",
-                    Stop::setup(format!("channel {c}: {e}")),
-                )
-            }
-        },
-        None => None,
-    };
-    // The branch head, to skip a commit built (or failed) before, and to
-    // record a failure against.
-    let mut head = None;
-    if let Origin::Git { url, branch } = &spec.origin {
-        steps.start("checkout");
-        let h = match git::load_head(url, branch) {
-            Ok(h) => h,
-            Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
-        };
-        report.commit = Some(h.clone());
-        if !force {
-            match skip_known(store, &spec.name, &h, how.retry, &mut report) {
-                Ok(Some(why)) => {
-                    steps.finish(Outcome::Skipped { message: why }, String::new());
-                    return report;
-                }
-                Ok(None) => {}
-                Err(e) => return stopped_current(report, steps, Stop::setup(e.to_string())),
-            }
-        }
-        head = Some(h);
-        // Not done: the real checkout step follows and is timed on its own.
-        steps.done.clear();
-    }
-    let work = match WorkDir::create(store, &spec.name) {
-        Ok(w) => w,
-        Err(e) => {
-            return stopped(
-                report,
-                steps,
-                "checkout",
-                Stop::setup(format!("work directory: {e:#}")),
-            )
-        }
-    };
-    let mut log = |line: &str| crate::output::stderr_line(line);
-    let built = match &dest.root {
-        None => run_build(spec, work.path(), &Place::Host, steps, &mut log),
-        Some(root) => match RootTree::provide(store, root, dest.mount.as_deref(), &spec.name) {
-            Ok(tree) => {
-                let cache = store.root().join("buildroots");
-                let place = Place::Root(RootSource {
-                    config: root,
-                    snapshot: &tree.snapshot,
-                    repo: &tree.repo.path,
-                    keyring: &tree.keyring,
-                    cache: &cache,
-                    configured: &dest.configured_roots,
-                    mode: Mode::detect(),
-                });
-                run_build(spec, work.path(), &place, steps, &mut log)
-            }
-            Err(e) => {
-                let why = format!("build root from channel {}: {e:#}", root.channel);
-                return stopped(report, steps, "root", Stop::setup(why));
-            }
-        },
-    };
-    let built = match built {
-        Ok(b) => b,
-        Err(stop) => {
-            record_failure(store, spec, dest, head.as_deref(), &stop, steps);
-            return failed(report, stop);
-        }
-    };
-    report.root = built.root.clone();
-    report.commit = built.commit.clone();
-    report.version = Some(built.version.clone());
-    if no_publish {
-        steps.skip("publish", "--no-publish");
-        report.work_dir = Some(work.keep());
-        return report;
-    }
-    steps.start("publish");
-    match publish(
-        store,
-        spec,
-        dest,
-        &built.changes,
-        before.as_deref(),
-        &built.commit,
-        &built.version,
-        &mut report,
-    ) {
-        Ok(text) => steps.pass(text),
-        Err(stop) => {
-            steps.finish(
-                Outcome::Error {
-                    message: stop.message.clone(),
-                    detail: String::new(),
-                },
-                String::new(),
-            );
-            record_failure(store, spec, dest, head.as_deref(), &stop, steps);
-            return failed(report, stop);
-        }
-    }
-    report
-}
-
-/// Whether the branch head `head` needs no build: published already, or
-/// failed before (unless `retry`). Returns why, having filled the report.
-fn skip_known(
-    store: &Store,
-    source: &str,
-    head: &str,
-    retry: bool,
-    report: &mut Report,
-) -> Result<Option<String>, repofs::Error> {
-    if let Some(done) = store.find_build(source, head)? {
-        let why = format!(
-            "commit {head} was built already as {} (snapshot {})",
-            done.version.as_deref().unwrap_or("?"),
-            done.snapshot.as_deref().unwrap_or("?")
-        );
-        report.status = "skipped";
-        report.version = done.version;
-        report.snapshot = done.snapshot;
-        report.message = Some(why.clone());
-        return Ok(Some(why));
-    }
-    if retry {
-        return Ok(None);
-    }
-    match store.last_attempt(source, head)? {
-        Some(r) if r.is_failed() => {
-            let failure = r.failure.unwrap_or(BuildFailure {
-                step: "?".into(),
-                reason: "failed".into(),
-            });
-            let why = format!(
-                "failed at {head} ({} step: {}): not rebuilt until the branch moves (or halo build --retry {source})",
-                failure.step, failure.reason
-            );
-            report.status = "skipped";
-            report.version = r.version;
-            report.message = Some(why.clone());
-            report.failed_before = Some(failure);
-            Ok(Some(why))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Records a build that failed through the commit's fault (its build or
-/// tests failed), so it is not built again every cycle. A failing
-/// surrounding (a missing tool, the network, the store) is not recorded:
-/// the next run tries again. A tree built with `--path` has no commit and
-/// is not recorded.
-fn record_failure(
-    store: &Store,
-    spec: &BuildSpec,
-    dest: &Destination,
-    head: Option<&str>,
-    stop: &Stop,
-    steps: &Steps,
-) {
-    let (StopKind::Failed, Some(commit)) = (&stop.kind, head) else {
-        return;
-    };
-    let step = steps.done.last().map_or("build", |s| s.name);
-    let record = BuildRecord {
-        source: spec.name.clone(),
-        commit: Some(commit.to_string()),
-        status: BuildStatus::Failed,
-        version: None,
-        archive: dest.archive.clone(),
-        dist: dest.dist.clone(),
-        component: dest.component.clone(),
-        snapshot: None,
-        channel: dest.channel.clone(),
-        failure: Some(BuildFailure {
-            step: step.to_string(),
-            reason: stop.message.clone(),
-        }),
-        when: jiff::Timestamp::now().to_string(),
-        who: super::whoami(),
-    };
-    if let Err(e) = store.record_build(&record) {
-        tracing::error!(source = spec.name, "cannot record the failed build: {e}");
-    }
-}
-
-fn failed(mut report: Report, stop: Stop) -> Report {
-    report.status = match stop.kind {
-        StopKind::Failed => "failed",
-        StopKind::Setup => "error",
-    };
-    report.message = Some(stop.message);
-    report
-}
-
-fn stopped(report: Report, steps: &mut Steps, step: &'static str, stop: Stop) -> Report {
-    steps.start(step);
-    stopped_current(report, steps, stop)
-}
-
-fn stopped_current(report: Report, steps: &mut Steps, stop: Stop) -> Report {
-    steps.finish(
-        Outcome::Error {
-            message: stop.message.clone(),
-            detail: String::new(),
-        },
-        String::new(),
-    );
-    failed(report, stop)
-}
-
-/// Import, snapshot, channel move, record. Returns what it did, as text.
-#[allow(clippy::too_many_arguments)]
-fn publish(
-    store: &Store,
-    spec: &BuildSpec,
-    dest: &Destination,
-    changes: &Path,
-    before: Option<&str>,
-    commit: &Option<String>,
-    version: &str,
-    report: &mut Report,
-) -> Result<String, Stop> {
-    let target = Target {
-        archive: &dest.archive,
-        dist: &dest.dist,
-        component: &dest.component,
-    };
-    let imported = import(store, &target, &[changes.to_path_buf()], &mut |_| {}).map_err(|e| {
-        let kind = if e.is_user_error() {
-            StopKind::Failed
-        } else {
-            StopKind::Setup
-        };
-        Stop {
-            kind,
-            message: format!("import: {e}"),
-            detail: String::new(),
-        }
-    })?;
-    report.packages = imported
-        .added
-        .iter()
-        .chain(&imported.unchanged)
-        .cloned()
-        .collect();
-    let created = store
-        .create_snapshot(jiff::Timestamp::now())
-        .map_err(|e| Stop::setup(format!("snapshot: {e}")))?;
-    report.snapshot = Some(created.id.clone());
-    let mut text = format!(
-        "imported {} into {}/{}/{}; snapshot {}",
-        report.packages.join(", "),
-        dest.archive,
-        dest.dist,
-        dest.component,
-        created.id
-    );
-    if let Some(channel) = &dest.channel {
-        let (moved, note) = move_channel(store, channel, &created.id, before, &spec.name, version)
-            .map_err(|e| Stop::setup(format!("channel {channel}: {e}")))?;
-        report.moved = moved;
-        text.push_str(&format!("; {note}"));
-    }
-    store
-        .record_build(&BuildRecord {
-            source: spec.name.clone(),
-            commit: commit.clone(),
-            status: BuildStatus::Published,
-            version: Some(version.to_string()),
-            archive: dest.archive.clone(),
-            dist: dest.dist.clone(),
-            component: dest.component.clone(),
-            snapshot: Some(created.id.clone()),
-            channel: dest.channel.clone(),
-            failure: None,
-            when: jiff::Timestamp::now().to_string(),
-            who: super::whoami(),
-        })
-        .map_err(|e| Stop::setup(format!("recording the build: {e}")))?;
-    Ok(text)
-}
-
-/// Moves `channel` to `snapshot` by compare-and-swap against `before`.
-/// When someone moved it meanwhile: a newer snapshot than ours already
-/// holds this build (snapshots freeze everything imported before them), so
-/// it stays; an older one is replaced, again by compare-and-swap.
-fn move_channel(
-    store: &Store,
-    channel: &str,
-    snapshot: &str,
-    before: Option<&str>,
-    source: &str,
-    version: &str,
-) -> Result<(bool, String), repofs::Error> {
-    let who = super::whoami();
-    let reason = format!("halo build {source} {version}");
-    let mut expect = before.map_or_else(|| "none".to_string(), str::to_string);
-    for _ in 0..5 {
-        let when = jiff::Timestamp::now().to_string();
-        let req = MoveRequest {
-            channel,
-            target: snapshot,
-            expect: Some(&expect),
-            action: Action::Promote,
-            who: &who,
-            when: &when,
-            reason: Some(&reason),
-            lease: None,
-            force: false,
-        };
-        match store.move_channel(&req) {
-            Ok(Transition::Unchanged) => {
-                return Ok((false, format!("{channel} already at {snapshot}")))
-            }
-            Ok(Transition::Move { .. }) => {
-                return Ok((
-                    true,
-                    format!("{channel}: {} -> {snapshot}", before.unwrap_or("-")),
-                ))
-            }
-            Err(repofs::Error::Promote(PromoteError::Stale { actual, .. })) => match actual {
-                Some(a) if a.as_str() >= snapshot => {
-                    return Ok((
-                        false,
-                        format!("{channel} moved meanwhile to {a}, which holds this build"),
-                    ))
-                }
-                other => expect = other.unwrap_or_else(|| "none".into()),
-            },
-            Err(e) => return Err(e),
-        }
-    }
-    Err(repofs::Error::Usage(format!(
-        "{channel} kept moving under the build: not moved to {snapshot}"
-    )))
-}
-
-fn print_report(r: &Report, out: &Output) -> Result<()> {
+fn print_report(r: &BuildReport, out: &Output) -> Result<()> {
     let version = r.version.as_deref().unwrap_or("?");
     match r.status {
-        "built" => {
+        BuildStatus::Built => {
             let mut line = format!("built {} {version}", r.source);
             if let Some(c) = &r.commit {
                 line.push_str(&format!(" (commit {})", &c[..c.len().min(12)]));
@@ -707,104 +162,18 @@ fn print_report(r: &Report, out: &Output) -> Result<()> {
             }
             out.line(line)?;
         }
-        "skipped" => out.line(format!(
+        BuildStatus::Skipped => out.line(format!(
             "skipped {}: {}",
             r.source,
             r.message.as_deref().unwrap_or("")
         ))?,
-        _ => out.error_line(format!(
+        BuildStatus::Failed | BuildStatus::Error => out.error_line(format!(
             "build {}: {}",
             r.source,
             r.message.as_deref().unwrap_or("failed")
         ))?,
     }
     Ok(())
-}
-
-/// What a build root reads: the channel's snapshot, its APT tree (an
-/// export is removed when this is dropped) and the store's key.
-struct RootTree {
-    snapshot: repofs::model::Snapshot,
-    repo: Repo,
-    keyring: PathBuf,
-}
-
-impl RootTree {
-    fn provide(
-        store: &Store,
-        root: &RootConfig,
-        mount: Option<&Path>,
-        source: &str,
-    ) -> Result<Self> {
-        let id = store
-            .channel_target(&root.channel)
-            .with_context(|| format!("channel {}", root.channel))?;
-        let snapshot = store.load_snapshot(&id)?;
-        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
-        let name = format!("buildroot-{source}-{}", std::process::id());
-        let repo = Repo::provide(store, &id, mount, &name)?;
-        Ok(Self {
-            snapshot,
-            repo,
-            keyring,
-        })
-    }
-}
-
-/// A fresh directory under `STORE/work/`, removed when dropped unless kept.
-/// It and its build root (`<dir>.root`) are claimed in the store first
-/// (`Store::claim_work`): a build killed outright leaves both behind, and
-/// `halo fsck` reports them and `halo gc` removes them.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-    /// Dropped after the directories are removed (fields drop after
-    /// `drop`), or with `keep`: a kept directory is the operator's.
-    claims: Vec<repofs::store::work::WorkClaim>,
-}
-
-impl WorkDir {
-    fn create(store: &Store, name: &str) -> anyhow::Result<Self> {
-        let base = store.root().join("work");
-        fs_err::create_dir_all(&base)?;
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S");
-        let dir = format!("{name}-{stamp}-{}", std::process::id());
-        let run = format!("build of {name}");
-        let claims = vec![
-            store.claim_work(&dir, Some(&run))?,
-            store.claim_work(&format!("{dir}.root"), Some(&run))?,
-        ];
-        let path = base.join(&dir);
-        fs_err::create_dir(&path)?;
-        Ok(Self {
-            path,
-            keep: false,
-            claims,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn keep(mut self) -> PathBuf {
-        self.keep = true;
-        self.path.clone()
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            if let Err(e) = fs_err::remove_dir_all(&self.path) {
-                tracing::warn!("cannot remove the work directory: {e}");
-                // Its claim stays: gc removes it once this process is gone.
-                for c in &mut self.claims {
-                    c.leave_for_gc();
-                }
-            }
-        }
-    }
 }
 
 /// One line of `halo sources status`.

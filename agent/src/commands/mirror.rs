@@ -31,7 +31,7 @@ pub fn run(
 }
 
 /// The keyring file of a mirror; relative paths are relative to the configuration.
-fn load_keyring(mirror: &MirrorConfig, config_path: &Path) -> Result<Option<Vec<u8>>, Error> {
+pub fn load_keyring(mirror: &MirrorConfig, config_path: &Path) -> Result<Option<Vec<u8>>, Error> {
     let Some(k) = &mirror.keyring else {
         return Ok(None);
     };
@@ -79,6 +79,14 @@ fn update(
             runtime.block_on(update.run())
         });
         bar.bar.finish_and_clear();
+        crate::workflow::record::save_mirror_outcome(
+            store,
+            &mirror.name,
+            result
+                .as_ref()
+                .err()
+                .map(|e| crate::redact::redact_urls(&repofs::error_chain(e))),
+        );
         match result {
             Ok(report) => {
                 out.line(summary(&report))?;

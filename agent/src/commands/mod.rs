@@ -17,6 +17,7 @@ pub mod mirror;
 pub mod quickstart;
 pub mod remove;
 pub mod snapshot;
+pub mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,57 +27,7 @@ use anyhow::Result;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
-/// A mistake in what the user asked for, found by halo itself.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UserError(pub String);
-
-/// A failure of the surroundings (a lease held by another run, a channel
-/// moved under a run, missing tests): exit 2, which Jenkins jobs map to
-/// FAILURE where 1 means UNSTABLE (tests failed).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InfraError(pub String);
-
-/// The exit code of "the store was busy and --wait-timeout ran out":
-/// EX_TEMPFAIL of sysexits.h, "try again later".
-pub const EXIT_BUSY: u8 = 75;
-
-fn is_busy(cause: &(dyn std::error::Error + 'static)) -> bool {
-    matches!(
-        cause.downcast_ref::<repofs::Error>(),
-        Some(repofs::Error::Busy(_))
-    ) || matches!(
-        cause.downcast_ref::<crate::mirror::Error>(),
-        Some(crate::mirror::Error::Store(repofs::Error::Busy(_)))
-    )
-}
-
-/// Exit code for an error: 1 when the input was wrong, 2 otherwise, 75
-/// when the store stayed busy.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(is_busy) {
-        return EXIT_BUSY;
-    }
-    for cause in err.chain() {
-        if cause.downcast_ref::<InfraError>().is_some() {
-            return 2;
-        }
-        if cause.downcast_ref::<UserError>().is_some() {
-            return 1;
-        }
-        if let Some(e) = cause.downcast_ref::<repofs::Error>() {
-            return if e.is_user_error() { 1 } else { 2 };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::mirror::Error>() {
-            return if e.is_user_error() { 1 } else { 2 };
-        }
-        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
-            return 1;
-        }
-    }
-    2
-}
+pub use crate::workflow::exit::{exit_code, InfraError, UserError, EXIT_BUSY};
 
 fn store_dir(cli: &Cli) -> Result<PathBuf> {
     cli.store.clone().ok_or_else(|| {
@@ -164,5 +115,6 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Build(args) => build::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),
+        Command::Status => status::run(&open_store(cli)?, cli.config.as_deref(), out),
     }
 }

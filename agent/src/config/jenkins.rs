@@ -62,12 +62,16 @@ impl Default for NodeConfig {
 pub struct AgentConfig {
     /// Minutes between cycles (each start is jittered by up to a tenth).
     pub interval_minutes: f64,
+    /// Where each cycle writes its JUnit XML (replaced each cycle); none:
+    /// not written. `--junit` overrides.
+    pub junit: Option<String>,
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             interval_minutes: 30.0,
+            junit: None,
         }
     }
 }

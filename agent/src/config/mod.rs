@@ -386,8 +386,8 @@ keyring = "ceph.asc"
             + 8;
         let end = start + doc[start..].find("```").unwrap();
         let config = parse_config(&doc[start..end]).unwrap();
-        assert_eq!(config.mirrors.len(), 3);
-        let ubuntu = &config.mirrors[0];
+        assert_eq!(config.mirrors.len(), 4);
+        let ubuntu = &config.mirrors[1];
         assert_eq!(ubuntu.name, "ubuntu");
         assert_eq!(ubuntu.dists, ["trusty", "trusty-updates"]);
         assert!(config.mirrors.iter().any(|m| m.verbatim));
@@ -397,13 +397,18 @@ keyring = "ceph.asc"
         assert_eq!(config.acceptance.tests.len(), 2);
         assert_eq!(
             config.acceptance.systems[0].archives,
-            ["ubuntu", "rustedhalo"]
+            ["debian", "rustedhalo"]
         );
+        assert_eq!(config.acceptance.systems[0].suite, "bookworm");
         assert_eq!(config.acceptance.parallel, Some(2));
         assert_eq!(config.acceptance.mount.as_deref(), Some("/srv/apt"));
         let j = config.jenkins.as_ref().unwrap();
         assert_eq!(j.node.labels.len(), 3);
         assert_eq!(config.agent.interval_minutes, 30.0);
+        assert_eq!(
+            config.agent.junit.as_deref(),
+            Some("/var/lib/halo/cycle-junit.xml")
+        );
     }
 
     #[test]

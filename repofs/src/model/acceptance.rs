@@ -19,6 +19,26 @@ use serde::{Deserialize, Serialize};
 use super::channel::{Action, HistoryEntry, Hold, MoveRequest};
 use super::process::{Liveness, ProcessStamp};
 
+/// What an acceptance run decided about a snapshot. Written by the
+/// acceptance workflow, read by the gate, the agent and `halo status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every check passed.
+    Passed,
+    /// At least one check failed.
+    Rejected,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Passed => "passed",
+            Verdict::Rejected => "rejected",
+        })
+    }
+}
+
 /// Who holds a lease: enough for an operator to find the run, and for
 /// another run on the same host to tell that it died.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,6 +117,33 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the key or the signed data given is at fault (a key file
+    /// that is not a usable key, retiring the last key, a bad upstream
+    /// signature); false when signing itself failed, which is nobody's
+    /// input (exit 2, never "the commit is bad").
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::Pgp { .. } => false,
+            Error::Parse { .. }
+            | Error::NoKey
+            | Error::PassphraseProtected
+            | Error::NoSigningKey
+            | Error::Malformed { .. }
+            | Error::NoSignature
+            | Error::UnknownKey { .. }
+            | Error::BadSignature { .. }
+            | Error::SignatureNotValid { .. }
+            | Error::KeyExpired { .. }
+            | Error::KeyRevoked { .. }
+            | Error::DuplicateKey { .. }
+            | Error::NotASigningKey { .. }
+            | Error::LastKey { .. }
+            | Error::KeyNotValid { .. } => true,
+        }
+    }
+}
+
 fn pgp(op: &'static str) -> impl FnOnce(PgpError) -> Error {
     move |source| Error::Pgp { op, source }
 }

@@ -13,18 +13,66 @@ use serde::{Deserialize, Serialize};
 use super::{fsutil, load_json, save_json, Error, Result, Store};
 use crate::debian::name;
 use crate::model::acceptance::{
-    plan_lease, GateError, GatePolicy, Lease, LeaseDecision, TakeOverReason,
+    plan_lease, GateError, GatePolicy, Lease, LeaseDecision, TakeOverReason, Verdict,
 };
 use crate::model::process::Liveness;
+
+/// What happened in a run: the writer (`halo accept`) and every reader
+/// (the gate in `move_channel`, the agent deciding whether a snapshot was
+/// judged, `halo status`) share this type, so no one compares strings.
+/// On disk: kebab-case (`"lease-taken-over"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunEventKind {
+    /// Testing was moved to the snapshot under the run's lease.
+    Freeze,
+    /// Every check passed: the snapshot may enter the gated channel.
+    Pass,
+    /// A check failed: the snapshot is rejected for the channel.
+    Fail,
+    /// The gated channel was moved to the snapshot.
+    Promote,
+    /// The run took over an expired (or forced) lease of another run.
+    LeaseTakenOver,
+    /// A gate change recorded by an operator.
+    Gate,
+    /// A kind written by a newer halo: kept readable, never a verdict.
+    #[serde(other)]
+    Other,
+}
+
+impl RunEventKind {
+    /// The verdict this event gives, if it is one.
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            RunEventKind::Pass => Some(Verdict::Passed),
+            RunEventKind::Fail => Some(Verdict::Rejected),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RunEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            RunEventKind::Freeze => "freeze",
+            RunEventKind::Pass => "pass",
+            RunEventKind::Fail => "fail",
+            RunEventKind::Promote => "promote",
+            RunEventKind::LeaseTakenOver => "lease-taken-over",
+            RunEventKind::Gate => "gate",
+            RunEventKind::Other => "other",
+        };
+        f.write_str(text)
+    }
+}
 
 /// One line of `acceptance/runs.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEvent {
     /// The run id (its `BUILD_URL` under Jenkins).
     pub run: String,
-    /// `freeze`, `pass`, `fail`, `promote`, `lease-taken-over` (its
-    /// `detail` says whose and why), `gate`.
-    pub event: String,
+    pub event: RunEventKind,
     pub snapshot: String,
     /// The channel the event is about (testing; stable for pass/promote).
     pub channel: String,
@@ -181,9 +229,19 @@ impl Store {
 
     /// Whether an acceptance run passed `snapshot` for `channel`.
     pub fn passed_acceptance(&self, channel: &str, snapshot: &str) -> Result<bool> {
+        Ok(self.load_run_events()?.iter().any(|e| {
+            e.event == RunEventKind::Pass && e.channel == channel && e.snapshot == snapshot
+        }))
+    }
+
+    /// The latest verdict any run gave `snapshot` for `channel`: a
+    /// snapshot with one was judged and is not handed to acceptance again.
+    pub fn load_verdict(&self, channel: &str, snapshot: &str) -> Result<Option<Verdict>> {
         Ok(self
             .load_run_events()?
             .iter()
-            .any(|e| e.event == "pass" && e.channel == channel && e.snapshot == snapshot))
+            .rev()
+            .filter(|e| e.channel == channel && e.snapshot == snapshot)
+            .find_map(|e| e.event.verdict()))
     }
 }

@@ -117,12 +117,50 @@ impl From<crate::model::acceptance::GateError> for Error {
 impl Error {
     /// True when the user (or an upstream) gave bad input, as opposed to a
     /// damaged store or a failing system: decides exit code 1 versus 2.
+    ///
+    /// Exhaustive on purpose: a new variant must be placed. A lost
+    /// compare-and-swap, a held lease, a signing failure or a concurrent
+    /// writer is not the input's fault (Jenkins reads exit 1 as "the
+    /// commit is bad"), so those are 2.
     pub fn is_user_error(&self) -> bool {
+        use crate::model::acceptance::GateError;
         use crate::model::edit::EditError;
         match self {
-            Error::Io(_) | Error::Corrupt { .. } | Error::Format { .. } => false,
+            Error::Io(_)
+            | Error::Corrupt { .. }
+            | Error::Format { .. }
+            | Error::Busy(_)
+            | Error::ArchiveChanged { .. } => false,
+            Error::Promote(e) => match e {
+                PromoteError::Stale { .. } => false,
+                PromoteError::NoHistory(_)
+                | PromoteError::HoldEmpty(_)
+                | PromoteError::AlreadyHeld { .. }
+                | PromoteError::NotHeld(_) => true,
+            },
+            Error::Gate(e) => match &**e {
+                GateError::Leased { .. } | GateError::NotHolder { .. } => false,
+                // The operator's own state: a hold, content they rolled back.
+                GateError::NotAccepted { .. }
+                | GateError::ForceWithoutReason
+                | GateError::Held { .. }
+                | GateError::RolledBack { .. } => true,
+            },
+            Error::Sign(e) => e.is_user_error(),
             Error::Edit(e) => !matches!(**e, EditError::Stanza { .. }),
-            _ => true,
+            Error::NotAStore(_)
+            | Error::AlreadyAStore(_)
+            | Error::UnknownSnapshot(_)
+            | Error::UnknownChannel(_)
+            | Error::EmptyChannel(_)
+            | Error::NoSnapshots
+            | Error::Name(_)
+            | Error::Snapshot(_)
+            | Error::Import { .. }
+            | Error::Conflict(_)
+            | Error::Spec(_)
+            | Error::Usage(_)
+            | Error::KeyInUse { .. } => true,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The checks of an acceptance run or a gate, chosen before anything
 //! moves and run against the frozen snapshot: the plain tests
 //! (`accept::run`) and the systems (`accept::system`), each giving JUnit
-//! suites and results for `super` to decide on.
+//! suites and results for `super` to decide on. What a promoting run
+//! checks is the configuration's: every configured system always runs
+//! (`Purpose::Accept`), whoever started the run (the agent, a Jenkins job,
+//! a person); only the gate, which promotes nothing, picks systems.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,6 @@ use repofs::Store;
 use crate::accept::run::{run_tests, to_suite, TestResult};
 use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
 use crate::cli::TestArgs;
-use crate::commands::{InfraError, UserError};
 use crate::config::acceptance::parse_test_flag;
 use crate::config::system::plan_parallel;
 use crate::config::{AcceptanceConfig, SystemConfig, TestConfig};
@@ -21,13 +23,14 @@ use crate::junit::{render_junit, Suite};
 use crate::output::Output;
 use crate::sysroot::chroot::Mode;
 use crate::sysroot::repo::Repo;
+use crate::workflow::exit::{InfraError, UserError};
 
-/// What a run is for: what it may leave out depends on it.
+/// Who asks: a promoting run, or the gate (which moves nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Purpose {
-    /// `halo accept`: a pass moves stable.
-    Promote,
-    /// `halo gate`: a verdict only, nothing moves.
+pub enum Purpose {
+    /// `halo accept` and the agent: every configured system runs.
+    Accept,
+    /// `halo gate`: `--systems` or `--system NAME` picks systems.
     Gate,
 }
 
@@ -47,8 +50,8 @@ pub(super) struct Checks {
 /// - A promoting run (`accept`) runs at least every configured check:
 ///   every `[[acceptance.test]]` and every `[[acceptance.system]]`.
 ///   `--test` flags ADD tests (a flag named as a configured test is
-///   refused: it would replace it); `--systems`/`--system` add nothing,
-///   every configured system runs anyway. Whoever triggers a promotion
+///   refused: it would replace it); `--systems` adds nothing (every
+///   configured system runs anyway) and `--system NAME` is refused. Whoever triggers a promotion
 ///   (the agent, a Jenkins job, a person) cannot make it pass on less
 ///   evidence than the configuration asks for.
 /// - A gate moves nothing, so it checks what it is told: `--test` flags
@@ -64,9 +67,17 @@ fn plan_checks(
             InfraError("--systems: no [[acceptance.system]] in the configuration".into()).into(),
         );
     }
+    if let (Purpose::Accept, Some(name)) = (purpose, args.system.first()) {
+        return Err(UserError(format!(
+            "--system {name}: halo accept runs every configured [[acceptance.system]] \
+             (the configuration decides what acceptance runs); halo gate --system {name} \
+             tests one without promoting"
+        ))
+        .into());
+    }
     let picked = pick_systems(&cfg.systems, &args.system)?;
     match purpose {
-        Purpose::Promote => {
+        Purpose::Accept => {
             let mut tests = cfg.tests.clone();
             for t in flags {
                 if tests.iter().any(|c| c.name == t.name) {
@@ -118,14 +129,14 @@ pub(super) fn choose_checks(
                 .into());
             }
         }
-    } else if !cfg.systems.is_empty() {
+    } else if !cfg.systems.is_empty() && purpose == Purpose::Gate {
         tracing::warn!(
             "{} systems configured but not selected: --systems builds them",
             cfg.systems.len()
         );
     }
     if tests.is_empty() && systems.is_empty() {
-        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND or [[acceptance.test]] in the configuration, or --systems with [[acceptance.system]]".into()).into());
+        return Err(InfraError("no acceptance tests: give --test NAME=COMMAND, or [[acceptance.test]] or [[acceptance.system]] in the configuration".into()).into());
     }
     Ok(Checks {
         tests,
@@ -223,7 +234,7 @@ fn test_env(
     env
 }
 
-pub(super) fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
+pub fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
     if let Some(f) = file {
         fs_err::write(f, render_junit(suites)).context("writing the JUnit report")?;
     }
@@ -417,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_promoting_run_never_runs_less_than_configured() {
-        use Purpose::Promote;
+        use Purpose::Accept as Promote;
         assert_eq!(
             plan(&[], false, &[], Promote),
             ("real".into(), "web,db".into())
@@ -427,9 +438,13 @@ mod tests {
             ("real,x".into(), "web,db".into())
         );
         assert_eq!(
-            plan(&["x=true"], false, &["web"], Promote),
+            plan(&["x=true"], true, &[], Promote),
             ("real,x".into(), "web,db".into())
         );
+        // Narrowing to one system is the gate's: refused here.
+        let a = args(&[], false, &["web"]);
+        let e = plan_checks(&cfg(), Vec::new(), &a, Promote).unwrap_err();
+        assert!(e.to_string().contains("halo gate --system web"), "{e}");
         let a = args(&["real=true"], false, &[]);
         let flags = vec![parse_test_flag("real=true").unwrap()];
         let e = plan_checks(&cfg(), flags, &a, Promote).unwrap_err();
