@@ -168,9 +168,10 @@ fn a_held_channel_is_moved_by_nothing_but_a_forced_promote() {
     let b = new_content(&t, "2");
     let (code, out, err) = halo(&t, &["agent", "--once"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    // The cycle's line says why stable did not move.
     assert!(
-        err.contains("held by") && err.contains("incident 42"),
-        "{err}"
+        out.contains("held by") && out.contains("incident 42"),
+        "{out}\n{err}"
     );
     assert_eq!(t.channel("trusty"), a);
     let (code, _, err) = halo(&t, &["accept"]);

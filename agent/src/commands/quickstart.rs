@@ -297,19 +297,28 @@ fn write_example(dir: &Path) -> Result<PathBuf> {
     Ok(tree)
 }
 
-/// Whether this machine can build the example from source.
+/// Whether this machine can build the example from source: the build
+/// tools, and a sandbox to build in (docs/operations.md, "Sandboxes"),
+/// which a fresh machine has not set up.
 fn source_build_tools() -> Result<(), String> {
     for (tool, package) in [
         ("dpkg-buildpackage", "dpkg-dev"),
         ("dh", "debhelper"),
         ("cc", "build-essential"),
         ("make", "make"),
+        ("newuidmap", "uidmap"),
     ] {
         let found = std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
         if !found {
             return Err(format!("{tool} is missing (apt-get install {package})"));
         }
+    }
+    if crate::sandbox::subids::load().is_err() {
+        return Err(
+            "no subordinate ids for the build sandbox (`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 root`)"
+                .into(),
+        );
     }
     Ok(())
 }
