@@ -17,8 +17,8 @@ use std::process::Command;
 
 use fs_err as fs;
 use halo_tests::build::{build, commit, example_repo, find_file, git};
-use halo_tests::probe::Targets;
 use halo_tests::debian::{buildd_debs, host_arch, host_codename};
+use halo_tests::probe::Targets;
 use halo_tests::upstream::{Publish, Upstream};
 use halo_tests::{need_tool, ok, Apt, Deb, TestStore};
 
