@@ -217,7 +217,9 @@ impl Store {
             });
         }
         Ok(Self {
-            root: root.to_path_buf(),
+            // Absolute: paths derived from it are handed to processes that
+            // run elsewhere (a sandbox starts in its own `/`).
+            root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
         })
@@ -270,7 +272,7 @@ impl Store {
             fsutil::create_dir_synced(&root.join(dir))?;
         }
         let store = Self {
-            root: root.to_path_buf(),
+            root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
         };
@@ -340,4 +342,40 @@ pub(crate) fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    /// A store opened by a relative path knows its absolute root: paths
+    /// derived from it go to processes with another working directory (a
+    /// sandbox starts in its own `/`).
+    #[test]
+    fn a_store_opened_by_a_relative_path_has_an_absolute_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = super::StoreMeta {
+            format: super::FORMAT,
+            origin: "t".into(),
+            label: "t".into(),
+            architectures: vec!["amd64".into()],
+            created: String::new(),
+        };
+        let key = crate::sign::SigningKey::generate("t <t@t>").unwrap();
+        Store::init(dir.path(), meta, &key).unwrap();
+        // The same directory, relative to this process's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        let mut rel = std::path::PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            rel.push("..");
+        }
+        rel.push(dir.path().strip_prefix("/").unwrap());
+        assert!(rel.is_relative());
+        let store = Store::open(&rel).unwrap();
+        assert!(store.root().is_absolute(), "{}", store.root().display());
+        assert_eq!(
+            store.root().canonicalize().unwrap(),
+            dir.path().canonicalize().unwrap()
+        );
+    }
 }
