@@ -32,7 +32,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 # HALO=path overrides (a debug build: the root's figures are mmdebstrap's, apt's and dpkg's).
-HALO = os.environ.get("HALO", os.path.join(TARGET, "release", "halo"))
+HALO = os.environ.get(
+    "HALO", os.path.join(TARGET, os.environ.get("BENCH_PROFILE", "release"), "halo"))
 EXAMPLE = os.path.join(ROOT, "examples", "halo-hello")
 
 

@@ -22,8 +22,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-HALO=$TARGET/release/halo
-REPOFS=$TARGET/release/repofs
+# BENCH_PROFILE=debug runs the debug binaries (the CI smoke run, tests/tests/bench_scripts.rs).
+PROFILE=${BENCH_PROFILE:-release}
+HALO=$TARGET/$PROFILE/halo
+REPOFS=$TARGET/$PROFILE/repofs
 N=${N:-50000}
 SNAPSHOTS=${SNAPSHOTS:-100}
 BIG_MB=${BIG_MB:-1024}
@@ -31,7 +33,7 @@ RUNS=${RUNS:-5}
 STEPS=" ${STEPS:-1 2 3 4} "
 step() { [[ $STEPS == *" $1 "* ]]; }
 
-[ -x "$HALO" ] && [ -x "$REPOFS" ] || (cd "$ROOT" && cargo build --release --workspace --bins)
+[ -x "$HALO" ] && [ -x "$REPOFS" ] || (cd "$ROOT" && cargo build --profile "${PROFILE/debug/dev}" --workspace --bins)
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/halo-fuse-bench.XXXXXX")
 chmod 755 "$WORK"
 export HALO_STORE=$WORK/store

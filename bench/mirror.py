@@ -25,8 +25,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-HALO = os.path.join(TARGET, "release", "halo")
-PARSE = os.path.join(TARGET, "release", "examples", "parse_packages")
+# BENCH_PROFILE=debug runs the debug binaries (the CI smoke run, tests/tests/bench_scripts.rs).
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+HALO = os.path.join(TARGET, PROFILE, "halo")
+PARSE = os.path.join(TARGET, PROFILE, "examples", "parse_packages")
 GEN = os.path.join(ROOT, "bench", "gen_debs.py")
 SERVER = os.path.join(ROOT, "tests", "upstream_server.py")
 CONCURRENCY = 8

@@ -20,7 +20,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-HALO = os.path.join(TARGET, "release", "halo")
+# BENCH_PROFILE=debug runs the debug binaries (the CI smoke run, tests/tests/bench_scripts.rs).
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+HALO = os.path.join(TARGET, PROFILE, "halo")
 GEN = os.path.join(ROOT, "bench", "gen_debs.py")
 
 

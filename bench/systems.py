@@ -30,8 +30,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-HALO = os.path.join(TARGET, "release", "halo")
-REPOFS = os.path.join(TARGET, "release", "repofs")
+# BENCH_PROFILE=debug runs the debug binaries (the CI smoke run, tests/tests/bench_scripts.rs).
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+HALO = os.path.join(TARGET, PROFILE, "halo")
+REPOFS = os.path.join(TARGET, PROFILE, "repofs")
 SERVER = os.path.join(ROOT, "tests", "upstream_server.py")
 TOOLS = ["less", "procps", "psmisc", "nano", "file", "xz-utils"]
 
