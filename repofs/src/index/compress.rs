@@ -47,20 +47,39 @@ pub fn xz_into<W: Write>(data: &[u8], sink: W) -> io::Result<W> {
             Err(e) => {
                 // Still a valid .xz of the same data, only single-threaded.
                 tracing::warn!(error = %e, "multi-threaded xz unavailable, compressing on one core");
-                liblzma::write::XzEncoder::new(sink, 0)
+                liblzma::write::XzEncoder::new_stream(sink, easy_encoder(0)?)
             }
         }
     } else {
-        liblzma::write::XzEncoder::new(sink, 6)
+        liblzma::write::XzEncoder::new_stream(sink, easy_encoder(6)?)
     };
     enc.write_all(data)?;
     enc.finish()
+}
+
+/// A single-threaded encoder at `preset`, or liblzma's refusal as an
+/// error: `XzEncoder::new` unwraps it, and a process short of memory (an
+/// address-space limit) must fail its snapshot, not panic.
+fn easy_encoder(preset: u32) -> io::Result<liblzma::stream::Stream> {
+    liblzma::stream::Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc64)
+        .map_err(|e| io::Error::other(format!("xz encoder (preset {preset}): {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn an_encoder_liblzma_refuses_is_an_error_not_a_panic() {
+        // Preset 99 does not exist: liblzma refuses it as it refuses one
+        // it has no memory for.
+        let Err(e) = easy_encoder(99) else {
+            panic!("liblzma took preset 99")
+        };
+        assert!(e.to_string().contains("preset 99"), "{e}");
+        assert!(easy_encoder(6).is_ok());
+    }
 
     /// Accepts `room` bytes, then fails like a full disk.
     struct Full {
