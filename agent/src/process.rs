@@ -185,28 +185,46 @@ pub fn stream(
             }
         }
     });
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let started = std::time::Instant::now();
+    let deadline = timeout.map(|t| started + t);
+    let mut next_beat = started + HEARTBEAT;
+    let mut lines = 0u64;
     let mut output = Captured::default();
     let mut timed_out = false;
     loop {
+        let now = std::time::Instant::now();
         let wait = match deadline {
-            Some(d) if !timed_out => d.saturating_duration_since(std::time::Instant::now()),
             // After a kill, wait a little for the pipe to close: a process
             // that left the group may hold it open for ever.
-            Some(_) => std::time::Duration::from_secs(5),
-            None => std::time::Duration::from_secs(3600),
+            Some(_) if timed_out => std::time::Duration::from_secs(5),
+            Some(d) => d.min(next_beat).saturating_duration_since(now),
+            None => next_beat.saturating_duration_since(now),
         };
         match rx.recv_timeout(wait) {
             Ok(line) => {
+                lines += 1;
                 on_line(&line);
                 output.push(&line);
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if deadline.is_none() => {}
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if timed_out => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                kill_group(child.id());
+                let now = std::time::Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    timed_out = true;
+                    kill_group(child.id());
+                } else if now >= next_beat {
+                    // Long work says it is alive in the logs, quiet or not.
+                    let last = output.tail(1);
+                    tracing::info!(
+                        program,
+                        seconds = started.elapsed().as_secs(),
+                        lines,
+                        last = %last.chars().take(200).collect::<String>(),
+                        "still running"
+                    );
+                    next_beat = now + HEARTBEAT;
+                }
             }
         }
     }
@@ -222,6 +240,9 @@ pub fn stream(
         timed_out,
     })
 }
+
+/// How often a streamed process still running is logged.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The longest line kept whole: a process that writes gigabytes without a
 /// newline is cut into lines of this size, never buffered whole.
