@@ -502,3 +502,30 @@ pub fn build_source_package(t: &TestStore, name: &str, version: &str) -> PathBuf
         .current_dir(&src));
     top
 }
+
+/// `suite|case|result|message` per testcase of a JUnit file, as python's
+/// junitparser (a real consumer of the format) reads it: the suite's name
+/// after its last `: `, the result's kinds (`Failure`, `Skipped`...) or
+/// `passed`, the first result's message.
+pub fn junitparser(file: &Path) -> Vec<String> {
+    let script = r#"
+import sys
+from junitparser import JUnitXml
+for suite in JUnitXml.fromfile(sys.argv[1]):
+    for case in suite:
+        kinds = [type(r).__name__ for r in case.result]
+        msg = case.result[0].message if case.result else ""
+        print(suite.name.split(": ")[-1], case.name, ",".join(kinds) or "passed", msg, sep="|")
+"#;
+    let out = run(Command::new("python3").arg("-c").arg(script).arg(file));
+    assert!(
+        out.status.success(),
+        "junitparser could not read {}: {} (pip install -r tests/requirements.txt)",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

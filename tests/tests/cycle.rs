@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 use fs_err as fs;
 use halo_tests::build::example_repo;
@@ -37,25 +36,12 @@ fn report(stdout: &str) -> serde_json::Value {
 
 /// `name|result|message` per testcase, as python's junitparser reads it.
 fn junitparser(file: &Path) -> Vec<String> {
-    let script = r#"
-import sys
-from junitparser import JUnitXml
-for suite in JUnitXml.fromfile(sys.argv[1]):
-    for case in suite:
-        kinds = [type(r).__name__ for r in case.result]
-        msg = case.result[0].message if case.result else ""
-        print(case.name, ",".join(kinds) or "passed", msg, sep="|")
-"#;
-    let out = run(Command::new("python3").arg("-c").arg(script).arg(file));
-    assert!(
-        out.status.success(),
-        "junitparser could not read {}: {} (pip install -r tests/requirements.txt)",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
+    halo_tests::junitparser(file)
+        .into_iter()
+        .map(|l| {
+            l.split_once('|')
+                .map_or(l.clone(), |(_, rest)| rest.to_string())
+        })
         .collect()
 }
 

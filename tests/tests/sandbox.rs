@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fs_err as fs;
@@ -213,4 +214,46 @@ fn a_killed_build_takes_its_step_with_it_and_leaves_work_that_gc_removes() {
     let left: Vec<_> = fs::read_dir(&work).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
     t.assert_sound();
+}
+
+/// Halo's configuration may carry credentials (a mirror's or a git URL's
+/// password): a host build, which sees the host's `/etc`, reads it empty.
+#[test]
+fn a_host_build_cannot_read_halos_configuration() {
+    let t = TestStore::new();
+    let dir = example(&t);
+    let etc = PathBuf::from(format!("/etc/halo-test-{}", std::process::id()));
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(etc.clone());
+    fs::create_dir_all(&etc).unwrap();
+    let config = etc.join("halo.toml");
+    fs::write(
+        &config,
+        "# http://mirror:s3cret-in-config@example.org/\n[build]\ntimeout_minutes = 30\n",
+    )
+    .unwrap();
+    halo_tests::set_mode(&config, 0o644);
+    let test = format!(
+        "echo \"CONFIG BYTES $(cat {0} | wc -c)\"; cat {0}; make check",
+        config.display()
+    );
+    let out = halo_tests::run(t.halo().arg("--config").arg(&config).args([
+        "--json",
+        "build",
+        "--path",
+        dir.to_str().unwrap(),
+        "--host",
+        "--no-publish",
+        "--test",
+        &test,
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("CONFIG BYTES 0"), "{stderr}");
+    assert!(!stderr.contains("s3cret-in-config"), "{stderr}");
 }

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 use fs_err as fs;
 use halo_tests::debian::{debs, host_arch, host_codename};
@@ -120,26 +119,7 @@ fn accept(t: &TestStore, args: &[&str]) -> (i32, String, String) {
 
 /// `suite|case|result|message` per testcase, as python's junitparser reads it.
 fn junitparser(file: &Path) -> Vec<String> {
-    let script = r#"
-import sys
-from junitparser import JUnitXml
-for suite in JUnitXml.fromfile(sys.argv[1]):
-    for case in suite:
-        kinds = [type(r).__name__ for r in case.result]
-        msg = case.result[0].message if case.result else ""
-        print(suite.name.split(": ")[-1], case.name, ",".join(kinds) or "passed", msg, sep="|")
-"#;
-    let out = run(Command::new("python3").arg("-c").arg(script).arg(file));
-    assert!(
-        out.status.success(),
-        "junitparser could not read {}: {} (pip install -r tests/requirements.txt)",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    halo_tests::junitparser(file)
 }
 
 /// Mount points at or below `dir`.

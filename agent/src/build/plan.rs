@@ -3,6 +3,7 @@
 //! package's orig tarball may come from, and what dpkg's tools said.
 
 use repofs::debian::version::Version;
+use repofs::store::builds::BuildRecord;
 
 /// The formats `debian/source/format` can name that we build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -180,6 +181,36 @@ pub fn is_due(head: &str, last_built: Option<&str>) -> bool {
     last_built != Some(head)
 }
 
+/// Where a source stands against its branch head, from its build records
+/// (oldest first): what `halo sources status` and `halo status` show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing<'a> {
+    /// The last build published from a commit.
+    pub last: Option<&'a BuildRecord>,
+    /// The head's last attempt, when it failed: not rebuilt until the
+    /// branch moves (or `halo build --retry`).
+    pub failed: Option<&'a BuildRecord>,
+    /// Whether `halo build --all` (and the agent) would build it now.
+    pub due: bool,
+}
+
+pub fn plan_standing<'a>(records: &'a [BuildRecord], head: Option<&str>) -> Standing<'a> {
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.commit.is_some() && !r.is_failed());
+    let failed = head.and_then(|h| {
+        records
+            .iter()
+            .rev()
+            .find(|r| r.commit.as_deref() == Some(h))
+            .filter(|r| r.is_failed())
+    });
+    let due =
+        failed.is_none() && head.is_some_and(|h| is_due(h, last.and_then(|r| r.commit.as_deref())));
+    Standing { last, failed, due }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +313,46 @@ E: Unable to correct problems, you have held broken packages.\n";
             "hello (1.0-1+git1.abc) trusty; urgency=medium\n\n  * Built by halo from git commit abcdef (master).\n\n -- A B <a@b.c>  Sat, 05 Dec 2026 10:00:00 +0000\n\n"
         );
         assert!(parse_changelog_fields("Source: x\n").is_none());
+    }
+
+    #[test]
+    fn a_failed_head_is_not_due_and_the_last_published_build_stays() {
+        use repofs::store::builds::{BuildFailure, BuildStatus};
+        let rec = |commit: &str, failed: bool| BuildRecord {
+            source: "s".into(),
+            commit: Some(commit.into()),
+            status: if failed {
+                BuildStatus::Failed
+            } else {
+                BuildStatus::Published
+            },
+            version: (!failed).then(|| format!("1.0+{commit}")),
+            archive: "a".into(),
+            dist: "d".into(),
+            component: "main".into(),
+            snapshot: None,
+            channel: None,
+            failure: failed.then(|| BuildFailure {
+                step: "test".into(),
+                reason: "exit status 1".into(),
+            }),
+            when: String::new(),
+            who: String::new(),
+        };
+        let records = [rec("a", false), rec("b", true)];
+        let s = plan_standing(&records, Some("b"));
+        assert_eq!(s.last.and_then(|r| r.commit.as_deref()), Some("a"));
+        assert_eq!(s.failed.and_then(|r| r.commit.as_deref()), Some("b"));
+        assert!(!s.due);
+        // The branch moved: due again, the failure was another commit's.
+        let s = plan_standing(&records, Some("c"));
+        assert!(s.failed.is_none() && s.due);
+        // Retried and published: up to date.
+        let records = [rec("a", false), rec("b", true), rec("b", false)];
+        let s = plan_standing(&records, Some("b"));
+        assert!(s.failed.is_none() && !s.due);
+        // No head (the remote did not answer): nothing is due.
+        assert!(!plan_standing(&records, None).due);
     }
 
     #[test]

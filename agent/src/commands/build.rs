@@ -215,44 +215,30 @@ pub fn sources(
     let mut rows = Vec::new();
     for s in &config.sources {
         let records = store.load_builds(&s.name)?;
-        let last = records
-            .iter()
-            .rev()
-            .find(|r| r.commit.is_some() && !r.is_failed())
-            .cloned();
         let (head, error) = match git::load_head(&s.git, &s.branch) {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        // The head's last attempt, when it failed.
-        let failed = head.as_deref().and_then(|h| {
-            records
-                .iter()
-                .rev()
-                .find(|r| r.commit.as_deref() == Some(h))
-                .filter(|r| r.is_failed())
-                .map(|r| FailedAt {
-                    commit: h.to_string(),
-                    step: r.failure.as_ref().map_or("?".into(), |f| f.step.clone()),
-                    reason: r
-                        .failure
-                        .as_ref()
-                        .map_or("failed".into(), |f| f.reason.clone()),
-                    when: r.when.clone(),
-                })
+        let standing = plan::plan_standing(&records, head.as_deref());
+        let last = standing.last;
+        let failed = standing.failed.map(|r| FailedAt {
+            commit: r.commit.clone().unwrap_or_default(),
+            step: r.failure.as_ref().map_or("?".into(), |f| f.step.clone()),
+            reason: r
+                .failure
+                .as_ref()
+                .map_or("failed".into(), |f| f.reason.clone()),
+            when: r.when.clone(),
         });
-        let due = failed.is_none()
-            && head
-                .as_deref()
-                .is_some_and(|h| plan::is_due(h, last.as_ref().and_then(|r| r.commit.as_deref())));
+        let due = standing.due;
         rows.push(SourceStatus {
             source: s.name.clone(),
             git: git::redact_url(&s.git),
             branch: s.branch.clone(),
             head,
-            last_commit: last.as_ref().and_then(|r| r.commit.clone()),
-            last_version: last.as_ref().and_then(|r| r.version.clone()),
-            last_snapshot: last.as_ref().and_then(|r| r.snapshot.clone()),
+            last_commit: last.and_then(|r| r.commit.clone()),
+            last_version: last.and_then(|r| r.version.clone()),
+            last_snapshot: last.and_then(|r| r.snapshot.clone()),
             due,
             failed,
             error,

@@ -40,6 +40,7 @@ pub fn load_token(j: &JenkinsConfig, config_path: &Path) -> Result<String> {
         ))
         .into());
     }
+    crate::sandbox::hide(&path);
     // A directory, a FIFO or /dev/zero is refused at once, not waited on.
     let token = repofs::bounded::read_regular_string(&path, repofs::bounded::TOKEN_LIMIT)
         .map_err(|e| UserError(format!("[jenkins] token_file {}: {e}", path.display())))?

@@ -76,6 +76,8 @@ pub fn load_config(
     };
     let config = crate::config::parse_config(&text)
         .with_context(|| format!("configuration {}", path.display()))?;
+    // Its URLs may carry credentials: no build on the host reads it.
+    crate::sandbox::hide(&path);
     Ok((config, path))
 }
 

@@ -131,41 +131,26 @@ fn sources(store: &Store, config: &Config, running: Option<&Progress>) -> Result
     let mut out = Vec::new();
     for s in &config.sources {
         let records = store.load_builds(&s.name)?;
-        let last = records
-            .iter()
-            .rev()
-            .find(|r| r.commit.is_some() && !r.is_failed())
-            .cloned();
         let (head, error) = match git::load_head(&s.git, &s.branch) {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(crate::redact::redact_urls(&e.to_string()))),
         };
-        let last_commit = last.as_ref().and_then(|r| r.commit.clone());
-        // The head's last attempt, when it failed.
-        let failed_at = head.as_deref().and_then(|h| {
-            records
-                .iter()
-                .rev()
-                .find(|r| r.commit.as_deref() == Some(h))
-                .filter(|r| r.is_failed())
-                .map(|r| {
-                    let why = r.failure.as_ref().map_or("failed".to_string(), |f| {
-                        format!("{}: {}", f.step, f.reason)
-                    });
-                    format!("{h} ({why})")
-                })
+        let standing = plan::plan_standing(&records, head.as_deref());
+        let last_commit = standing.last.and_then(|r| r.commit.clone());
+        let failed_at = standing.failed.map(|r| {
+            let why = r.failure.as_ref().map_or("failed".to_string(), |f| {
+                format!("{}: {}", f.step, f.reason)
+            });
+            format!("{} ({why})", r.commit.as_deref().unwrap_or("?"))
         });
         out.push(SourceView {
-            due: failed_at.is_none()
-                && head
-                    .as_deref()
-                    .is_some_and(|h| plan::is_due(h, last_commit.as_deref())),
+            due: standing.due,
             building: running
                 .is_some_and(|p| p.stage == "build" && p.item.as_deref() == Some(&s.name)),
             source: s.name.clone(),
             head,
             last_commit,
-            last_version: last.and_then(|r| r.version),
+            last_version: standing.last.and_then(|r| r.version.clone()),
             failed_at,
             error,
         });

@@ -84,7 +84,7 @@ fn run() -> Result<i32, InitError> {
     })?;
     check_namespace(&spec)?;
     let new_root = assemble(&spec)?;
-    ctx(nix::unistd::sethostname(&spec.hostname), || {
+    ctx(nix::unistd::sethostname(&spec.sandbox.hostname), || {
         "setting the host name".into()
     })?;
     loopback_up()?;
@@ -233,7 +233,7 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
     tmpfs(staging, "mode=755", nosuid)?;
     let root = staging.join("root");
     mkdir_p(&root)?;
-    match &spec.root {
+    match &spec.sandbox.root {
         Root::Dir(_) => {
             // A mount of its own, which pivot_root needs.
             attach(super::FD_ROOT, &root, true)?;
@@ -274,7 +274,7 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
         }
     }
     mount_api(&root)?;
-    for (i, b) in spec.binds.iter().enumerate() {
+    for (i, b) in spec.sandbox.binds.iter().enumerate() {
         let fd = super::FD_FIRST_BIND + i32::try_from(i).unwrap_or(i32::MAX);
         let dst = inside(&root, &b.inside);
         let is_dir = ctx(std::fs::metadata(fd_path(fd)), || {
@@ -295,10 +295,15 @@ fn assemble(spec: &Spec) -> Result<PathBuf, InitError> {
         }
         attach(fd, &dst, b.writable)?;
     }
-    for m in &spec.masks {
+    for m in &spec.sandbox.masks {
         let at = inside(&root, m);
-        if at.is_dir() {
-            tmpfs(&at, "mode=755,size=4k", nosuid | MsFlags::MS_RDONLY)?;
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.is_dir() => {
+                tmpfs(&at, "mode=755,size=4k", nosuid | MsFlags::MS_RDONLY)?
+            }
+            // A file reads as empty: /dev/null over it.
+            Ok(_) => bind(Path::new("/dev/null"), &at, false)?,
+            Err(_) => {}
         }
     }
     Ok(root)
@@ -474,7 +479,7 @@ fn limits(spec: &Spec) -> Result<(), InitError> {
     ctx(setrlimit(Resource::RLIMIT_CORE, 0, 0), || {
         "RLIMIT_CORE".into()
     })?;
-    if let Some(bytes) = spec.memory {
+    if let Some(bytes) = spec.sandbox.memory {
         ctx(setrlimit(Resource::RLIMIT_AS, bytes, bytes), || {
             "RLIMIT_AS".into()
         })?;
@@ -489,11 +494,11 @@ fn start(spec: &Spec) -> Result<i32, InitError> {
     let mut cmd = Command::new(OsStr::from_bytes(spec.argv[0].as_bytes()));
     cmd.args(&spec.argv[1..])
         .env_clear()
-        .envs(&spec.env)
-        .current_dir(&spec.cwd);
-    if spec.uid != 0 || spec.gid != 0 {
+        .envs(&spec.sandbox.env)
+        .current_dir(&spec.sandbox.cwd);
+    if spec.sandbox.uid != 0 || spec.sandbox.gid != 0 {
         // Leaving root of the namespace drops every capability it had.
-        cmd.uid(spec.uid).gid(spec.gid);
+        cmd.uid(spec.sandbox.uid).gid(spec.sandbox.gid);
     }
     let child = cmd.spawn().map_err(|e| InitError {
         what: format!("starting {}", spec.argv[0]),

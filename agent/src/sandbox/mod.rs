@@ -28,7 +28,7 @@ use std::process::Command;
 
 use command_fds::{CommandFdExt, FdMapping};
 
-pub use spec::{Bind, Root, Spec};
+pub use spec::{Bind, Root, Sandbox, Spec};
 pub use subids::IdMap;
 
 /// The hidden subcommand `main` hands to [`init::main`].
@@ -86,19 +86,23 @@ pub enum SandboxError {
     },
 }
 
-/// What a caller says; `build` completes it into a [`Spec`].
-#[derive(Debug, Clone)]
-pub struct Sandbox {
-    pub root: Root,
-    pub binds: Vec<Bind>,
-    pub masks: Vec<String>,
-    /// The user inside (0: the sandbox's root).
-    pub uid: u32,
-    pub gid: u32,
-    pub hostname: String,
-    pub cwd: String,
-    pub env: std::collections::BTreeMap<String, String>,
-    pub memory: Option<u64>,
+/// Files halo read that a sandbox must not: its configuration (mirror and
+/// git URLs may carry credentials) and the Jenkins token file. Each
+/// sandbox of the host's programs hides those among its directories.
+static HIDDEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Hides `path` from every sandbox of the host's programs made from now
+/// on (`Sandbox::host_tools`).
+pub fn hide(path: &Path) {
+    let path = path
+        .canonicalize()
+        .unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    let mut hidden = HIDDEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !hidden.contains(&path) {
+        hidden.push(path);
+    }
 }
 
 impl Sandbox {
@@ -118,17 +122,21 @@ impl Sandbox {
     }
 
     /// A sandbox of the host's own programs (`Root::HostTools`), with
-    /// `store` hidden should it lie under one of the directories shown.
+    /// `store` and everything [`hide`]n hidden should they lie under one of
+    /// the directories shown.
     pub fn host_tools(store: Option<&Path>) -> Self {
         let mut s = Self::in_dir(Path::new("/"));
         s.root = Root::HostTools;
-        if let Some(store) = store {
-            let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
+        let store = store.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+        let hidden = HIDDEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for p in store.iter().chain(hidden.iter()) {
             if spec::HOST_TOOL_DIRS
                 .iter()
-                .any(|d| store.starts_with(d) && store != Path::new(d))
+                .any(|d| p.starts_with(d) && p != Path::new(d))
             {
-                s.masks.push(store.to_string_lossy().into_owned());
+                s.masks.push(p.to_string_lossy().into_owned());
             }
         }
         s
@@ -146,16 +154,8 @@ impl Sandbox {
     /// The command that runs `argv` in this sandbox, under `ids`.
     pub fn command(&self, ids: IdMap, argv: &[&str]) -> Result<Command, SandboxError> {
         let spec = Spec {
-            root: self.root.clone(),
-            binds: self.binds.clone(),
-            masks: self.masks.clone(),
-            uid: self.uid,
-            gid: self.gid,
-            hostname: self.hostname.clone(),
-            cwd: self.cwd.clone(),
+            sandbox: self.clone(),
             argv: argv.iter().map(|a| (*a).to_string()).collect(),
-            env: self.env.clone(),
-            memory: self.memory,
             ids,
         };
         command(&spec)
@@ -213,13 +213,13 @@ pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
         parent_fd: lifeline()?,
         child_fd: FD_LIFELINE,
     });
-    if let Root::Dir(dir) = &spec.root {
+    if let Root::Dir(dir) = &spec.sandbox.root {
         fds.push(FdMapping {
             parent_fd: clone_tree(dir)?,
             child_fd: FD_ROOT,
         });
     }
-    for (i, b) in spec.binds.iter().enumerate() {
+    for (i, b) in spec.sandbox.binds.iter().enumerate() {
         fds.push(FdMapping {
             parent_fd: clone_tree(&b.host)?,
             child_fd: FD_FIRST_BIND + i32::try_from(i).unwrap_or(i32::MAX - FD_FIRST_BIND),

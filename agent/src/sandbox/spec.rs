@@ -32,13 +32,15 @@ pub struct Bind {
     pub writable: bool,
 }
 
-/// Everything the init inside needs.
+/// A sandbox, as a caller describes it (`super::Sandbox::in_dir`,
+/// `host_tools`, `bind`); [`Spec`] adds the command and the id map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spec {
+pub struct Sandbox {
     pub root: Root,
     pub binds: Vec<Bind>,
-    /// Paths (inside) hidden under an empty read-only tmpfs: the store
-    /// when it lies below a directory `HostTools` binds.
+    /// Paths (inside) hidden: a directory under an empty read-only tmpfs,
+    /// a file under `/dev/null` (the store, halo's configuration, when
+    /// they lie below a directory `HostTools` binds).
     pub masks: Vec<String>,
     /// The user and group the command runs as, inside (0: the sandbox's
     /// root, which is `ids`' first host id outside).
@@ -47,11 +49,18 @@ pub struct Spec {
     pub hostname: String,
     /// Where the command starts (inside).
     pub cwd: String,
-    pub argv: Vec<String>,
     /// The whole environment of the command.
     pub env: BTreeMap<String, String>,
     /// RLIMIT_AS of every process inside, in bytes.
     pub memory: Option<u64>,
+}
+
+/// Everything the init inside needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    #[serde(flatten)]
+    pub sandbox: Sandbox,
+    pub argv: Vec<String>,
     /// How ids map; the init checks it runs under this map.
     pub ids: IdMap,
 }
@@ -102,12 +111,13 @@ impl Spec {
         if self.argv.is_empty() {
             return Err(SpecError::NoProgram);
         }
-        let paths = self
+        let b = &self.sandbox;
+        let paths = b
             .binds
             .iter()
             .map(|b| b.inside.as_str())
-            .chain(self.masks.iter().map(String::as_str))
-            .chain(std::iter::once(self.cwd.as_str()));
+            .chain(b.masks.iter().map(String::as_str))
+            .chain(std::iter::once(b.cwd.as_str()));
         for p in paths {
             if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
                 return Err(SpecError::Inside(p.to_string()));
@@ -124,20 +134,22 @@ mod tests {
 
     fn spec() -> Spec {
         Spec {
-            root: Root::HostTools,
-            binds: vec![Bind {
-                host: "/srv/x".into(),
-                inside: "/build".into(),
-                writable: true,
-            }],
-            masks: vec![],
-            uid: 0,
-            gid: 0,
-            hostname: "h".into(),
-            cwd: "/".into(),
+            sandbox: Sandbox {
+                root: Root::HostTools,
+                binds: vec![Bind {
+                    host: "/srv/x".into(),
+                    inside: "/build".into(),
+                    writable: true,
+                }],
+                masks: vec![],
+                uid: 0,
+                gid: 0,
+                hostname: "h".into(),
+                cwd: "/".into(),
+                env: base_env("/root"),
+                memory: None,
+            },
             argv: vec!["true".into()],
-            env: base_env("/root"),
-            memory: None,
             ids: IdMap {
                 uids: Range {
                     start: 100000,
@@ -155,10 +167,10 @@ mod tests {
     fn inside_paths_are_absolute_and_plain() {
         assert_eq!(spec().check(), Ok(()));
         let mut s = spec();
-        s.binds[0].inside = "build".into();
+        s.sandbox.binds[0].inside = "build".into();
         assert!(s.check().is_err());
         let mut s = spec();
-        s.masks.push("/srv/../etc".into());
+        s.sandbox.masks.push("/srv/../etc".into());
         assert!(s.check().is_err());
         let mut s = spec();
         s.argv.clear();

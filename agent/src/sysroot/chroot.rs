@@ -21,35 +21,20 @@ use anyhow::{bail, Context, Result};
 use crate::sandbox::{self, IdMap, Sandbox, SandboxError};
 
 /// Who the roots' files belong to: the subordinate ids of the user
-/// running halo. Detected once; a machine without them learns so when a
-/// sandbox is first asked for (see [`Mode::ids`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode {
-    ids: Option<IdMap>,
-}
+/// running halo, read from `/etc/subuid` and `/etc/subgid` whenever a
+/// sandbox is made (two small files), so a machine without them learns
+/// it in one line at its first sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode;
 
 impl Mode {
     pub fn detect() -> Self {
-        Self {
-            ids: sandbox::subids::load().ok(),
-        }
+        Self
     }
 
     /// The id map, or why there is none (one line naming the fix).
     pub fn ids(self) -> Result<IdMap, SandboxError> {
-        match self.ids {
-            Some(ids) => Ok(ids),
-            None => Err(sandbox::subids::load().err().map_or_else(
-                || {
-                    SandboxError::Subids(sandbox::subids::SubidError::Missing {
-                        kind: "uid",
-                        user: "this user".into(),
-                        file: "/etc/subuid".into(),
-                    })
-                },
-                SandboxError::Subids,
-            )),
-        }
+        Ok(sandbox::subids::load()?)
     }
 }
 
