@@ -32,7 +32,7 @@ use repofs::store::import::{ImportReport, Target};
 use repofs::store::snapshots::Created;
 use repofs::store::Result;
 
-// pub use remote::Remote;
+pub use remote::Remote;
 
 /// Where the store is, as the tests and systems are told
 /// (`HALO_STORE` or `HALO_SERVER`).
