@@ -15,5 +15,6 @@ pub mod output;
 pub mod process;
 pub mod redact;
 pub mod sandbox;
+pub mod serve;
 pub mod sysroot;
 pub mod workflow;
