@@ -274,6 +274,16 @@ agent last reached it. Reads only; sources are asked for their head with git ls-
 Example:\n  halo status\n  halo status --json"
     )]
     Status,
+    /// Serve the APT trees, the JSON API and the pipeline page over HTTP(S).
+    #[command(
+        long_about = "Serve, from the store's host: the APT trees of every channel and snapshot at the mount's paths (/channels/<c>/<archive>/..., /snapshots/<id>/<archive>/...), byte for byte what the mount shows, with ETag, Last-Modified, Range and cache headers (pool and by-hash files immutable, InRelease re-asked); the JSON API under /api/v1 (docs/api.md: reads need nothing, writes a token from `halo token add`); and the pipeline page at /. TLS with --tls-cert and --tls-key (PEM), else plain HTTP (put it behind a TLS proxy). Runs until SIGINT or SIGTERM.\n\n\
+Example:\n  halo serve --listen 0.0.0.0:8080\n  halo serve --listen [::]:8443 --tls-cert \
+/etc/halo/cert.pem --tls-key /etc/halo/key.pem"
+    )]
+    Serve(ServeArgs),
+    /// API tokens of `halo serve`: add (shown once), list, remove.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// The kinds of signing key halo generates.
@@ -726,4 +736,46 @@ pub struct MirrorUpdateArgs {
     /// Update every configured mirror.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port, printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); with --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token: its hash is stored, the token itself shown once.
+    #[command(
+        long_about = "Make an API token for `halo serve` with a role: writer (publish builds, snapshots, move channels other than stable ones, the testing lease and verdicts), stable (a writer that may also move a stable channel or force), admin (everything, and tokens). Only its SHA-256 is stored (STORE/serve/tokens.json); the token is written to --output FILE (mode 0600) or, without it, printed on stdout, and never again.\n\nExample:\n  halo token add jenkins-builder --role \
+writer --output /etc/halo/builder.token"
+    )]
+    Add(TokenAddArgs),
+    /// Token names, roles and creation times (never the tokens).
+    List,
+    /// Remove a token: requests with it are refused from then on.
+    Remove {
+        /// The token's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenAddArgs {
+    /// A name for the token (letters, digits, '-', '_', '.').
+    pub name: String,
+    /// writer, stable or admin.
+    #[arg(long, value_parser = ["writer", "stable", "admin"])]
+    pub role: String,
+    /// Write the token to this new file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

@@ -16,5 +16,6 @@ pub mod process;
 pub mod redact;
 pub mod repository;
 pub mod sandbox;
+pub mod serve;
 pub mod sysroot;
 pub mod workflow;

@@ -94,6 +94,16 @@ impl Output {
         emit(Stream::Stdout, &format!("{}\n", text.as_ref()))
     }
 
+    /// The one line that bypasses redaction: a new API token that the
+    /// operator asked to see on stdout (`halo token add` without
+    /// `--output`). Printed in JSON mode too: it is the command's result,
+    /// and it exists nowhere else.
+    pub fn secret(&self, token: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(format!("{token}\n").as_bytes())?;
+        out.flush()
+    }
+
     /// A line on stderr, whatever the mode (a failure among several).
     pub fn error_line(&self, text: impl AsRef<str>) -> io::Result<()> {
         error_line(text.as_ref())

@@ -34,12 +34,47 @@ pub fn redact_urls(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
+    redact_tokens(&out)
+}
+
+/// `halo serve`'s API tokens (`halo_` and 64 hex digits) become
+/// `halo_***`: a token pasted into a URL, a header dump or an error reaches
+/// no log.
+pub fn redact_tokens(text: &str) -> String {
+    const PREFIX: &str = "halo_";
+    if !text.contains(PREFIX) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(PREFIX) {
+        let after = &rest[i + PREFIX.len()..];
+        let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+        out.push_str(&rest[..i + PREFIX.len()]);
+        if hex >= 64 {
+            out.push_str("***");
+            rest = &after[hex..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_never_show() {
+        let t = format!("halo_{}", "ab12".repeat(16));
+        assert_eq!(
+            redact_urls(&format!("Authorization: Bearer {t} x")),
+            "Authorization: Bearer halo_*** x"
+        );
+        assert_eq!(redact_urls("halo_serve halo_12"), "halo_serve halo_12");
+    }
 
     #[test]
     fn passwords_never_show() {

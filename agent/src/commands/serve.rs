@@ -1,0 +1,31 @@
+//! `halo serve`: resolve the arguments, start the server, say where it
+//! listens (one line a script can wait for).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::ServeArgs;
+use crate::output::Output;
+use crate::serve::{AppState, ServeConfig};
+
+pub fn run(store: repofs::Store, args: &ServeArgs, out: &Output) -> Result<ExitCode> {
+    let tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = ServeConfig {
+        listen: args.listen.clone(),
+        tls,
+    };
+    let state = AppState::new(store);
+    let json = out.json;
+    crate::serve::run(state, &config, |addr| {
+        let url = format!("{scheme}://{addr}/");
+        // The line a supervisor or a test waits for.
+        if json {
+            let _ = out.json_line(&serde_json::json!({ "listening": url }));
+        } else {
+            let _ = out.line(format!("serving on {url}"));
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
