@@ -16,6 +16,7 @@ pub mod debian;
 pub mod jenkins;
 pub mod mount;
 pub mod probe;
+pub mod serve;
 pub mod upstream;
 
 /// The directory holding the workspace's binaries (next to `deps/`, where

@@ -93,3 +93,15 @@ fn systems_py_runs() {
         "halo accept --systems, from the mount",
     );
 }
+
+#[test]
+fn serve_py_runs() {
+    need_tool("nginx", "nginx-light");
+    need_tool("curl", "curl");
+    bench(
+        "serve.py",
+        &["20", "1"],
+        &[("BENCH_ROUNDS", "1")],
+        "| update + full pool download |",
+    );
+}

@@ -70,6 +70,15 @@ pub fn accept(
         out,
     )?;
     write_junit(args.test.junit.as_ref(), &report.suites)?;
+    // For the server's page: each testcase and its output.
+    crate::workflow::runs::save(
+        store,
+        &report.run,
+        &report.snapshot,
+        &report.stable,
+        report.verdict,
+        &report.suites,
+    );
     out.json(&report)?;
     out.line(verdict_line(&report))?;
     if let Some(e) = &report.promote_error {
@@ -151,6 +160,14 @@ pub fn gate(
     let cfg = load_acceptance(store, config)?;
     let report = workflow::gate(store, &cfg, &args.test, &args.channel, out)?;
     write_junit(args.test.junit.as_ref(), &report.suites)?;
+    crate::workflow::runs::save(
+        store,
+        &format!("gate {} {}", report.channel, report.snapshot),
+        &report.snapshot,
+        &report.channel,
+        report.verdict,
+        &report.suites,
+    );
     out.json(&report)?;
     match report.verdict {
         Verdict::Passed => {

@@ -60,7 +60,7 @@ pub fn run(
     };
     if args.once {
         let report = cycle.run_locked()?;
-        publish(&report, junit.as_deref(), out)?;
+        publish(store, &cfg, &report, junit.as_deref(), out)?;
         return Ok(ExitCode::from(report.exit_code));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -75,7 +75,7 @@ pub fn run(
     let interval = Duration::from_secs_f64(cfg.agent.interval_minutes * 60.0);
     while !stop.load(Ordering::SeqCst) {
         match cycle.run_locked() {
-            Ok(report) => publish(&report, junit.as_deref(), out)?,
+            Ok(report) => publish(store, &cfg, &report, junit.as_deref(), out)?,
             Err(cycle::Error::Busy) => tracing::warn!("{}", cycle::Error::Busy),
             Err(e) => tracing::error!("cycle failed: {}", repofs::error_chain(&e)),
         }
@@ -94,7 +94,14 @@ pub fn run(
 
 /// The cycle's line (stdout, and stderr too when something failed, so a
 /// log or a Jenkins console shows it), its JSON on one line, its JUnit.
-fn publish(r: &CycleReport, junit: Option<&Path>, out: &Output) -> Result<()> {
+fn publish(
+    store: &repofs::Store,
+    cfg: &crate::config::Config,
+    r: &CycleReport,
+    junit: Option<&Path>,
+    out: &Output,
+) -> Result<()> {
+    crate::workflow::runs::save_cycle(store, &cfg.acceptance.stable, r);
     if r.exit_code == 0 {
         tracing::info!("{}", r.line);
     }

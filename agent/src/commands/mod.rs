@@ -172,7 +172,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),
         Command::Status => status::run(&open_store(cli)?, cli.config.as_deref(), out),
-        Command::Serve(args) => serve::run(open_store(cli)?, args, out),
+        Command::Serve(args) => serve::run(open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Token(cmd) => token::run(&open_store(cli)?, cmd, out),
     }
 }

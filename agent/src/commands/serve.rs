@@ -1,22 +1,36 @@
 //! `halo serve`: resolve the arguments, start the server, say where it
 //! listens (one line a script can wait for).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::cli::ServeArgs;
+use crate::config::Config;
 use crate::output::Output;
 use crate::serve::{AppState, ServeConfig};
 
-pub fn run(store: repofs::Store, args: &ServeArgs, out: &Output) -> Result<ExitCode> {
+pub fn run(
+    store: repofs::Store,
+    config: Option<&Path>,
+    args: &ServeArgs,
+    out: &Output,
+) -> Result<ExitCode> {
+    // As `halo status`: the file when there is one, defaults otherwise.
+    let path = config.map_or_else(|| store.root().join("halo.toml"), Path::to_path_buf);
+    let cfg = if config.is_none() && !path.exists() {
+        Config::default()
+    } else {
+        super::load_config(&store, config)?.0
+    };
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = ServeConfig {
         listen: args.listen.clone(),
         tls,
     };
-    let state = AppState::new(store);
+    let state = AppState::new(store, cfg);
     let json = out.json;
     crate::serve::run(state, &config, |addr| {
         let url = format!("{scheme}://{addr}/");

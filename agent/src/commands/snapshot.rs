@@ -135,7 +135,10 @@ fn show(store: &Store, id: &str, out: &Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_places(store: &Store, snap: &Snapshot) -> Result<BTreeMap<Place, ComponentState>> {
+fn load_places(
+    store: &Store,
+    snap: &Snapshot,
+) -> repofs::store::Result<BTreeMap<Place, ComponentState>> {
     let mut out = BTreeMap::new();
     for (archive, a) in &snap.archives {
         for (dist, d) in &a.dists {
@@ -152,12 +155,22 @@ fn load_places(store: &Store, snap: &Snapshot) -> Result<BTreeMap<Place, Compone
     Ok(out)
 }
 
-fn diff(store: &Store, a: &str, b: &str, out: &Output) -> Result<ExitCode> {
+/// What changed from snapshot `a` to snapshot `b` (also `halo serve`'s
+/// `/api/v1/diff`).
+pub fn diff_snapshots(
+    store: &Store,
+    a: &str,
+    b: &str,
+) -> repofs::store::Result<Vec<repofs::model::diff::Change>> {
     let old = load_places(store, &store.load_snapshot(a)?)?;
     let new = load_places(store, &store.load_snapshot(b)?)?;
     let old_refs = old.iter().map(|(k, v)| (k.clone(), v)).collect();
     let new_refs = new.iter().map(|(k, v)| (k.clone(), v)).collect();
-    let changes = plan_diff(&old_refs, &new_refs);
+    Ok(plan_diff(&old_refs, &new_refs))
+}
+
+fn diff(store: &Store, a: &str, b: &str, out: &Output) -> Result<ExitCode> {
+    let changes = diff_snapshots(store, a, b)?;
     for c in &changes {
         let versions = match (&c.from, &c.to) {
             (Some(f), Some(t)) => format!("{f} -> {t}"),

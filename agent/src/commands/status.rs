@@ -75,8 +75,9 @@ struct MirrorView {
     error: Option<String>,
 }
 
+/// What `halo status` shows; also `halo serve`'s `/api/v1/status`.
 #[derive(Debug, Serialize)]
-struct StatusView {
+pub struct StatusView {
     channels: Vec<ChannelView>,
     lease: Option<LeaseView>,
     last_verdict: Option<VerdictView>,
@@ -127,13 +128,19 @@ fn channels(store: &Store, now: jiff::Timestamp) -> Result<Vec<ChannelView>> {
     Ok(out)
 }
 
-fn sources(store: &Store, config: &Config, running: Option<&Progress>) -> Result<Vec<SourceView>> {
+fn sources(
+    store: &Store,
+    config: &Config,
+    running: Option<&Progress>,
+    ask_heads: bool,
+) -> Result<Vec<SourceView>> {
     let mut out = Vec::new();
     for s in &config.sources {
         let records = store.load_builds(&s.name)?;
-        let (head, error) = match git::load_head(&s.git, &s.branch) {
-            Ok(h) => (Some(h), None),
-            Err(e) => (None, Some(crate::redact::redact_urls(&e.to_string()))),
+        let (head, error) = match ask_heads.then(|| git::load_head(&s.git, &s.branch)) {
+            None => (None, None),
+            Some(Ok(h)) => (Some(h), None),
+            Some(Err(e)) => (None, Some(crate::redact::redact_urls(&e.to_string()))),
         };
         let standing = plan::plan_standing(&records, head.as_deref());
         let last_commit = standing.last.and_then(|r| r.commit.clone());
@@ -198,7 +205,9 @@ fn last_verdict(store: &Store, stable: &str) -> Result<Option<VerdictView>> {
     }))
 }
 
-fn status_view(store: &Store, config: &Config) -> Result<StatusView> {
+/// The status of the pipeline. `ask_heads`: ask each source's git for its
+/// branch head (`git ls-remote`, slow); a page that polls does not.
+pub fn status_view(store: &Store, config: &Config, ask_heads: bool) -> Result<StatusView> {
     let now = jiff::Timestamp::now();
     let acc = &config.acceptance;
     let lease = store.load_lease(&acc.testing)?.map(|l| LeaseView {
@@ -233,7 +242,7 @@ fn status_view(store: &Store, config: &Config) -> Result<StatusView> {
             exit_code: c.exit_code,
             line: c.line,
         }),
-        sources: sources(store, config, running.as_ref())?,
+        sources: sources(store, config, running.as_ref(), ask_heads)?,
         mirrors: mirrors(store, config, running.as_ref())?,
         running,
         controller: config
@@ -250,7 +259,7 @@ pub fn run(store: &Store, config: Option<&Path>, out: &Output) -> Result<ExitCod
     } else {
         super::load_config(store, config)?.0
     };
-    let view = status_view(store, &cfg)?;
+    let view = status_view(store, &cfg, true)?;
     out.json(&view)?;
     print(&view, &cfg, out)?;
     Ok(ExitCode::SUCCESS)

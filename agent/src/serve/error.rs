@@ -6,11 +6,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-/// An error answered to an API client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error answered to an API client: `{"error": message, "kind": ...,
+/// ...extra}`. `kind` names the class for a client that maps it back to a
+/// store error (`stale`, `unknown-channel`, `busy`...).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// More fields of the body (`kind`, and e.g. `channel`, `expected`,
+    /// `actual` of a lost compare-and-swap).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -18,7 +23,19 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// The same error with one more field in its body.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The `kind` field.
+    pub fn kind(self, kind: &str) -> Self {
+        self.with("kind", kind)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -61,7 +78,26 @@ impl IntoResponse for ApiError {
         }
         // One line, as every error halo shows: a client prints it as is.
         let message = crate::redact::redact_urls(&self.message).replace('\n', " ");
-        (self.status, Json(serde_json::json!({ "error": message }))).into_response()
+        let mut body = self.extra;
+        body.insert("error".into(), message.into());
+        if !body.contains_key("kind") {
+            body.insert("kind".into(), default_kind(self.status).into());
+        }
+        (self.status, Json(serde_json::Value::Object(body))).into_response()
+    }
+}
+
+/// The `kind` of an error whose handler named none.
+fn default_kind(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        _ if status.is_client_error() => "bad-request",
+        _ => "internal",
     }
 }
 
@@ -73,6 +109,14 @@ impl From<repofs::Error> for ApiError {
         use repofs::model::channel::PromoteError;
         use repofs::Error as E;
         let message = e.to_string();
+        let kind = match &e {
+            E::UnknownSnapshot(_) | E::NoSnapshots => Some("unknown-snapshot"),
+            E::UnknownChannel(_) => Some("unknown-channel"),
+            E::EmptyChannel(_) => Some("empty-channel"),
+            E::Busy(_) => Some("busy"),
+            E::Promote(PromoteError::Stale { .. }) => Some("stale"),
+            _ => None,
+        };
         let status = match &e {
             E::UnknownSnapshot(_) | E::UnknownChannel(_) | E::EmptyChannel(_) | E::NoSnapshots => {
                 StatusCode::NOT_FOUND
@@ -85,7 +129,22 @@ impl From<repofs::Error> for ApiError {
             _ if e.is_user_error() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, message)
+        let mut err = Self::new(status, message);
+        if let Some(kind) = kind {
+            err = err.kind(kind);
+        }
+        if let E::Promote(PromoteError::Stale {
+            channel,
+            expected,
+            actual,
+        }) = &e
+        {
+            err = err
+                .with("channel", channel.as_str())
+                .with("expected", expected.as_str())
+                .with("actual", actual.clone());
+        }
+        err
     }
 }
 

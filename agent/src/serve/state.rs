@@ -11,6 +11,8 @@ use repofs::fs::channel::FallbackPolicy;
 use repofs::fs::view::View;
 use repofs::Store;
 
+use crate::config::Config;
+
 use super::error::{ApiError, ApiResult};
 use super::tokens::TokenFile;
 
@@ -22,10 +24,13 @@ pub struct AppState {
     pub view: Arc<View<StoreCatalog>>,
     pub tokens_path: PathBuf,
     pub started: SystemTime,
+    /// The configuration read at start (defaults without a file): which
+    /// channels are testing and stable, the sources and mirrors to show.
+    pub config: Arc<Config>,
 }
 
 impl AppState {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, config: Config) -> Self {
         let trees = NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN);
         let tokens_path = super::tokens::path(store.root());
         let view = View::new(
@@ -37,7 +42,14 @@ impl AppState {
             view: Arc::new(view),
             tokens_path,
             started: SystemTime::now(),
+            config: Arc::new(config),
         }
+    }
+
+    /// The stable (gated) channel: moving it, or forcing, needs role
+    /// `stable`.
+    pub fn stable_channel(&self) -> &str {
+        &self.config.acceptance.stable
     }
 
     /// The token file as it is now.

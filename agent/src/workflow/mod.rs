@@ -21,3 +21,4 @@ pub mod build;
 pub mod cycle;
 pub mod exit;
 pub mod record;
+pub mod runs;

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""halo serve benchmark (issue 19), against nginx serving `halo export` of the same channel:
+
+1. `apt-get update` and a full pool download (`apt-get download` of every package) through
+   `halo serve` vs nginx (target: <= 1.2x);
+2. 100 concurrent clients (`curl --parallel --parallel-max 100`) fetching pool files:
+   throughput through halo serve vs nginx;
+3. import over the API (upload + import, as `halo --server URL import` does) vs a local
+   `halo import`, when the server has the upload route (target: <= 1.5x).
+
+Usage: bench/serve.py [N [BIG]]   N small packages (default 1000), BIG packages of 2 MiB (8)
+(build first: cargo build --release --bins). BENCH_ROUNDS (default 3) rounds, medians.
+BENCH_DIR puts the work directories elsewhere than /tmp. Runs as root (nginx, apt's _apt).
+Not a test: it prints figures; docs/performance.md records them.
+"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+HALO = os.path.join(TARGET, PROFILE, "halo")
+GEN = os.path.join(ROOT, "bench", "gen_debs.py")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CLIENTS = 100
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:6])}... failed: {(p.stderr or p.stdout).strip()[-800:]}")
+    return p.stdout
+
+
+def timed(cmd, **kw):
+    start = time.perf_counter()
+    run(cmd, **kw)
+    return time.perf_counter() - start
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    for _ in range(500):
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited: {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+def big_debs(work, count):
+    """`count` packages of 2 MiB of incompressible data, built by dpkg-deb."""
+    out = []
+    for i in range(count):
+        root = os.path.join(work, f"big{i}")
+        os.makedirs(os.path.join(root, "DEBIAN"))
+        os.makedirs(os.path.join(root, "usr/share/big"))
+        with open(os.path.join(root, "DEBIAN/control"), "w") as f:
+            f.write(f"Package: big-{i}\nVersion: 1.0\nArchitecture: all\n"
+                    "Maintainer: Bench <bench@example.org>\nDescription: big payload\n")
+        with open(os.path.join(root, "usr/share/big/data"), "wb") as f:
+            f.write(os.urandom(2 << 20))
+        deb = os.path.join(work, f"big-{i}_1.0_all.deb")
+        run(["dpkg-deb", "-Znone", "--root-owner-group", "-b", root, deb])
+        shutil.rmtree(root)
+        out.append(deb)
+    return out
+
+
+def nginx(export, port, work):
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 2;
+daemon off;
+user root;
+pid {work}/nginx.pid;
+error_log {work}/nginx.error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {export};
+    }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(port, proc, "nginx")
+    return proc
+
+
+def halo_serve(store, port):
+    proc = subprocess.Popen([HALO, "--store", store, "serve", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc, "halo serve")
+    return proc
+
+
+def apt_cmd(adir, tool):
+    opts = [
+        f"Dir::Etc::SourceList={adir}/sources.list", "Dir::Etc::SourceParts=/dev/null",
+        f"Dir::Etc::Parts={adir}/apt.conf.d", f"Dir::State::Lists={adir}/lists",
+        f"Dir::Cache={adir}/cache", f"Dir::State::status={adir}/status",
+        "APT::Architecture=amd64", "APT::Architectures=amd64", "Debug::NoLocking=1",
+        "Acquire::Languages=none", "APT::Sandbox::User=root", "Acquire::http::Proxy=false",
+    ]
+    cmd = [tool]
+    for o in opts:
+        cmd += ["-o", o]
+    return cmd
+
+
+def apt_round(work, base, key, names):
+    """A fresh apt: update, then download every package. (update s, download s)."""
+    adir = tempfile.mkdtemp(dir=work, prefix="apt-")
+    for d in ("lists/partial", "cache/archives/partial", "apt.conf.d", "dl"):
+        os.makedirs(os.path.join(adir, d))
+    with open(os.path.join(adir, "sources.list"), "w") as f:
+        f.write(f"deb [signed-by={key}] {base} trusty main\n")
+    open(os.path.join(adir, "status"), "w").close()
+    up = timed(apt_cmd(adir, "apt-get") + ["update"])
+    dl = timed(apt_cmd(adir, "apt-get") + ["download"] + names, cwd=os.path.join(adir, "dl"))
+    got = len(os.listdir(os.path.join(adir, "dl")))
+    if got != len(names):
+        sys.exit(f"apt-get download fetched {got} of {len(names)} packages from {base}")
+    shutil.rmtree(adir)
+    return up, dl
+
+
+def concurrent(work, urls, total_bytes):
+    """Every URL fetched by curl over CLIENTS parallel transfers: MB/s."""
+    cfg = os.path.join(work, "urls.curl")
+    with open(cfg, "w") as f:
+        for u in urls:
+            f.write(f'url = "{u}"\noutput = "/dev/null"\n')
+    t = timed(["curl", "-sS", "--fail", "--noproxy", "*", "--parallel", "--parallel-max",
+               str(CLIENTS), "-K", cfg])
+    return total_bytes / t / 1e6
+
+
+def api_import(work, store_url, token, debs):
+    """Upload and import `debs` through the API (hr's routes); None without them."""
+    import urllib.request
+    import urllib.error
+    import hashlib
+    uploads = []
+    start = time.perf_counter()
+    for deb in debs:
+        data = open(deb, "rb").read()
+        name = os.path.basename(deb)
+        url = f"{store_url}/api/v1/uploads?name={name}&sha256={hashlib.sha256(data).hexdigest()}"
+        req = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(req) as r:
+                uploads.append({"upload": json.load(r)["upload"], "name": name})
+        except urllib.error.HTTPError as e:
+            if e.code in (404, 405):
+                return None
+            sys.exit(f"upload {name}: {e.code} {e.read()[:300]}")
+    body = json.dumps({"archive": "bench", "dist": "trusty", "component": "main",
+                       "files": uploads}).encode()
+    req = urllib.request.Request(f"{store_url}/api/v1/imports", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            r.read()
+    except urllib.error.HTTPError as e:
+        if e.code in (404, 405):
+            return None
+        sys.exit(f"import: {e.code} {e.read()[:300]}")
+    return time.perf_counter() - start
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    big = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    for tool in ("nginx", "curl", "apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing (see .ci/packages)")
+    work = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR"), prefix="halo-bench-serve-")
+    os.chmod(work, 0o755)
+    procs = []
+    try:
+        store = os.path.join(work, "store")
+        env = dict(os.environ, HALO_STORE=store)
+        run([HALO, "init"], env=env)
+        run([HALO, "channel", "gate", "trusty", "--off"], env=env)
+        debs = run([sys.executable, GEN, os.path.join(work, "debs"), str(n), "1.0"]).split()
+        debs += big_debs(work, big)
+        names = sorted({os.path.basename(d).split("_")[0] for d in debs})
+        lst = os.path.join(work, "list")
+        with open(lst, "w") as f:
+            f.write("\n".join(debs))
+        hp, np_ = free_port(), free_port()
+        procs.append(halo_serve(store, hp))
+        # The API import first, into the empty store (as the local import
+        # below into an empty one): both write every blob.
+        token = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
+        api = api_import(work, f"http://127.0.0.1:{hp}", token, debs)
+        local_store = store if api is None else os.path.join(work, "local-store")
+        local_env = dict(os.environ, HALO_STORE=local_store)
+        if api is not None:
+            run([HALO, "init"], env=local_env)
+        local = timed([HALO, "import", "--archive", "bench", "--dist", "trusty", "--component",
+                       "main", "--files-from", lst], env=local_env)
+        snap = run([HALO, "snapshot", "create"], env=env).split()[-1]
+        run([HALO, "promote", "--to", "trusty", "--snapshot", snap], env=env)
+        export = os.path.join(work, "export")
+        run([HALO, "export", "--channel", "trusty", export], env=env)
+        key = os.path.join(store, "keys", "repo.gpg")
+
+        procs.append(nginx(export, np_, work))
+        bases = {
+            "halo serve": f"http://127.0.0.1:{hp}/channels/trusty/bench",
+            "nginx": f"http://127.0.0.1:{np_}/bench",
+        }
+        pool = []
+        for d, _, fs in os.walk(os.path.join(export, "bench", "pool")):
+            for f in fs:
+                p = os.path.join(d, f)
+                pool.append((os.path.relpath(p, os.path.join(export, "bench")), os.path.getsize(p)))
+        total = sum(s for _, s in pool)
+
+        res = {k: {"update": [], "download": [], "mbps": []} for k in bases}
+        for _ in range(ROUNDS):
+            for name, base in bases.items():
+                up, dl = apt_round(work, base, key, names)
+                res[name]["update"].append(up)
+                res[name]["download"].append(dl)
+                urls = [f"{base}/{rel}" for rel, _ in pool]
+                res[name]["mbps"].append(concurrent(work, urls, total))
+        med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in res.items()}
+
+        print(f"\n{n} small + {big} x 2 MiB packages, {len(pool)} pool files, "
+              f"{total / 1e6:.1f} MB; median of {ROUNDS}\n")
+        print("| step | halo serve | nginx (export) | halo/nginx |")
+        print("| --- | --- | --- | --- |")
+        for label, m, unit in (("apt-get update", "update", "s"),
+                               ("apt-get download (every package)", "download", "s")):
+            h, x = med["halo serve"][m], med["nginx"][m]
+            print(f"| {label} | {h:.2f} {unit} | {x:.2f} {unit} | {h / x:.2f}x |")
+        h, x = med["halo serve"]["update"] + med["halo serve"]["download"], \
+            med["nginx"]["update"] + med["nginx"]["download"]
+        print(f"| update + full pool download | {h:.2f} s | {x:.2f} s | {h / x:.2f}x |")
+        h, x = med["halo serve"]["mbps"], med["nginx"]["mbps"]
+        print(f"| {CLIENTS} concurrent clients, pool files | {h:.0f} MB/s | {x:.0f} MB/s | "
+              f"{x / h:.2f}x slower |" if h < x else
+              f"| {CLIENTS} concurrent clients, pool files | {h:.0f} MB/s | {x:.0f} MB/s | "
+              f"{h / x:.2f}x faster |")
+
+        print()
+        if api is None:
+            print(f"import over the API: no upload route on this server; local import of "
+                  f"{len(debs)} packages {local:.2f} s")
+        else:
+            print(f"import of {len(debs)} packages: API {api:.2f} s, local {local:.2f} s, "
+                  f"API/local {api / local:.2f}x")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
