@@ -95,7 +95,7 @@ pub fn run(
 /// The cycle's line (stdout, and stderr too when something failed, so a
 /// log or a Jenkins console shows it), its JSON on one line, its JUnit.
 fn publish(
-    store: &repofs::Store,
+    store: &dyn Repository,
     cfg: &crate::config::Config,
     r: &CycleReport,
     junit: Option<&Path>,

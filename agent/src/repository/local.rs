@@ -111,6 +111,10 @@ impl Repository for Store {
         Store::record_build(self, record)
     }
 
+    fn save_run_report(&self, report: &crate::workflow::runs::RunReport) -> Result<()> {
+        Ok(crate::workflow::runs::write(self, report)?)
+    }
+
     fn state_dir(&self) -> PathBuf {
         self.root().to_path_buf()
     }

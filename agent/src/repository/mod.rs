@@ -151,6 +151,10 @@ pub trait Repository: Send + Sync {
 
     fn record_build(&self, record: &BuildRecord) -> Result<()>;
 
+    /// Keeps an acceptance run's testcases for the server's page
+    /// (`crate::workflow::runs`).
+    fn save_run_report(&self, report: &crate::workflow::runs::RunReport) -> Result<()>;
+
     // This host's side.
     /// Where this host keeps its scratch and records: the store's root,
     /// or the remote agent's work directory.

@@ -544,6 +544,11 @@ impl Repository for Remote {
         Ok(())
     }
 
+    fn save_run_report(&self, report: &crate::workflow::runs::RunReport) -> Result<()> {
+        let _: Done = self.post("api/v1/runs/reports", report)?;
+        Ok(())
+    }
+
     fn state_dir(&self) -> PathBuf {
         self.inner.work.clone()
     }

@@ -1,6 +1,6 @@
 //! The write half of the API: upload and import, snapshot, channel move
 //! with compare-and-swap, the testing lease and verdicts, build records,
-//! and the reads remote mode needs (`halo --server URL …`,
+//! and the reads remote mode needs beside hs's read API (`halo --server URL …`,
 //! `crate::repository::Remote`). Its contract with remote mode has one
 //! owner; the JSON on both ends is `crate::repository::wire`.
 //!
@@ -33,13 +33,10 @@ use crate::serve::tokens::Role;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/channels/{name}", get(reads::channel))
         .route("/channels/{name}/move", post(steps::move_channel))
         .route("/snapshots", post(steps::create_snapshot))
-        .route("/snapshots/{id}", get(reads::snapshot))
         .route("/snapshots/{id}/files", get(reads::snapshot_files))
         .route("/builds", post(steps::record_build))
-        .route("/builds/{source}", get(reads::builds))
         .route("/verdicts/{channel}/{snapshot}", get(reads::verdict))
         .route("/keyring", get(reads::keyring))
         .route(
@@ -49,6 +46,7 @@ pub fn routes() -> Router<AppState> {
                 .delete(steps::release_lease),
         )
         .route("/runs/events", post(steps::record_run_event))
+        .route("/runs/reports", post(steps::save_run_report))
         .route("/uploads", post(uploads::create))
         .route("/uploads/{id}", axum::routing::delete(uploads::discard))
         .route(

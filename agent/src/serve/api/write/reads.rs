@@ -1,33 +1,15 @@
-//! The reads remote mode needs: a channel, a snapshot's manifest and its
-//! tree's file list, a source's build records, a verdict, the public
-//! keyring. No token: the trees they describe are public too.
+//! The reads remote mode needs beyond the read API (`super::super::read`:
+//! a channel, a snapshot's manifest, a source's builds): a snapshot's
+//! tree's file list, a verdict, the public keyring. No token: the trees they describe are public too.
 
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use repofs::model::{ChannelPointer, Snapshot};
-use repofs::store::builds::BuildRecord;
 
 use super::{blocking, segment, WriteResult};
 use crate::repository::wire::{TreeEntry, VerdictAnswer};
 use crate::serve::state::AppState;
-
-pub async fn channel(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> WriteResult<Json<ChannelPointer>> {
-    segment("channel", &name)?;
-    blocking(move || Ok(Json(state.store.load_channel(&name)?))).await
-}
-
-pub async fn snapshot(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> WriteResult<Json<Snapshot>> {
-    segment("snapshot", &id)?;
-    blocking(move || Ok(Json(state.store.load_snapshot(&id)?))).await
-}
 
 /// Every file of the snapshot's tree, as `/snapshots/{id}/` serves it.
 pub async fn snapshot_files(
@@ -50,14 +32,6 @@ pub async fn snapshot_files(
         Ok(Json(out))
     })
     .await
-}
-
-pub async fn builds(
-    State(state): State<AppState>,
-    Path(source): Path<String>,
-) -> WriteResult<Json<Vec<BuildRecord>>> {
-    segment("source", &source)?;
-    blocking(move || Ok(Json(state.store.load_builds(&source)?))).await
 }
 
 pub async fn verdict(

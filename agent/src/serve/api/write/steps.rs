@@ -224,3 +224,22 @@ pub async fn record_build(
     })
     .await
 }
+
+/// An acceptance run's testcases, for the page (`crate::workflow::runs`).
+pub async fn save_run_report(
+    caller: Caller,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> WriteResult<Json<Done>> {
+    require(&caller, Role::Writer)?;
+    let mut report: crate::workflow::runs::RunReport = parse(&body)?;
+    // The file's key is the server's to derive, never a path from outside.
+    report.id = crate::workflow::runs::key(&report.run);
+    segment("snapshot", &report.snapshot)?;
+    segment("channel", &report.channel)?;
+    blocking(move || {
+        crate::workflow::runs::write(&state.store, &report)?;
+        Ok(Json(Done { ok: true }))
+    })
+    .await
+}
