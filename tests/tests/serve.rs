@@ -83,6 +83,19 @@ fn apt_installs_from_the_served_trees_byte_for_byte_what_export_writes() {
         }
     }
 
+    // The channel's link, followed inside a path as over the mount.
+    let rel = "rustedhalo/dists/trusty/InRelease";
+    let linked = curl(
+        &scratch,
+        &[&server.url(&format!("/channels/trusty.snapshot/{rel}"))],
+    );
+    assert_eq!(linked.status, 200);
+    assert!(linked.body == fs::read(export.join(rel)).unwrap());
+    let link = curl(&scratch, &[&server.url("/channels/trusty.snapshot")]);
+    assert!((300..400).contains(&link.status), "{}", link.status);
+    let listing = curl(&scratch, &["-L", &server.url("/channels/trusty.snapshot")]);
+    assert!(listing.text().contains("rustedhalo/"), "{}", listing.text());
+
     // Caching: the ETag is the content, pool and by-hash files immutable,
     // InRelease re-asked; conditional requests and ranges.
     let deb_rel = tree

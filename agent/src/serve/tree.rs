@@ -85,13 +85,48 @@ fn percent_decode(s: &str) -> Option<String> {
 /// Walks `parts` from the mount's root, as the kernel would, and forgets
 /// every lookup afterwards (the view's inode table counts them).
 fn resolve(view: &View<StoreCatalog>, parts: &[String]) -> Result<Found, FsError> {
+    resolve_within(view, parts, 0)
+}
+
+/// `link` (a symlink's text) seen from directory `dir`, as components;
+/// `None` when it leaves the root.
+fn follow(dir: &[String], link: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = if link.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.to_vec()
+    };
+    for part in link.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            out.pop()?;
+        } else {
+            out.push(part.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// Symlinks inside a path (`channels/<c>.snapshot/...`) are followed, as
+/// a web server over the mount would; a few levels at most.
+fn resolve_within(
+    view: &View<StoreCatalog>,
+    parts: &[String],
+    depth: usize,
+) -> Result<Found, FsError> {
     let now = SystemTime::now();
     let mut looked_up = Vec::with_capacity(parts.len());
+    let mut redirected = None;
     let result = (|| {
         let mut ino = inodes::ROOT;
         let mut kind = Kind::Dir;
         let mut mtime = now;
-        for part in parts {
+        for (i, part) in parts.iter().enumerate() {
+            if kind == Kind::Symlink && depth < 4 {
+                let target =
+                    follow(&parts[..i - 1], &view.readlink(ino)?).ok_or(FsError::NotFound)?;
+                redirected = Some([target.as_slice(), &parts[i..]].concat());
+                return Err(FsError::NotFound);
+            }
             if kind != Kind::Dir {
                 return Err(FsError::NotDir);
             }
@@ -123,7 +158,10 @@ fn resolve(view: &View<StoreCatalog>, parts: &[String]) -> Result<Found, FsError
     for ino in looked_up {
         view.forget(ino, 1);
     }
-    result
+    match redirected {
+        Some(parts) => resolve_within(view, &parts, depth + 1),
+        None => result,
+    }
 }
 
 /// Whether the file at `parts` never changes under its URL.
@@ -402,6 +440,16 @@ async fn open_body(path: &std::path::Path, start: u64, len: u64) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_followed_within_the_root() {
+        let dir = vec!["channels".to_string()];
+        assert_eq!(
+            follow(&dir, "../snapshots/S"),
+            Some(vec!["snapshots".to_string(), "S".to_string()])
+        );
+        assert_eq!(follow(&dir, "../../x"), None);
+    }
 
     #[test]
     fn ranges() {
