@@ -78,6 +78,17 @@ pub struct Cli {
         value_parser = wait_seconds
     )]
     pub wait_timeout: Option<f64>,
+    /// Remote mode: reach the store through `halo serve` at this URL
+    /// (build, accept, gate and agent only); builds and tests run here.
+    #[arg(long, global = true, env = "HALO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the file holding the API token (else $HALO_TOKEN).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// With --server: this host's directory for work, build roots, the
+    /// agent's records and downloaded trees; default /var/tmp/halo.
+    #[arg(long, global = true, env = "HALO_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,6 +14,7 @@ pub mod mirror;
 pub mod output;
 pub mod process;
 pub mod redact;
+pub mod repository;
 pub mod sandbox;
 pub mod serve;
 pub mod sysroot;

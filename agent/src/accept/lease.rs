@@ -7,10 +7,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use repofs::Store;
+use crate::repository::Repository;
 
 pub struct LeaseGuard {
-    store: Store,
+    store: Box<dyn Repository>,
     channel: String,
     run: String,
     stop: Option<mpsc::Sender<()>>,
@@ -19,21 +19,19 @@ pub struct LeaseGuard {
 
 impl LeaseGuard {
     /// Starts renewing a lease the caller has just acquired.
-    pub fn hold(store: &Store, channel: &str, run: &str, length: Duration) -> Self {
+    pub fn hold(store: &dyn Repository, channel: &str, run: &str, length: Duration) -> Self {
         let (stop, stopped) = mpsc::channel::<()>();
-        let (s, c, r) = (store.clone(), channel.to_string(), run.to_string());
+        let (s, c, r) = (store.boxed(), channel.to_string(), run.to_string());
         let every = (length / 4).max(Duration::from_millis(50));
         let renewer = std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                let expires = jiff::Timestamp::now().as_millisecond()
-                    + i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
-                if let Err(e) = s.renew_lease(&c, &r, expires) {
+                if let Err(e) = s.renew_lease(&c, &r, length) {
                     tracing::error!(channel = c, "cannot renew the acceptance lease: {e}");
                 }
             }
         });
         Self {
-            store: store.clone(),
+            store: store.boxed(),
             channel: channel.to_string(),
             run: run.to_string(),
             stop: Some(stop),

@@ -11,6 +11,8 @@ use repofs::model::acceptance::Verdict;
 use repofs::store::acceptance::RunEvent;
 use repofs::Store;
 
+use crate::repository::Repository;
+
 use crate::cli::{AcceptArgs, GateArgs};
 use crate::config::{AcceptanceConfig, Config};
 use crate::output::Output;
@@ -19,9 +21,9 @@ use crate::workflow::accept::{self as workflow, AcceptReport, AcceptRequest};
 
 /// The configuration file when there is one; defaults otherwise (a gate
 /// can run on `--test` flags alone).
-fn load_acceptance(store: &Store, given: Option<&Path>) -> Result<AcceptanceConfig> {
-    let path = given.map_or_else(|| store.root().join("halo.toml"), Path::to_path_buf);
-    if given.is_none() && !path.exists() {
+fn load_acceptance(store: &dyn Repository, given: Option<&Path>) -> Result<AcceptanceConfig> {
+    let default = store.local_store().map(|s| s.root().join("halo.toml"));
+    if given.is_none() && !default.is_some_and(|p| p.exists()) {
         return Ok(Config::default().acceptance);
     }
     let (config, _) = super::load_config(store, given)?;
@@ -29,7 +31,7 @@ fn load_acceptance(store: &Store, given: Option<&Path>) -> Result<AcceptanceConf
 }
 
 pub fn accept(
-    store: &Store,
+    store: &dyn Repository,
     config: Option<&Path>,
     args: &AcceptArgs,
     out: &Output,
@@ -45,6 +47,12 @@ pub fn accept(
         cfg.stable = v.clone();
     }
     if args.status {
+        let Some(store) = store.local_store() else {
+            return Err(crate::workflow::exit::UserError(
+                "accept --status reads the store: run it on the repository host (or see halo serve's page)".into(),
+            )
+            .into());
+        };
         return status(store, &cfg, out);
     }
     if let Some(m) = args.lease_minutes {
@@ -144,7 +152,7 @@ fn status(store: &Store, cfg: &AcceptanceConfig, out: &Output) -> Result<ExitCod
 }
 
 pub fn gate(
-    store: &Store,
+    store: &dyn Repository,
     config: Option<&Path>,
     args: &GateArgs,
     out: &Output,

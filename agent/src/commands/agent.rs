@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use repofs::Store;
 
 use super::jenkins::{connect, node_name};
 use crate::cli::AgentArgs;
@@ -22,11 +21,12 @@ use crate::jenkins::client::Client;
 use crate::jenkins::remoting::{self, Launch};
 use crate::junit::render_junit;
 use crate::output::Output;
+use crate::repository::Repository;
 use crate::workflow::cycle::{self, Cycle, CycleReport};
 use crate::workflow::record::{self, ControllerStatus};
 
 pub fn run(
-    store: &Store,
+    store: &dyn Repository,
     config: Option<&Path>,
     args: &AgentArgs,
     out: &Output,
@@ -95,7 +95,7 @@ pub fn run(
 /// The cycle's line (stdout, and stderr too when something failed, so a
 /// log or a Jenkins console shows it), its JSON on one line, its JUnit.
 fn publish(
-    store: &repofs::Store,
+    store: &dyn Repository,
     cfg: &crate::config::Config,
     r: &CycleReport,
     junit: Option<&Path>,
@@ -129,7 +129,7 @@ fn jitter(interval: Duration) -> Duration {
 /// `STORE/agent/controller.json`), fetches its secret and agent.jar, and
 /// then supervises agent.jar. The cycle does not wait for it.
 fn start_remoting(
-    store: &Store,
+    store: &dyn Repository,
     j: &JenkinsConfig,
     client: &Arc<Client>,
     stop: &Arc<AtomicBool>,
@@ -144,7 +144,7 @@ fn start_remoting(
     };
     let dir = PathBuf::from(&j.node.remote_fs).join("halo-agent");
     fs_err::create_dir_all(&dir)?;
-    let (store, client, java) = (store.clone(), Arc::clone(client), j.node.java.clone());
+    let (store, client, java) = (store.boxed(), Arc::clone(client), j.node.java.clone());
     let work_dir = PathBuf::from(&j.node.remote_fs);
     let stop = Arc::clone(stop);
     Ok(std::thread::spawn(move || {
@@ -159,7 +159,7 @@ fn start_remoting(
             }
         };
         let Some((secret_file, jar)) =
-            register_until_done(&store, &runtime, &client, &spec, &dir, &stop)
+            register_until_done(&*store, &runtime, &client, &spec, &dir, &stop)
         else {
             return;
         };
@@ -177,7 +177,7 @@ fn start_remoting(
 
 /// Registers until it works or the agent stops; `None` when stopped.
 fn register_until_done(
-    store: &Store,
+    store: &dyn Repository,
     runtime: &tokio::runtime::Runtime,
     client: &Client,
     spec: &NodeSpec,

@@ -18,6 +18,7 @@ use crate::cli::{BuildArgs, SourcesCommand};
 use crate::config::VersionMode;
 use crate::junit::render_junit;
 use crate::output::Output;
+use crate::repository::Repository;
 use crate::workflow::build::{
     build_all, config_jobs, configured_roots, store_mount, BuildOptions, BuildReport, BuildStatus,
     Destination,
@@ -26,7 +27,7 @@ use crate::workflow::build::{
 pub use crate::workflow::build::build_path;
 
 pub fn run(
-    store: &Store,
+    store: &dyn Repository,
     config: Option<&Path>,
     args: &BuildArgs,
     out: &Output,
@@ -79,7 +80,7 @@ pub fn run(
 }
 
 fn path_job(
-    store: &Store,
+    store: &dyn Repository,
     config: Option<&Path>,
     dir: &Path,
     args: &BuildArgs,
@@ -102,7 +103,12 @@ fn path_job(
         // still apply when there is one.
         let limits = match load_config(store, config) {
             Ok((config, _)) => config.build.limits(),
-            Err(_) if config.is_none() && !store.root().join("halo.toml").exists() => {
+            Err(_)
+                if config.is_none()
+                    && !store
+                        .local_store()
+                        .is_some_and(|s| s.root().join("halo.toml").exists()) =>
+            {
                 Default::default()
             }
             Err(e) => return Err(e),

@@ -53,7 +53,10 @@ pub fn load_token(j: &JenkinsConfig, config_path: &Path) -> Result<String> {
 }
 
 /// The `[jenkins]` section and a client for it.
-pub fn connect(store: &Store, config: Option<&Path>) -> Result<(JenkinsConfig, Client)> {
+pub fn connect(
+    store: &dyn crate::repository::Repository,
+    config: Option<&Path>,
+) -> Result<(JenkinsConfig, Client)> {
     let (cfg, path) = super::load_config(store, config)?;
     let j = cfg.jenkins.ok_or_else(|| {
         UserError(format!(

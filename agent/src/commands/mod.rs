@@ -28,6 +28,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
+use crate::repository::Repository;
 
 pub use crate::workflow::exit::{exit_code, InfraError, UserError, EXIT_BUSY};
 
@@ -45,16 +46,50 @@ pub fn open_store(cli: &Cli) -> Result<repofs::Store> {
     Ok(repofs::Store::open(&store_dir(cli)?)?.with_wait_timeout(wait))
 }
 
-/// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.
+/// Where the store is reached: the store itself (`--store`), or, with
+/// `--server`, the API of `halo serve` on the repository host.
+pub fn open_repository(cli: &Cli) -> Result<Box<dyn Repository>> {
+    let Some(url) = &cli.server else {
+        return Ok(Box::new(open_store(cli)?));
+    };
+    let token = match &cli.token_file {
+        Some(file) => {
+            let text = repofs::bounded::read_regular_string(file, 4096)
+                .map_err(|e| UserError(format!("--token-file {}: {e}", file.display())))?;
+            // No build or test on this host reads it.
+            crate::sandbox::hide(file);
+            Some(text.trim().to_string())
+        }
+        None => std::env::var("HALO_TOKEN").ok(),
+    };
+    // Builds and tests run as children of this process: none inherits it.
+    std::env::remove_var("HALO_TOKEN");
+    let work = cli
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/halo"));
+    let remote = crate::repository::Remote::new(url, token, &work)
+        .map_err(|e| UserError(format!("{e:#}")))?;
+    Ok(Box::new(remote))
+}
+
+/// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`
+/// (a remote agent has no store: it needs `--config`).
 pub fn load_config(
-    store: &repofs::Store,
+    store: &dyn Repository,
     given: Option<&std::path::Path>,
 ) -> Result<(crate::config::Config, PathBuf)> {
     use anyhow::Context;
-    let path = given.map_or_else(
-        || store.root().join("halo.toml"),
-        std::path::Path::to_path_buf,
-    );
+    let path = match (given, store.local_store()) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(s)) => s.root().join("halo.toml"),
+        (None, None) => {
+            return Err(UserError(
+                "no configuration: with --server, pass --config FILE or set HALO_CONFIG".into(),
+            )
+            .into())
+        }
+    };
     // Regular and bounded: a FIFO or a device given as --config is refused.
     let text = match repofs::bounded::read_regular_string(&path, repofs::bounded::CONFIG_LIMIT) {
         Ok(t) => t,
@@ -95,6 +130,17 @@ pub fn whoami() -> String {
 }
 
 pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
+    let remote_step = matches!(
+        cli.command,
+        Command::Build(_) | Command::Accept(_) | Command::Gate(_) | Command::Agent(_)
+    );
+    if cli.server.is_some() && !remote_step {
+        return Err(UserError(
+            "--server runs build, accept, gate and agent: run this command on the repository host"
+                .into(),
+        )
+        .into());
+    }
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
         Command::Import(args) => import::run(&open_store(cli)?, args, out),
@@ -111,12 +157,18 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),
         Command::Mirror(cmd) => mirror::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Accept(args) => {
-            accept::accept(&open_store(cli)?, cli.config.as_deref(), args, out)
+            accept::accept(&*open_repository(cli)?, cli.config.as_deref(), args, out)
         }
-        Command::Gate(args) => accept::gate(&open_store(cli)?, cli.config.as_deref(), args, out),
+        Command::Gate(args) => {
+            accept::gate(&*open_repository(cli)?, cli.config.as_deref(), args, out)
+        }
         Command::Jenkins(cmd) => jenkins::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
-        Command::Agent(args) => agent::run(&open_store(cli)?, cli.config.as_deref(), args, out),
-        Command::Build(args) => build::run(&open_store(cli)?, cli.config.as_deref(), args, out),
+        Command::Agent(args) => {
+            agent::run(&*open_repository(cli)?, cli.config.as_deref(), args, out)
+        }
+        Command::Build(args) => {
+            build::run(&*open_repository(cli)?, cli.config.as_deref(), args, out)
+        }
         Command::Sources(cmd) => build::sources(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Quickstart(args) => quickstart::run(args, out),
         Command::Status => status::run(&open_store(cli)?, cli.config.as_deref(), out),

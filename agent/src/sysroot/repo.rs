@@ -1,7 +1,8 @@
 //! EDGE: the APT tree of one snapshot that a system or a build root reads
 //! (and acceptance tests, as `HALO_REPO`): the snapshot on a repofs mount
 //! when one is configured (nothing to copy), else an export made in the
-//! store's work directory and removed after.
+//! work directory and removed after (a remote agent's export is
+//! downloaded from `halo serve`'s tree: `Repository::export`).
 //!
 //! The mount's `snapshots/<id>` is used rather than `channels/<name>`: a
 //! promotion could move the channel, and a step must keep reading what it
@@ -9,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::repository::{Claim, Repository};
 use anyhow::{Context, Result};
-use repofs::Store;
 
 /// A provided tree; an export is removed when this is dropped.
 pub struct Repo {
@@ -18,13 +19,13 @@ pub struct Repo {
     export: Option<PathBuf>,
     /// The export's claim in `STORE/work` (`repofs::store::work`): if this
     /// process dies before removing the export, `halo gc` removes it.
-    claim: Option<repofs::store::work::WorkClaim>,
+    claim: Option<Claim>,
 }
 
 impl Repo {
-    /// `export_name` names the export's directory under `STORE/work`.
+    /// `export_name` names the export's directory under the work directory.
     pub fn provide(
-        store: &Store,
+        store: &dyn Repository,
         snapshot: &str,
         mount: Option<&Path>,
         export_name: &str,
@@ -43,7 +44,7 @@ impl Repo {
                 claim: None,
             });
         }
-        let base = store.root().join("work");
+        let base = store.work_dir();
         fs_err::create_dir_all(&base)?;
         let dir = base.join(export_name);
         let claim = store

@@ -12,8 +12,7 @@ use repofs::model::channel::MoveRequest;
 use repofs::model::PromoteError;
 use repofs::model::{Action, Transition};
 use repofs::store::builds::{BuildFailure, BuildRecord, BuildStatus as RecordStatus};
-use repofs::store::import::{import, Target};
-use repofs::Store;
+use repofs::store::import::Target;
 use serde::{Deserialize, Serialize};
 
 use super::exit::{EXIT_INFRA, EXIT_OK, EXIT_REJECTED};
@@ -23,6 +22,7 @@ use crate::build::run::{run_build, BuildSpec, Origin, Place, Stop, StopKind};
 use crate::build::steps::{StepRecord, Steps};
 use crate::config::{Config, RootConfig, SourceConfig, VersionMode};
 use crate::junit::{Outcome, Suite};
+use crate::repository::{Claim, Repository};
 use crate::sysroot::chroot::Mode;
 use crate::sysroot::repo::Repo;
 
@@ -153,7 +153,7 @@ pub struct BuildOptions {
 
 /// Builds every job in turn; a failing source never stops the others.
 pub fn build_all(
-    store: &Store,
+    store: &dyn Repository,
     jobs: &[(BuildSpec, Destination)],
     options: BuildOptions,
     each: &mut dyn FnMut(&BuildReport),
@@ -189,7 +189,11 @@ pub fn config_jobs(
 
 /// Builds the tree in `dir` and publishes it to `rustedhalo/trusty/main`
 /// (and `channel`): what the quickstart shows. Returns (version, snapshot).
-pub fn build_path(store: &Store, dir: &Path, channel: Option<&str>) -> Result<(String, String)> {
+pub fn build_path(
+    store: &dyn Repository,
+    dir: &Path,
+    channel: Option<&str>,
+) -> Result<(String, String)> {
     let dest = Destination {
         archive: "rustedhalo".into(),
         dist: "trusty".into(),
@@ -267,7 +271,7 @@ pub fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, 
 
 /// Builds and publishes one source, never failing: every outcome is a report.
 pub fn build_one(
-    store: &Store,
+    store: &dyn Repository,
     spec: &BuildSpec,
     dest: &Destination,
     options: BuildOptions,
@@ -343,7 +347,7 @@ pub fn build_one(
         None => run_build(spec, work.path(), &Place::Host, steps, &mut log),
         Some(root) => match RootTree::provide(store, root, dest.mount.as_deref(), &spec.name) {
             Ok(tree) => {
-                let cache = store.root().join("buildroots");
+                let cache = store.state_dir().join("buildroots");
                 let place = Place::Root(RootSource {
                     config: root,
                     snapshot: &tree.snapshot,
@@ -406,7 +410,7 @@ pub fn build_one(
 /// Whether the branch head `head` needs no build: published already, or
 /// failed before (unless `retry`). Returns why, having filled the report.
 fn skip_known(
-    store: &Store,
+    store: &dyn Repository,
     source: &str,
     head: &str,
     retry: bool,
@@ -453,7 +457,7 @@ fn skip_known(
 /// the next run tries again. A tree built with `--path` has no commit and
 /// is not recorded.
 fn record_failure(
-    store: &Store,
+    store: &dyn Repository,
     spec: &BuildSpec,
     dest: &Destination,
     head: Option<&str>,
@@ -514,7 +518,7 @@ fn stopped_current(report: BuildReport, steps: &mut Steps, stop: Stop) -> BuildR
 /// Import, snapshot, channel move, record. Returns what it did, as text.
 #[allow(clippy::too_many_arguments)]
 fn publish(
-    store: &Store,
+    store: &dyn Repository,
     spec: &BuildSpec,
     dest: &Destination,
     changes: &Path,
@@ -528,18 +532,20 @@ fn publish(
         dist: &dest.dist,
         component: &dest.component,
     };
-    let imported = import(store, &target, &[changes.to_path_buf()], &mut |_| {}).map_err(|e| {
-        let kind = if e.is_user_error() {
-            StopKind::Failed
-        } else {
-            StopKind::Setup
-        };
-        Stop {
-            kind,
-            message: format!("import: {e}"),
-            detail: String::new(),
-        }
-    })?;
+    let imported = store
+        .import(&target, &[changes.to_path_buf()])
+        .map_err(|e| {
+            let kind = if e.is_user_error() {
+                StopKind::Failed
+            } else {
+                StopKind::Setup
+            };
+            Stop {
+                kind,
+                message: format!("import: {e}"),
+                detail: String::new(),
+            }
+        })?;
     report.packages = imported
         .added
         .iter()
@@ -547,7 +553,7 @@ fn publish(
         .cloned()
         .collect();
     let created = store
-        .create_snapshot(jiff::Timestamp::now())
+        .create_snapshot()
         .map_err(|e| Stop::setup(format!("snapshot: {e}")))?;
     report.snapshot = Some(created.id.clone());
     let mut text = format!(
@@ -588,7 +594,7 @@ fn publish(
 /// holds this build (snapshots freeze everything imported before them), so
 /// it stays; an older one is replaced, again by compare-and-swap.
 fn move_channel(
-    store: &Store,
+    store: &dyn Repository,
     channel: &str,
     snapshot: &str,
     before: Option<&str>,
@@ -648,7 +654,7 @@ pub(crate) struct RootTree {
 
 impl RootTree {
     fn provide(
-        store: &Store,
+        store: &dyn Repository,
         root: &RootConfig,
         mount: Option<&Path>,
         source: &str,
@@ -657,7 +663,7 @@ impl RootTree {
             .channel_target(&root.channel)
             .with_context(|| format!("channel {}", root.channel))?;
         let snapshot = store.load_snapshot(&id)?;
-        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
+        let keyring = store.keyring()?;
         let name = format!("buildroot-{source}-{}", std::process::id());
         let repo = Repo::provide(store, &id, mount, &name)?;
         Ok(Self {
@@ -668,7 +674,8 @@ impl RootTree {
     }
 }
 
-/// A fresh directory under `STORE/work/`, removed when dropped unless kept.
+/// A fresh directory under the work directory (`STORE/work/`), removed
+/// when dropped unless kept.
 /// It and its build root (`<dir>.root`) are claimed in the store first
 /// (`Store::claim_work`): a build killed outright leaves both behind, and
 /// `halo fsck` reports them and `halo gc` removes them.
@@ -677,12 +684,12 @@ pub(crate) struct WorkDir {
     keep: bool,
     /// Dropped after the directories are removed (fields drop after
     /// `drop`), or with `keep`: a kept directory is the operator's.
-    claims: Vec<repofs::store::work::WorkClaim>,
+    claims: Vec<Claim>,
 }
 
 impl WorkDir {
-    fn create(store: &Store, name: &str) -> anyhow::Result<Self> {
-        let base = store.root().join("work");
+    fn create(store: &dyn Repository, name: &str) -> anyhow::Result<Self> {
+        let base = store.work_dir();
         fs_err::create_dir_all(&base)?;
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S");
         let dir = format!("{name}-{stamp}-{}", std::process::id());

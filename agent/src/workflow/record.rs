@@ -1,4 +1,5 @@
-//! EDGE: what the agent leaves in `STORE/agent/` for its next cycle and for
+//! EDGE: what the agent leaves in `STORE/agent/` (a remote agent: in its
+//! work directory) for its next cycle and for
 //! `halo status`, each a small JSON file replaced atomically:
 //!
 //! - `state.json`: the snapshot last handed to the acceptance job, so a
@@ -16,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use repofs::Store;
+use crate::repository::Repository;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -65,11 +66,11 @@ pub struct Progress {
     pub pid: u32,
 }
 
-fn dir(store: &Store) -> PathBuf {
-    store.root().join("agent")
+fn dir(store: &dyn Repository) -> PathBuf {
+    store.state_dir().join("agent")
 }
 
-fn load<T: DeserializeOwned>(store: &Store, name: &str) -> Option<T> {
+fn load<T: DeserializeOwned>(store: &dyn Repository, name: &str) -> Option<T> {
     let path = dir(store).join(name);
     let data = fs_err::read(&path).ok()?;
     match serde_json::from_slice(&data) {
@@ -81,42 +82,46 @@ fn load<T: DeserializeOwned>(store: &Store, name: &str) -> Option<T> {
     }
 }
 
-fn save<T: Serialize>(store: &Store, name: &str, value: &T) -> std::io::Result<()> {
+fn save<T: Serialize>(store: &dyn Repository, name: &str, value: &T) -> std::io::Result<()> {
     fs_err::create_dir_all(dir(store))?;
     let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    repofs::store::fsutil::write_atomic(&store.tmp_dir(), &dir(store).join(name), &data)
-        .map_err(std::io::Error::other)
+    repofs::store::fsutil::write_atomic(
+        &store.state_dir().join("tmp"),
+        &dir(store).join(name),
+        &data,
+    )
+    .map_err(std::io::Error::other)
 }
 
 /// A record that informs only: failing to write it is logged.
-fn save_or_warn<T: Serialize>(store: &Store, name: &str, value: &T) {
+fn save_or_warn<T: Serialize>(store: &dyn Repository, name: &str, value: &T) {
     if let Err(e) = save(store, name, value) {
         tracing::warn!("cannot write STORE/agent/{name}: {e}");
     }
 }
 
-pub fn load_state(store: &Store) -> AgentState {
+pub fn load_state(store: &dyn Repository) -> AgentState {
     load(store, "state.json").unwrap_or_default()
 }
 
-pub fn save_state(store: &Store, state: &AgentState) -> std::io::Result<()> {
+pub fn save_state(store: &dyn Repository, state: &AgentState) -> std::io::Result<()> {
     save(store, "state.json", state)
 }
 
-pub fn load_controller(store: &Store) -> Option<ControllerStatus> {
+pub fn load_controller(store: &dyn Repository) -> Option<ControllerStatus> {
     load(store, "controller.json")
 }
 
-pub fn save_controller(store: &Store, status: &ControllerStatus) {
+pub fn save_controller(store: &dyn Repository, status: &ControllerStatus) {
     save_or_warn(store, "controller.json", status);
 }
 
-pub fn load_mirrors(store: &Store) -> BTreeMap<String, MirrorStatus> {
+pub fn load_mirrors(store: &dyn Repository) -> BTreeMap<String, MirrorStatus> {
     load(store, "mirrors.json").unwrap_or_default()
 }
 
 /// Records one mirror update's outcome (`None`: it worked).
-pub fn save_mirror_outcome(store: &Store, mirror: &str, error: Option<String>) {
+pub fn save_mirror_outcome(store: &dyn Repository, mirror: &str, error: Option<String>) {
     let mut all = load_mirrors(store);
     let now = jiff::Timestamp::now().to_string();
     let entry = all.entry(mirror.to_string()).or_default();
@@ -128,11 +133,11 @@ pub fn save_mirror_outcome(store: &Store, mirror: &str, error: Option<String>) {
     save_or_warn(store, "mirrors.json", &all);
 }
 
-pub fn load_progress(store: &Store) -> Option<Progress> {
+pub fn load_progress(store: &dyn Repository) -> Option<Progress> {
     load(store, "progress.json")
 }
 
-pub fn save_progress(store: &Store, stage: &str, item: Option<&str>) {
+pub fn save_progress(store: &dyn Repository, stage: &str, item: Option<&str>) {
     tracing::info!(stage, item, "cycle stage");
     save_or_warn(
         store,
@@ -146,21 +151,21 @@ pub fn save_progress(store: &Store, stage: &str, item: Option<&str>) {
     );
 }
 
-pub fn load_last_cycle<T: DeserializeOwned>(store: &Store) -> Option<T> {
+pub fn load_last_cycle<T: DeserializeOwned>(store: &dyn Repository) -> Option<T> {
     load(store, "last-cycle.json")
 }
 
-pub fn save_last_cycle<T: Serialize>(store: &Store, report: &T) {
+pub fn save_last_cycle<T: Serialize>(store: &dyn Repository, report: &T) {
     save_or_warn(store, "last-cycle.json", report);
 }
 
 /// The cycle lock's file: held by the process running a cycle.
-pub fn cycle_lock_path(store: &Store) -> PathBuf {
+pub fn cycle_lock_path(store: &dyn Repository) -> PathBuf {
     dir(store).join("cycle.lock")
 }
 
 /// Whether some process holds the cycle lock now (a cycle is running).
-pub fn cycle_running(store: &Store) -> bool {
+pub fn cycle_running(store: &dyn Repository) -> bool {
     let Ok(file) = std::fs::OpenOptions::new()
         .read(true)
         .open(cycle_lock_path(store))

@@ -126,7 +126,7 @@ pub fn key(run: &str) -> String {
 /// run) and drops the oldest beyond [`KEEP`]. A failure is logged, never
 /// the run's: the verdict is already recorded.
 pub fn save(
-    store: &Store,
+    store: &dyn crate::repository::Repository,
     run: &str,
     snapshot: &str,
     channel: &str,
@@ -142,13 +142,18 @@ pub fn save(
         when: jiff::Timestamp::now().to_string(),
         suites: records(suites),
     };
-    if let Err(e) = write(store, &report) {
+    // On the store's host, or through `halo serve` (`POST /api/v1/runs/reports`).
+    if let Err(e) = store.save_run_report(&report) {
         tracing::warn!("cannot keep the report of run {run}: {e}");
     }
 }
 
 /// The report of the acceptance run a daemon cycle made, if it made one.
-pub fn save_cycle(store: &Store, stable: &str, cycle: &crate::workflow::cycle::CycleReport) {
+pub fn save_cycle(
+    store: &dyn crate::repository::Repository,
+    stable: &str,
+    cycle: &crate::workflow::cycle::CycleReport,
+) {
     use crate::workflow::cycle::AcceptanceStage;
     if let Some(AcceptanceStage::Ran {
         run,
@@ -161,7 +166,8 @@ pub fn save_cycle(store: &Store, stable: &str, cycle: &crate::workflow::cycle::C
     }
 }
 
-fn write(store: &Store, report: &RunReport) -> std::io::Result<()> {
+/// Writes one report into the store (the server does this for a remote run).
+pub fn write(store: &Store, report: &RunReport) -> std::io::Result<()> {
     let dir = dir(store);
     fs_err::create_dir_all(&dir)?;
     let data = serde_json::to_vec(report).map_err(std::io::Error::other)?;

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::repository::{Location, Repository};
 use anyhow::{Context, Result};
-use repofs::Store;
 
 use crate::accept::run::{run_tests, to_suite, TestResult};
 use crate::accept::system::{run_systems, Context as SystemContext, SystemResult};
@@ -215,23 +215,30 @@ pub(super) fn run_tag(run: &str) -> String {
 }
 
 fn test_env(
-    store: &Store,
+    store: &dyn Repository,
     snapshot: &str,
     channel: &str,
     repo: &Path,
     run: &str,
-) -> BTreeMap<String, String> {
+) -> repofs::store::Result<BTreeMap<String, String>> {
     let mut env = BTreeMap::new();
     env.insert("HALO_SNAPSHOT".into(), snapshot.to_string());
     env.insert("HALO_CHANNEL".into(), channel.to_string());
-    env.insert("HALO_STORE".into(), store.root().display().to_string());
     env.insert("HALO_REPO".into(), repo.display().to_string());
-    env.insert(
-        "HALO_KEYRING".into(),
-        store.keys_dir().join("repo.gpg").display().to_string(),
-    );
+    // A remote run names the server instead of a store it cannot read.
+    let keyring = match store.location() {
+        Location::Store(root) => {
+            env.insert("HALO_STORE".into(), root.display().to_string());
+            root.join("keys/repo.gpg")
+        }
+        Location::Server(url) => {
+            env.insert("HALO_SERVER".into(), url);
+            store.keyring()?
+        }
+    };
+    env.insert("HALO_KEYRING".into(), keyring.display().to_string());
     env.insert("HALO_RUN".into(), run.to_string());
-    env
+    Ok(env)
 }
 
 pub fn write_junit(file: Option<&PathBuf>, suites: &[Suite]) -> Result<()> {
@@ -278,7 +285,7 @@ pub(super) struct Target<'a> {
 
 /// Provides the snapshot's tree, runs the plain tests, then the systems.
 pub(super) fn run_checks(
-    store: &Store,
+    store: &dyn Repository,
     cfg: &AcceptanceConfig,
     checks: &Checks,
     target: &Target<'_>,
@@ -301,7 +308,8 @@ pub(super) fn run_checks(
         target.channel,
         &repo.path,
         target.run,
-    );
+    )
+    .map_err(|e| InfraError(e.to_string()))?;
     let tests = run_tests(&checks.tests, &env, checks.limit);
     let mut suites = Vec::new();
     if !checks.tests.is_empty() {
@@ -316,10 +324,10 @@ pub(super) fn run_checks(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         // Absolute: apt's sources and mmdebstrap's hooks take no relative paths.
-        let work = store.root().join("work");
+        let work = store.work_dir();
         fs_err::create_dir_all(&work)?;
         let work = fs_err::canonicalize(&work)?;
-        let keyring = fs_err::canonicalize(store.keys_dir().join("repo.gpg"))?;
+        let keyring = store.keyring().map_err(|e| InfraError(e.to_string()))?;
         let repo_path = fs_err::canonicalize(&repo.path)?;
         let tag = run_tag(target.run);
         let ctx = SystemContext {

@@ -16,7 +16,6 @@ use repofs::model::acceptance::{Holder, Lease, Verdict};
 use repofs::model::channel::MoveRequest;
 use repofs::model::{Action, Transition};
 use repofs::store::acceptance::{RunEvent, RunEventKind};
-use repofs::Store;
 use serde::Serialize;
 
 use super::exit::{classify, ExitStatus, EXIT_INFRA, EXIT_OK, EXIT_REJECTED};
@@ -27,6 +26,7 @@ use crate::cli::TestArgs;
 use crate::config::AcceptanceConfig;
 use crate::junit::Suite;
 use crate::output::Output;
+use crate::repository::Repository;
 use checks::{choose_checks, report_systems, run_checks, Purpose, Target};
 
 pub mod checks;
@@ -169,7 +169,7 @@ fn holder() -> Holder {
 
 /// Appends one event of `run` to the run log.
 fn record(
-    store: &Store,
+    store: &dyn Repository,
     run: &str,
     event: RunEventKind,
     (snapshot, channel): (&str, &str),
@@ -201,7 +201,11 @@ fn load(what: impl Into<String>) -> impl FnOnce(repofs::Error) -> Error {
 
 /// Freeze, test, decide. `out` gets the run's progress lines (frozen at,
 /// kept systems); the verdict line is the caller's.
-pub fn accept(store: &Store, req: &AcceptRequest<'_>, out: &Output) -> Result<AcceptReport, Error> {
+pub fn accept(
+    store: &dyn Repository,
+    req: &AcceptRequest<'_>,
+    out: &Output,
+) -> Result<AcceptReport, Error> {
     let cfg = req.cfg;
     if !(0.001..=10_080.0).contains(&cfg.lease_minutes) {
         return Err(Error::Usage(
@@ -244,7 +248,7 @@ pub fn accept(store: &Store, req: &AcceptRequest<'_>, out: &Output) -> Result<Ac
         expires_ms: now + i64::try_from(lease_len.as_millis()).unwrap_or(i64::MAX),
     };
     let previous = store
-        .acquire_lease(&cfg.testing, lease, now, req.force)
+        .acquire_lease(&cfg.testing, lease, req.force)
         .map_err(|e| Error::Lease(Box::new(e)))?;
     let guard = LeaseGuard::hold(store, &cfg.testing, &run, lease_len);
     if let Some((p, reason)) = previous {
@@ -432,7 +436,7 @@ pub struct GateReport {
 /// The same checks as a run (or those `--system` names), against what
 /// `channel` points at now: no lease, no freeze, no promotion.
 pub fn gate(
-    store: &Store,
+    store: &dyn Repository,
     cfg: &AcceptanceConfig,
     tests: &TestArgs,
     channel: &str,

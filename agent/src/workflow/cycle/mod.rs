@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use repofs::model::acceptance::Verdict;
 use repofs::model::channel::MoveRequest;
 use repofs::model::{Action, Transition};
-use repofs::Store;
 
 use super::accept::{self, AcceptRequest};
 use super::build::{build_all, config_jobs, BuildOptions, BuildStatus};
@@ -32,6 +31,7 @@ use crate::mirror::fetch::Fetcher;
 use crate::mirror::update::Update;
 use crate::output::Output;
 use crate::redact::redact_urls;
+use crate::repository::Repository;
 pub use report::{
     summary_line, AcceptanceStage, BuildStage, CycleReport, MirrorOutcome, MirrorStage,
     SnapshotStage, StableStage,
@@ -61,7 +61,9 @@ impl ExitStatus for Error {
 
 /// Everything a cycle needs, resolved by the caller.
 pub struct Cycle<'a> {
-    pub store: &'a Store,
+    /// The store here, or `halo serve`'s (a remote agent: its mirrors
+    /// are the repository host's, not updated here).
+    pub store: &'a dyn Repository,
     pub config: &'a Config,
     /// Relative keyrings of mirrors are relative to it.
     pub config_path: &'a Path,
@@ -80,7 +82,7 @@ impl Cycle<'_> {
     /// Runs a cycle unless another process is running one on this store.
     pub fn run_locked(&self) -> Result<CycleReport, Error> {
         let path = record::cycle_lock_path(self.store);
-        let lock = fs_err::create_dir_all(self.store.root().join("agent"))
+        let lock = fs_err::create_dir_all(self.store.state_dir().join("agent"))
             .and_then(|()| {
                 fs_err::OpenOptions::new()
                     .create(true)
@@ -125,6 +127,12 @@ impl Cycle<'_> {
         if self.config.mirrors.is_empty() {
             return;
         }
+        // Mirrors are updated where the store is: a remote agent's cycle
+        // leaves them to the repository host's own agent.
+        let Some(store) = self.store.local_store() else {
+            tracing::info!("mirrors: updated on the repository host, not by a remote agent");
+            return;
+        };
         let fetcher = match Fetcher::new(&self.config.fetch) {
             Ok(f) => f,
             Err(e) => {
@@ -140,7 +148,7 @@ impl Cycle<'_> {
                 |keyring| {
                     self.runtime.block_on(
                         Update {
-                            store: self.store,
+                            store,
                             mirror,
                             keyring: keyring.as_deref(),
                             fetcher: &fetcher,
@@ -229,7 +237,7 @@ impl Cycle<'_> {
     fn snapshot(&self, r: &mut CycleReport, suite: &mut Suite) -> bool {
         record::save_progress(self.store, "snapshot", None);
         let started = Instant::now();
-        let outcome = match self.store.create_snapshot(jiff::Timestamp::now()) {
+        let outcome = match self.store.create_snapshot() {
             Ok(c) => {
                 r.snapshot.why_not =
                     (!c.new).then(|| format!("nothing changed since snapshot {}", c.id));
