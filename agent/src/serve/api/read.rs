@@ -1,7 +1,5 @@
-//! The read API: what the page and people read. No token needed; nothing
-//! here changes the store. The reads remote mode needs exactly
-//! (`/channels/{name}`, `/snapshots/{id}`, `/builds/{source}`, ...) are in
-//! [`super::write`], next to the client that relies on their shapes.
+//! The read API: what the page and remote agents read. No token needed;
+//! nothing here changes the store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,8 +27,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/status", get(status))
         .route("/channels", get(channels))
+        .route("/channels/{name}", get(channel))
         .route("/channels/{name}/history", get(history))
         .route("/snapshots", get(snapshots))
+        .route("/snapshots/{id}", get(snapshot))
         .route("/diff", get(diff))
         .route("/promotions", get(promotions))
         .route("/runs", get(run_list))
@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/output", get(run_output))
         .route("/builds", get(builds))
+        .route("/builds/{source}", get(source_builds))
 }
 
 /// `halo status --json` without asking git for branch heads (a page
@@ -99,6 +100,14 @@ async fn channels(State(state): State<AppState>) -> ApiResult<Json<Vec<ChannelIn
     blocking(move || channel_infos(&state.store).map(Json)).await
 }
 
+/// The channel's pointer exactly as the store keeps it.
+async fn channel(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<repofs::model::channel::ChannelPointer>> {
+    blocking(move || Ok(Json(state.store.load_channel(&name)?))).await
+}
+
 async fn history(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -109,6 +118,14 @@ async fn history(
 /// Snapshot ids, oldest first.
 async fn snapshots(State(state): State<AppState>) -> ApiResult<Json<Vec<String>>> {
     blocking(move || Ok(Json(state.store.list_snapshots()?))).await
+}
+
+/// The snapshot's manifest as the store keeps it.
+async fn snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<repofs::model::snapshot::Snapshot>> {
+    blocking(move || Ok(Json(state.store.load_snapshot(&id)?))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,4 +329,12 @@ async fn builds(
         Ok(Json(out))
     })
     .await
+}
+
+/// Every record of one source, oldest first (`[]` for one never built).
+async fn source_builds(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+) -> ApiResult<Json<Vec<BuildRecord>>> {
+    blocking(move || Ok(Json(state.store.load_builds(&source)?))).await
 }
