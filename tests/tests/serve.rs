@@ -287,7 +287,7 @@ fn add_token(t: &TestStore, name: &str, role: &str) -> (String, String) {
 
 #[test]
 fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_printed() {
-    let t = TestStore::new();
+    let t = TestStore::gated();
     import_pair(&t, "1.0");
     let (admin, admin_out) = add_token(&t, "ops", "admin");
     let (writer, writer_out) = add_token(&t, "ci", "writer");
@@ -365,6 +365,36 @@ fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_pr
         assert_eq!(fs::read(&tokens_file).unwrap(), before);
     }
     assert_eq!(t.ok(&["--json", "channel", "list"]), channels_before);
+    // The write API (remote mode's): a snapshot without or with a wrong
+    // token, a forced move of the gated stable channel by a writer.
+    let snapshots_before = t.ok(&["snapshot", "list"]);
+    for auth in ["", &format!("Authorization: Bearer {wrong}")] {
+        let a = curl(
+            &scratch,
+            &["-X", "POST", "-H", auth, &server.url("/api/v1/snapshots")],
+        );
+        assert_eq!(a.status, 401, "{}", a.text());
+    }
+    assert_eq!(t.ok(&["snapshot", "list"]), snapshots_before);
+    let id = t.snapshot();
+    let history_before = t.ok(&["channel", "history", "trusty"]);
+    let a = curl(
+        &scratch,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &format!("Authorization: Bearer {writer}"),
+            "-d",
+            &format!(r#"{{"target": "{id}", "action": "promote", "force": true, "reason": "x"}}"#),
+            &server.url("/api/v1/channels/trusty/move"),
+        ],
+    );
+    assert_eq!(a.status, 403, "{}", a.text());
+    assert_eq!(t.ok(&["channel", "history", "trusty"]), history_before);
+    assert_eq!(t.channel("trusty"), "-");
     // Bad JSON with a good token: 4xx, nothing changed.
     let a = curl(
         &scratch,
