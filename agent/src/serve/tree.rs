@@ -428,14 +428,23 @@ async fn file_response(
 /// `len` bytes of the file from `start`: read whole when small, streamed
 /// otherwise (a pool download of hundreds of megabytes holds a chunk).
 async fn open_body(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<Body> {
+    if len <= SMALL_FILE {
+        // One trip to a blocking thread: open and read at the offset.
+        let path = path.to_path_buf();
+        let buf = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::File::open(&path)?;
+            let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
+            file.read_exact_at(&mut buf, start)?;
+            Ok::<_, std::io::Error>(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        return Ok(Body::from(buf));
+    }
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
         file.seek(SeekFrom::Start(start)).await?;
-    }
-    if len <= SMALL_FILE {
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.take(len).read_to_end(&mut buf).await?;
-        return Ok(Body::from(buf));
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
     Ok(Body::from_stream(stream))
