@@ -83,6 +83,19 @@ fn apt_installs_from_the_served_trees_byte_for_byte_what_export_writes() {
         }
     }
 
+    // The channel's link, followed inside a path as over the mount.
+    let rel = "rustedhalo/dists/trusty/InRelease";
+    let linked = curl(
+        &scratch,
+        &[&server.url(&format!("/channels/trusty.snapshot/{rel}"))],
+    );
+    assert_eq!(linked.status, 200);
+    assert!(linked.body == fs::read(export.join(rel)).unwrap());
+    let link = curl(&scratch, &[&server.url("/channels/trusty.snapshot")]);
+    assert!((300..400).contains(&link.status), "{}", link.status);
+    let listing = curl(&scratch, &["-L", &server.url("/channels/trusty.snapshot")]);
+    assert!(listing.text().contains("rustedhalo/"), "{}", listing.text());
+
     // Caching: the ETag is the content, pool and by-hash files immutable,
     // InRelease re-asked; conditional requests and ranges.
     let deb_rel = tree
@@ -274,7 +287,7 @@ fn add_token(t: &TestStore, name: &str, role: &str) -> (String, String) {
 
 #[test]
 fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_printed() {
-    let t = TestStore::new();
+    let t = TestStore::gated();
     import_pair(&t, "1.0");
     let (admin, admin_out) = add_token(&t, "ops", "admin");
     let (writer, writer_out) = add_token(&t, "ci", "writer");
@@ -352,6 +365,36 @@ fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_pr
         assert_eq!(fs::read(&tokens_file).unwrap(), before);
     }
     assert_eq!(t.ok(&["--json", "channel", "list"]), channels_before);
+    // The write API (remote mode's): a snapshot without or with a wrong
+    // token, a forced move of the gated stable channel by a writer.
+    let snapshots_before = t.ok(&["snapshot", "list"]);
+    for auth in ["", &format!("Authorization: Bearer {wrong}")] {
+        let a = curl(
+            &scratch,
+            &["-X", "POST", "-H", auth, &server.url("/api/v1/snapshots")],
+        );
+        assert_eq!(a.status, 401, "{}", a.text());
+    }
+    assert_eq!(t.ok(&["snapshot", "list"]), snapshots_before);
+    let id = t.snapshot();
+    let history_before = t.ok(&["channel", "history", "trusty"]);
+    let a = curl(
+        &scratch,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &format!("Authorization: Bearer {writer}"),
+            "-d",
+            &format!(r#"{{"target": "{id}", "action": "promote", "force": true, "reason": "x"}}"#),
+            &server.url("/api/v1/channels/trusty/move"),
+        ],
+    );
+    assert_eq!(a.status, 403, "{}", a.text());
+    assert_eq!(t.ok(&["channel", "history", "trusty"]), history_before);
+    assert_eq!(t.channel("trusty"), "-");
     // Bad JSON with a good token: 4xx, nothing changed.
     let a = curl(
         &scratch,

@@ -85,13 +85,48 @@ fn percent_decode(s: &str) -> Option<String> {
 /// Walks `parts` from the mount's root, as the kernel would, and forgets
 /// every lookup afterwards (the view's inode table counts them).
 fn resolve(view: &View<StoreCatalog>, parts: &[String]) -> Result<Found, FsError> {
+    resolve_within(view, parts, 0)
+}
+
+/// `link` (a symlink's text) seen from directory `dir`, as components;
+/// `None` when it leaves the root.
+fn follow(dir: &[String], link: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = if link.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.to_vec()
+    };
+    for part in link.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            out.pop()?;
+        } else {
+            out.push(part.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// Symlinks inside a path (`channels/<c>.snapshot/...`) are followed, as
+/// a web server over the mount would; a few levels at most.
+fn resolve_within(
+    view: &View<StoreCatalog>,
+    parts: &[String],
+    depth: usize,
+) -> Result<Found, FsError> {
     let now = SystemTime::now();
     let mut looked_up = Vec::with_capacity(parts.len());
+    let mut redirected = None;
     let result = (|| {
         let mut ino = inodes::ROOT;
         let mut kind = Kind::Dir;
         let mut mtime = now;
-        for part in parts {
+        for (i, part) in parts.iter().enumerate() {
+            if kind == Kind::Symlink && depth < 4 {
+                let target =
+                    follow(&parts[..i - 1], &view.readlink(ino)?).ok_or(FsError::NotFound)?;
+                redirected = Some([target.as_slice(), &parts[i..]].concat());
+                return Err(FsError::NotFound);
+            }
             if kind != Kind::Dir {
                 return Err(FsError::NotDir);
             }
@@ -123,7 +158,10 @@ fn resolve(view: &View<StoreCatalog>, parts: &[String]) -> Result<Found, FsError
     for ino in looked_up {
         view.forget(ino, 1);
     }
-    result
+    match redirected {
+        Some(parts) => resolve_within(view, &parts, depth + 1),
+        None => result,
+    }
 }
 
 /// Whether the file at `parts` never changes under its URL.
@@ -252,10 +290,14 @@ fn secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
+/// A range outside the file: 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// The single byte range a `Range` header asks of a `size`-byte file:
 /// `Ok(None)` for the whole file (no header, or one we do not serve
 /// partially, as several ranges), `Err` when unsatisfiable.
-pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
@@ -267,27 +309,27 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     };
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (size.saturating_sub(n), size.saturating_sub(1))
     } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
+        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
         let end: u64 = if b.is_empty() {
             size.saturating_sub(1)
         } else {
             b.parse::<u64>()
-                .map_err(|_| ())?
+                .map_err(|_| Unsatisfiable)?
                 .min(size.saturating_sub(1))
         };
         if start > end {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (start, end)
     };
     if size == 0 || range.0 >= size {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some(range))
 }
@@ -344,7 +386,7 @@ async fn file_response(
         None => None,
         Some(v) => match parse_range(v, size) {
             Ok(r) => r,
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 let mut h = base;
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     h.insert(header::CONTENT_RANGE, v);
@@ -386,14 +428,23 @@ async fn file_response(
 /// `len` bytes of the file from `start`: read whole when small, streamed
 /// otherwise (a pool download of hundreds of megabytes holds a chunk).
 async fn open_body(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<Body> {
+    if len <= SMALL_FILE {
+        // One trip to a blocking thread: open and read at the offset.
+        let path = path.to_path_buf();
+        let buf = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::File::open(&path)?;
+            let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
+            file.read_exact_at(&mut buf, start)?;
+            Ok::<_, std::io::Error>(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        return Ok(Body::from(buf));
+    }
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
         file.seek(SeekFrom::Start(start)).await?;
-    }
-    if len <= SMALL_FILE {
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.take(len).read_to_end(&mut buf).await?;
-        return Ok(Body::from(buf));
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
     Ok(Body::from_stream(stream))
@@ -404,13 +455,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn links_are_followed_within_the_root() {
+        let dir = vec!["channels".to_string()];
+        assert_eq!(
+            follow(&dir, "../snapshots/S"),
+            Some(vec!["snapshots".to_string(), "S".to_string()])
+        );
+        assert_eq!(follow(&dir, "../../x"), None);
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
         assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Err(()));
-        assert_eq!(parse_range("bytes=5-1", 100), Err(()));
+        assert_eq!(parse_range("bytes=100-", 100), Err(Unsatisfiable));
+        assert_eq!(parse_range("bytes=5-1", 100), Err(Unsatisfiable));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
     }
