@@ -500,7 +500,7 @@ fn a_server_killed_mid_upload_imports_nothing_and_the_store_stays_sound() {
 #[test]
 fn writes_without_a_token_with_a_wrong_one_or_a_weak_role_change_nothing() {
     let t = TestStore::gated();
-    let deb = Deb::new("halo-one", "1.0").build(&t.path("debs/x").parent().unwrap().to_path_buf());
+    let deb = Deb::new("halo-one", "1.0").build(t.path("debs/x").parent().unwrap());
     t.import("trusty", &[deb]);
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
@@ -513,7 +513,9 @@ fn writes_without_a_token_with_a_wrong_one_or_a_weak_role_change_nothing() {
     let to_unstable = format!(
         r#"{{"target":"{id}","expect":"{id}","action":"promote","force":true,"reason":"x"}}"#
     );
-    let cases: Vec<(&str, String, Option<&str>, Option<String>, u16)> = vec![
+    // (method, path, token, body, status)
+    type Case<'a> = (&'a str, String, Option<&'a str>, Option<String>, u16);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/api/v1/snapshots".into(),
