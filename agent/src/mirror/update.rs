@@ -197,6 +197,19 @@ impl Update<'_> {
             report.files = self
                 .download_missing(&mirror_lock, &states, &mut loaded.record)
                 .await?;
+            if !self.mirror.verbatim {
+                // Contents sidecars of the new packages, outside the store
+                // lock, so the next snapshot only reads them.
+                self.progress.stage("listing package contents");
+                blocking(|| {
+                    self.store.ensure_contents(
+                        states
+                            .values()
+                            .flat_map(|s| s.binaries.iter())
+                            .map(|b| b.file.sha256.as_str()),
+                    )
+                })?;
+            }
             decided.states = states;
         }
         report.changed = self.commit(&mirror_lock, loaded, fingerprint, decided)?;

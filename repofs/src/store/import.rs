@@ -86,6 +86,7 @@ pub fn import(
     let mut index = component.index();
     index.reserve_binaries(files.len());
     let mut session = Session {
+        store,
         target,
         index,
         component,
@@ -98,7 +99,7 @@ pub fn import(
     for window in files.chunks(READ_AHEAD) {
         let read: Vec<Result<Input>> = window
             .par_iter()
-            .map(|file| read_input(&pool, file))
+            .map(|file| read_listed(store, &pool, file))
             .collect();
         for (file, input) in window.iter().zip(read) {
             session.import_input(&mut batch, file, input?)?;
@@ -131,6 +132,7 @@ pub fn import(
 }
 
 struct Session<'a> {
+    store: &'a Store,
     target: &'a Target<'a>,
     component: ComponentState,
     index: EntryIndex,
@@ -141,7 +143,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let input = read_input(&self.pool, file)?;
+        let input = read_listed(self.store, &self.pool, file)?;
         self.import_input(batch, file, input)
     }
 
@@ -320,6 +322,26 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
         "changes" => Ok(Input::Changes),
         _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
     }
+}
+
+/// Reads an input and, for a package, makes its Contents sidecar (the
+/// paths it installs) unless the store has it: once per pool file, here
+/// where the package is read anyway and in parallel, so no snapshot has to
+/// unpack it. A package whose data archive cannot be listed is refused.
+fn read_listed(store: &Store, pool: &Pool, file: &Path) -> Result<Input> {
+    let input = read_input(pool, file)?;
+    if let Input::Deb(read) = &input {
+        let sha = &read.digests.sha256;
+        if store.cached_contents(sha).is_none() {
+            let listed = fs::File::open(file)
+                .map_err(|e| import_failed(file, &e))
+                .and_then(|f| {
+                    deb::list_data(std::io::BufReader::new(f)).map_err(|e| import_failed(file, &e))
+                })?;
+            store.write_contents(sha, &listed)?;
+        }
+    }
+    Ok(input)
 }
 
 /// Small packages (nearly all) are read once; large ones are streamed twice.

@@ -9,6 +9,7 @@
 pub mod acceptance;
 pub mod builds;
 pub mod channels;
+pub mod contents;
 pub mod edit;
 pub mod export;
 pub mod failpoint;

@@ -287,6 +287,7 @@ impl DistContext<'_> {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
+            files.extend(self.store.render_contents(batch, comp, state, &archs)?);
             tracing::debug!(
                 dist = self.dist,
                 component = comp.as_str(),
@@ -372,6 +373,11 @@ impl DistContext<'_> {
             return None;
         }
         let prefix = format!("{comp}/");
+        // A snapshot made before Contents indices existed: render again.
+        let contents = format!("{comp}/Contents-");
+        if !prev.files.iter().any(|f| f.path.starts_with(&contents)) {
+            return None;
+        }
         Some(
             prev.files
                 .iter()
