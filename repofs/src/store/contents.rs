@@ -52,8 +52,11 @@ pub fn decode(data: &[u8]) -> Option<Vec<String>> {
 impl Store {
     /// Renders and stores `<comp>/Contents-<arch>.gz` for every
     /// architecture of the dist (arch `all` packages in each), and
-    /// `<comp>/Contents-udeb-<arch>.gz` where the component has udebs for it.
-    /// Only the gzip variant, as Debian's archive serves them.
+    /// `<comp>/Contents-udeb-<arch>.gz` where the component has udebs for it,
+    /// each with its uncompressed form: apt (2.6) fetches an index target
+    /// only when the Release lists its uncompressed name (Debian's Release
+    /// lists it too), and serving what is listed keeps every listed name
+    /// fetchable.
     pub(crate) fn render_contents(
         &self,
         batch: &mut super::pool::Batch<'_>,
@@ -80,14 +83,16 @@ impl Store {
                 }
                 let plain = crate::index::contents::render(owners);
                 let gz = crate::index::compress::gzip(&plain)?;
-                let d = batch.add_bytes(&gz)?;
                 let kind = if udeb { "udeb-" } else { "" };
-                out.push(crate::model::DistFile {
-                    path: format!("{comp}/Contents-{kind}{arch}.gz"),
-                    sha256: d.sha256,
-                    md5: d.md5,
-                    size: d.size,
-                });
+                for (ext, data) in [("", &plain), (".gz", &gz)] {
+                    let d = batch.add_bytes(data)?;
+                    out.push(crate::model::DistFile {
+                        path: format!("{comp}/Contents-{kind}{arch}{ext}"),
+                        sha256: d.sha256,
+                        md5: d.md5,
+                        size: d.size,
+                    });
+                }
             }
         }
         Ok(out)
