@@ -43,6 +43,27 @@ pub fn open_store(cli: &Cli) -> Result<repofs::Store> {
     Ok(repofs::Store::open(&store_dir(cli)?)?.with_wait_timeout(wait))
 }
 
+/// The configuration when there is one: `--config` (which must exist),
+/// else `STORE/halo.toml` if present. For commands that work without one
+/// and only read settings from it (`keep_versions`, `[publish]`).
+pub fn optional_config(
+    store: &repofs::Store,
+    given: Option<&std::path::Path>,
+) -> Result<Option<crate::config::Config>> {
+    if given.is_none() && !store.root().join("halo.toml").exists() {
+        return Ok(None);
+    }
+    Ok(Some(load_config(store, given)?.0))
+}
+
+/// The store handle with the configured `[publish] snapshots_url`, for the
+/// commands that make snapshots.
+pub fn publishing(store: &repofs::Store, config: Option<&crate::config::Config>) -> repofs::Store {
+    store
+        .clone()
+        .with_snapshots_url(config.and_then(|c| c.publish.snapshots_url.clone()))
+}
+
 /// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.
 pub fn load_config(
     store: &repofs::Store,
@@ -95,13 +116,13 @@ pub fn whoami() -> String {
 pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
-        Command::Import(args) => import::run(&open_store(cli)?, args, out),
+        Command::Import(args) => import::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
         Command::Remove(args) => remove::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
         Command::List(args) => list::list(&open_store(cli)?, args, out),
         Command::Show(args) => list::show(&open_store(cli)?, args, out),
-        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cmd, out),
+        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
         Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),
         Command::Export(args) => export::run(&open_store(cli)?, args, out),

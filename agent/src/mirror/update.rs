@@ -472,7 +472,19 @@ impl Update<'_> {
                 sources: 0,
             };
             for (comp, input) in comps {
-                let state = plan::plan_component(input, keep.as_ref())?;
+                let mut state = plan::plan_component(input, keep.as_ref())?;
+                if let Some(n) = self.mirror.keep_versions {
+                    let dropped = repofs::model::retention::retain_versions(&mut state, n);
+                    if !dropped.is_empty() {
+                        tracing::info!(
+                            mirror = self.mirror.name.as_str(),
+                            dist = dist.as_str(),
+                            component = comp.as_str(),
+                            dropped = dropped.len(),
+                            "keep_versions left older versions out"
+                        );
+                    }
+                }
                 dr.packages += state.binaries.len();
                 dr.sources += state.sources.len();
                 states.insert((dist.clone(), comp.clone()), state);

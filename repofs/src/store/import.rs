@@ -47,6 +47,10 @@ pub struct Target<'a> {
 pub struct ImportReport {
     pub added: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Older versions the archive's `keep_versions` dropped from the
+    /// working state (snapshots keep them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 /// A refused input, its reason an error with its causes.
@@ -66,6 +70,19 @@ pub fn import(
     store: &Store,
     target: &Target<'_>,
     files: &[PathBuf],
+    progress: &mut dyn FnMut(&Path),
+) -> Result<ImportReport> {
+    import_keeping(store, target, files, None, progress)
+}
+
+/// [`import`], then, with `keep_versions`, the target component keeps only
+/// the newest N versions of each package (`model::retention`), in the same
+/// commit.
+pub fn import_keeping(
+    store: &Store,
+    target: &Target<'_>,
+    files: &[PathBuf],
+    keep_versions: Option<usize>,
     progress: &mut dyn FnMut(&Path),
 ) -> Result<ImportReport> {
     name::check_segment("archive", target.archive)?;
@@ -110,6 +127,10 @@ pub fn import(
         return Ok(session.report);
     }
     session.component.sort();
+    if let Some(keep) = keep_versions {
+        session.report.dropped =
+            crate::model::retention::retain_versions(&mut session.component, keep);
+    }
     let component_hash = add_component(&mut batch, &session.component)?;
     super::failpoint::hit("import:before-blobs");
     batch.commit()?;
