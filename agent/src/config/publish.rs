@@ -24,7 +24,7 @@ pub struct ArchiveConfig {
 pub struct PublishConfig {
     /// Where clients reach the mount's (or an export's) root, e.g.
     /// `https://apt.example.org` or `file:/srv/halo`: each new Release gets
-    /// `Snapshots: <snapshots_url>/snapshots/@SNAPSHOTID@/<archive>`, which
+    /// `Snapshots: <snapshots_url>/snapshots/@SNAPSHOTID@/<archive>/`, which
     /// apt 3.0's `--snapshot ID` follows.
     pub snapshots_url: Option<String>,
 }

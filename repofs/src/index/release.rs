@@ -92,9 +92,10 @@ pub fn with_snapshots(release: String, url: Option<&str>) -> String {
     }
 }
 
-/// The value of `Snapshots:` for `archive`, served under `base`.
+/// The value of `Snapshots:` for `archive`, served under `base`. The
+/// trailing `/` matters: apt appends `dists/...` to it as it stands.
 pub fn snapshots_field(base: &str, archive: &str) -> String {
-    format!("{base}/snapshots/@SNAPSHOTID@/{archive}")
+    format!("{base}/snapshots/@SNAPSHOTID@/{archive}/")
 }
 
 /// The date format of `Release` files.
@@ -139,7 +140,7 @@ mod tests {
         let with = with_snapshots(r.clone(), Some(&url));
         assert_eq!(
             with,
-            "Origin: o\nDate: x\nSnapshots: https://apt.example.org/snapshots/@SNAPSHOTID@/rustedhalo\nMD5Sum:\n a 1 f\nSHA256:\n b 1 f\n"
+            "Origin: o\nDate: x\nSnapshots: https://apt.example.org/snapshots/@SNAPSHOTID@/rustedhalo/\nMD5Sum:\n a 1 f\nSHA256:\n b 1 f\n"
         );
         let p = crate::deb822::parse_single(&with).unwrap();
         assert_eq!(p.get("Snapshots"), Some(url.as_str()));

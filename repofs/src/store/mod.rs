@@ -236,7 +236,7 @@ impl Store {
     }
 
     /// Releases rendered through this handle say `Snapshots:
-    /// <url>/snapshots/@SNAPSHOTID@/<archive>` (apt 3.0's `--snapshot`).
+    /// <url>/snapshots/@SNAPSHOTID@/<archive>/` (apt 3.0's `--snapshot`).
     pub fn with_snapshots_url(mut self, url: Option<String>) -> Self {
         self.snapshots_url = url.map(|u| u.trim_end_matches('/').to_string());
         self
