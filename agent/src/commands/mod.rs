@@ -64,6 +64,21 @@ pub fn publishing(store: &repofs::Store, config: Option<&crate::config::Config>)
         .with_snapshots_url(config.and_then(|c| c.publish.snapshots_url.clone()))
 }
 
+/// For channel moves (a move back makes a re-dated copy, whose Release is
+/// rendered anew): the store with `[publish] snapshots_url` when the
+/// configuration gives it. A configuration that does not load must not stop
+/// a rollback: it is warned about, and the copy goes without the field.
+fn publishing_for_moves(cli: &Cli) -> Result<repofs::Store> {
+    let store = open_store(cli)?;
+    match optional_config(&store, cli.config.as_deref()) {
+        Ok(config) => Ok(publishing(&store, config.as_ref())),
+        Err(e) => {
+            tracing::warn!("{e:#}: a re-dated copy this move makes has no Snapshots: field");
+            Ok(store)
+        }
+    }
+}
+
 /// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`.
 pub fn load_config(
     store: &repofs::Store,
@@ -123,8 +138,8 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::List(args) => list::list(&open_store(cli)?, args, out),
         Command::Show(args) => list::show(&open_store(cli)?, args, out),
         Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
-        Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
-        Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),
+        Command::Promote(args) => channel::promote(&publishing_for_moves(cli)?, args, out),
+        Command::Channel(cmd) => channel::run(&publishing_for_moves(cli)?, cmd, out),
         Command::Export(args) => export::run(&open_store(cli)?, args, out),
         Command::Fsck => fsck::fsck(&open_store(cli)?, out),
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),

@@ -64,7 +64,9 @@ impl Store {
         state: &crate::model::ComponentState,
         archs: &[String],
     ) -> Result<Vec<crate::model::DistFile>> {
+        let started = std::time::Instant::now();
         let listed = self.load_contents(state.binaries.iter().map(|b| b.file.sha256.as_str()))?;
+        let loaded_ms = started.elapsed().as_millis() as u64;
         let mut out = Vec::new();
         for arch in archs {
             for udeb in [false, true] {
@@ -95,6 +97,13 @@ impl Store {
                 }
             }
         }
+        tracing::debug!(
+            component = comp,
+            packages = listed.len(),
+            loaded_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "Contents rendered"
+        );
         Ok(out)
     }
 
