@@ -113,7 +113,7 @@ fn apt_3_installs_with_snapshot_from_a_snapshot_older_than_the_channel() {
     let m = Mount::start(&t.store(), &t.root().join("mnt"), "allow_other");
     let release = fs::read_to_string(
         m.dir
-            .join(format!("channels/trusty/rustedhalo/dists/trusty/InRelease")),
+            .join("channels/trusty/rustedhalo/dists/trusty/InRelease"),
     )
     .unwrap();
     let field = format!("Snapshots: file:{INSIDE}/snapshots/@SNAPSHOTID@/rustedhalo/");
