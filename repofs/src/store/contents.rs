@@ -49,6 +49,51 @@ pub fn decode(data: &[u8]) -> Option<Vec<String>> {
     Some(text.lines().map(str::to_string).collect())
 }
 
+/// The joined lists of a component: `<sha256> <n>` then its n paths, for
+/// each package, after a first line `halo-contents-joined-1 <sha256 of the
+/// rest>`.
+fn encode_joined(listed: &HashMap<String, Vec<String>>) -> Vec<u8> {
+    let mut keys: Vec<&String> = listed.keys().collect();
+    keys.sort();
+    let mut body = Vec::new();
+    for k in keys {
+        let paths = &listed[k];
+        body.extend_from_slice(format!("{k} {}\n", paths.len()).as_bytes());
+        for p in paths {
+            body.extend_from_slice(p.as_bytes());
+            body.push(b'\n');
+        }
+    }
+    let mut out = format!("{JOINED} {}\n", crate::hash::sha256_hex(&body)).into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode_joined(data: &[u8]) -> Option<HashMap<String, Vec<String>>> {
+    let nl = data.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&data[..nl]).ok()?;
+    let sha = header.strip_prefix(JOINED)?.strip_prefix(' ')?;
+    let body = &data[nl + 1..];
+    if crate::hash::sha256_hex(body) != sha {
+        return None;
+    }
+    let mut lines = std::str::from_utf8(body).ok()?.lines();
+    let mut out = HashMap::new();
+    while let Some(head) = lines.next() {
+        let (k, n) = head.split_once(' ')?;
+        let n: usize = n.parse().ok()?;
+        let mut paths = Vec::with_capacity(n);
+        for _ in 0..n {
+            paths.push(lines.next()?.to_string());
+        }
+        out.insert(k.to_string(), paths);
+    }
+    Some(out)
+}
+
+/// The first word of a component's joined lists.
+const JOINED: &str = "halo-contents-joined-1";
+
 impl Store {
     /// Renders and stores `<comp>/Contents-<arch>.gz` for every
     /// architecture of the dist (arch `all` packages in each), and
@@ -57,15 +102,42 @@ impl Store {
     /// only when the Release lists its uncompressed name (Debian's Release
     /// lists it too), and serving what is listed keeps every listed name
     /// fetchable.
+    ///
+    /// `hash` is the component state's blob, `prev` the one the previous
+    /// snapshot rendered for this component: the lists of its packages are
+    /// read from one file kept for it (`contents/components/<hash>`), and
+    /// only the packages new since then from their sidecars, so a snapshot
+    /// after a small change does not open every sidecar again.
     pub(crate) fn render_contents(
         &self,
         batch: &mut super::pool::Batch<'_>,
         comp: &str,
+        (hash, prev): (&str, Option<&str>),
         state: &crate::model::ComponentState,
         archs: &[String],
     ) -> Result<Vec<crate::model::DistFile>> {
         let started = std::time::Instant::now();
-        let listed = self.load_contents(state.binaries.iter().map(|b| b.file.sha256.as_str()))?;
+        let mut listed = prev
+            .and_then(|p| self.component_contents(p))
+            .unwrap_or_default();
+        // Only the packages still in the component (a set: 50,000 entries).
+        let wanted: std::collections::HashSet<&str> = state
+            .binaries
+            .iter()
+            .map(|b| b.file.sha256.as_str())
+            .collect();
+        listed.retain(|sha, _| wanted.contains(sha.as_str()));
+        let missing: Vec<&str> = state
+            .binaries
+            .iter()
+            .map(|b| b.file.sha256.as_str())
+            .filter(|sha| !listed.contains_key(*sha))
+            .collect();
+        let read = missing.len();
+        listed.extend(self.load_contents(missing)?);
+        if !self.component_contents_path(hash).exists() {
+            self.write_component_contents(hash, &listed)?;
+        }
         let loaded_ms = started.elapsed().as_millis() as u64;
         let mut out = Vec::new();
         for arch in archs {
@@ -100,6 +172,7 @@ impl Store {
         tracing::debug!(
             component = comp,
             packages = listed.len(),
+            read_sidecars = read,
             loaded_ms,
             total_ms = started.elapsed().as_millis() as u64,
             "Contents rendered"
@@ -198,6 +271,56 @@ impl Store {
         Ok(made.into_iter().filter(|m| *m).count())
     }
 
+    /// Where the joined lists of a component state's packages are kept.
+    pub fn component_contents_path(&self, hash: &str) -> PathBuf {
+        self.contents_dir().join("components").join(hash)
+    }
+
+    /// The lists kept for component state `hash`, if whole.
+    fn component_contents(&self, hash: &str) -> Option<HashMap<String, Vec<String>>> {
+        let data = std::fs::read(self.component_contents_path(hash)).ok()?;
+        decode_joined(&data)
+    }
+
+    /// Keeps the lists of component state `hash` (by rename, unsynced: a
+    /// cache like the sidecars, checked when read).
+    fn write_component_contents(
+        &self,
+        hash: &str,
+        listed: &HashMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let dest = self.component_contents_path(hash);
+        if let Some(dir) = dest.parent() {
+            if !dir.is_dir() {
+                fs::create_dir_all(dir)?;
+            }
+        }
+        let mut tmp = TempFile::new(&self.tmp_dir())?;
+        tmp.file().write_all(&encode_joined(listed))?;
+        tmp.close()?.rename_to(&dest)?;
+        Ok(())
+    }
+
+    /// Joined lists of component states no snapshot nor the working state
+    /// names any more (gc).
+    pub(crate) fn remove_stale_component_contents(
+        &self,
+        live: &std::collections::HashSet<String>,
+    ) -> Result<u64> {
+        let dir = self.contents_dir().join("components");
+        let mut n = 0;
+        if dir.is_dir() {
+            for e in fs::read_dir(&dir)? {
+                let name = e?.file_name().to_string_lossy().into_owned();
+                if !live.contains(&name) {
+                    super::fsutil::remove_file(&dir.join(&name))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Every sidecar name present (`<sha256>`), for fsck and gc.
     pub fn list_contents(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
@@ -207,7 +330,8 @@ impl Store {
         }
         for prefix in fs::read_dir(&dir)? {
             let prefix = prefix?;
-            if !prefix.file_type()?.is_dir() {
+            // `components/` holds joined lists, not sidecars.
+            if !prefix.file_type()?.is_dir() || prefix.file_name() == "components" {
                 continue;
             }
             for f in fs::read_dir(prefix.path())? {
@@ -233,5 +357,15 @@ mod tests {
         assert_eq!(decode(&data[..data.len() - 3]), None);
         assert_eq!(decode(b""), None);
         assert_eq!(decode(&encode(&[])), Some(vec![]));
+    }
+
+    #[test]
+    fn joined_lists_round_trip_and_a_torn_file_reads_as_missing() {
+        let mut m = HashMap::new();
+        m.insert("aa".to_string(), vec!["usr/bin/a".to_string()]);
+        m.insert("bb".to_string(), vec![]);
+        let data = encode_joined(&m);
+        assert_eq!(decode_joined(&data), Some(m));
+        assert_eq!(decode_joined(&data[..data.len() - 2]), None);
     }
 }

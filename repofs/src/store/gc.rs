@@ -144,6 +144,7 @@ impl Store {
                 report.contents += 1;
             }
         }
+        report.contents += self.remove_stale_component_contents(&live)?;
         if report.blobs > 0 {
             fsutil::syncfs(pool.dir())?;
         }

@@ -296,7 +296,17 @@ impl DistContext<'_> {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
-            files.extend(self.store.render_contents(batch, comp, state, &archs)?);
+            let prev_hash = self
+                .prev
+                .and_then(|p| p.components.get(comp))
+                .map(String::as_str);
+            files.extend(self.store.render_contents(
+                batch,
+                comp,
+                (&components[comp], prev_hash),
+                state,
+                &archs,
+            )?);
             tracing::debug!(
                 dist = self.dist,
                 component = comp.as_str(),
