@@ -52,13 +52,14 @@ pub fn decode(data: &[u8]) -> Option<Vec<String>> {
 /// The joined lists of a component: `<sha256> <n>` then its n paths, for
 /// each package, after a first line `halo-contents-joined-1 <sha256 of the
 /// rest>`.
+/// In the map's order: a cache read back into a map needs no sorting.
 fn encode_joined(listed: &HashMap<String, Vec<String>>) -> Vec<u8> {
-    let mut keys: Vec<&String> = listed.keys().collect();
-    keys.sort();
-    let mut body = Vec::new();
-    for k in keys {
-        let paths = &listed[k];
-        body.extend_from_slice(format!("{k} {}\n", paths.len()).as_bytes());
+    use std::io::Write as _;
+    let mut body = Vec::with_capacity(listed.len() * 128);
+    for (k, paths) in listed {
+        body.extend_from_slice(k.as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(body, " {}", paths.len());
         for p in paths {
             body.extend_from_slice(p.as_bytes());
             body.push(b'\n');
@@ -367,5 +368,39 @@ mod tests {
         let data = encode_joined(&m);
         assert_eq!(decode_joined(&data), Some(m));
         assert_eq!(decode_joined(&data[..data.len() - 2]), None);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p repofs --lib timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn joined_lists_of_50k() {
+        let mut m = HashMap::new();
+        for i in 0..50_000 {
+            m.insert(
+                format!("{:064x}", i),
+                vec![format!("usr/share/doc/bench-pkg{i:06}/README")],
+            );
+        }
+        let t = std::time::Instant::now();
+        let data = encode_joined(&m);
+        eprintln!("encode {:?} ({} bytes)", t.elapsed(), data.len());
+        let t = std::time::Instant::now();
+        let back = decode_joined(&data).unwrap();
+        eprintln!("decode {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let owners = back.iter().map(|(k, v)| crate::index::contents::Owner {
+            package: k,
+            paths: v,
+        });
+        let text = crate::index::contents::render(owners);
+        eprintln!("render {:?} ({} bytes)", t.elapsed(), text.len());
+        let t = std::time::Instant::now();
+        let gz = crate::index::compress::gzip(&text).unwrap();
+        eprintln!("gzip {:?} ({} bytes)", t.elapsed(), gz.len());
     }
 }
