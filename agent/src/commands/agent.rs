@@ -32,6 +32,8 @@ pub fn run(
     out: &Output,
 ) -> Result<ExitCode> {
     let (cfg, config_path) = super::load_config(store, config)?;
+    // The cycle makes snapshots: their Releases carry [publish] snapshots_url.
+    let store = &super::publishing(store, Some(&cfg));
     // The client is shared with the registration thread.
     let jenkins = match &cfg.jenkins {
         Some(_) => {

@@ -32,6 +32,12 @@ pub fn run(
     args: &BuildArgs,
     out: &Output,
 ) -> Result<ExitCode> {
+    // Builds publish snapshots: their Releases carry [publish] snapshots_url.
+    let published = super::optional_config(store, config)
+        .ok()
+        .flatten()
+        .map(|c| super::publishing(store, Some(&c)));
+    let store = published.as_ref().unwrap_or(store);
     let jobs: Vec<(BuildSpec, Destination)> = match &args.path {
         Some(dir) => vec![path_job(store, config, dir, args)?],
         None => {

@@ -4,14 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use repofs::store::import::{import, Target};
+use repofs::store::import::{import_keeping, Target};
 use repofs::Store;
 
 use crate::cli::ImportArgs;
 use crate::commands::UserError;
 use crate::output::Output;
 
-pub fn run(store: &Store, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
+pub fn run(
+    store: &Store,
+    config: Option<&std::path::Path>,
+    args: &ImportArgs,
+    out: &Output,
+) -> Result<ExitCode> {
+    let keep = crate::commands::optional_config(store, config)?
+        .and_then(|c| c.keep_versions(&args.archive));
     let target = Target {
         archive: &args.archive,
         dist: &args.dist,
@@ -34,13 +41,16 @@ pub fn run(store: &Store, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
         );
     }
     let bar = out.progress(files.len() as u64, "importing");
-    let report = import(store, &target, &files, &mut |_| bar.inc(1))?;
+    let report = import_keeping(store, &target, &files, keep, &mut |_| bar.inc(1))?;
     bar.finish_and_clear();
     for key in &report.added {
         out.line(format!("added {key}"))?;
     }
     for key in &report.unchanged {
         out.line(format!("unchanged {key}"))?;
+    }
+    for key in &report.dropped {
+        out.line(format!("dropped {key} (keep_versions)"))?;
     }
     out.json(&report)?;
     Ok(ExitCode::SUCCESS)

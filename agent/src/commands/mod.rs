@@ -73,6 +73,42 @@ pub fn open_repository(cli: &Cli) -> Result<Box<dyn Repository>> {
     Ok(Box::new(remote))
 }
 
+/// The configuration when there is one: `--config` (which must exist),
+/// else `STORE/halo.toml` if present. For commands that work without one
+/// and only read settings from it (`keep_versions`, `[publish]`).
+pub fn optional_config(
+    store: &repofs::Store,
+    given: Option<&std::path::Path>,
+) -> Result<Option<crate::config::Config>> {
+    if given.is_none() && !store.root().join("halo.toml").exists() {
+        return Ok(None);
+    }
+    Ok(Some(load_config(store, given)?.0))
+}
+
+/// The store handle with the configured `[publish] snapshots_url`, for the
+/// commands that make snapshots.
+pub fn publishing(store: &repofs::Store, config: Option<&crate::config::Config>) -> repofs::Store {
+    store
+        .clone()
+        .with_snapshots_url(config.and_then(|c| c.publish.snapshots_url.clone()))
+}
+
+/// For channel moves (a move back makes a re-dated copy, whose Release is
+/// rendered anew): the store with `[publish] snapshots_url` when the
+/// configuration gives it. A configuration that does not load must not stop
+/// a rollback: it is warned about, and the copy goes without the field.
+fn publishing_for_moves(cli: &Cli) -> Result<repofs::Store> {
+    let store = open_store(cli)?;
+    match optional_config(&store, cli.config.as_deref()) {
+        Ok(config) => Ok(publishing(&store, config.as_ref())),
+        Err(e) => {
+            tracing::warn!("{e:#}: a re-dated copy this move makes has no Snapshots: field");
+            Ok(store)
+        }
+    }
+}
+
 /// `--config`/`$HALO_CONFIG` (resolved by clap), else `STORE/halo.toml`
 /// (a remote agent has no store: it needs `--config`).
 pub fn load_config(
@@ -143,15 +179,15 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
     }
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
-        Command::Import(args) => import::run(&open_store(cli)?, args, out),
+        Command::Import(args) => import::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
         Command::Remove(args) => remove::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
         Command::List(args) => list::list(&open_store(cli)?, args, out),
         Command::Show(args) => list::show(&open_store(cli)?, args, out),
-        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cmd, out),
-        Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
-        Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),
+        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
+        Command::Promote(args) => channel::promote(&publishing_for_moves(cli)?, args, out),
+        Command::Channel(cmd) => channel::run(&publishing_for_moves(cli)?, cmd, out),
         Command::Export(args) => export::run(&open_store(cli)?, args, out),
         Command::Fsck => fsck::fsck(&open_store(cli)?, out),
         Command::Gc(args) => fsck::gc(&open_store(cli)?, args, out),

@@ -12,9 +12,17 @@ use serde::Serialize;
 use crate::cli::SnapshotCommand;
 use crate::output::Output;
 
-pub fn run(store: &Store, cmd: &SnapshotCommand, out: &Output) -> Result<ExitCode> {
+pub fn run(
+    store: &Store,
+    config: Option<&std::path::Path>,
+    cmd: &SnapshotCommand,
+    out: &Output,
+) -> Result<ExitCode> {
     match cmd {
-        SnapshotCommand::Create => create(store, out),
+        SnapshotCommand::Create => {
+            let config = crate::commands::optional_config(store, config)?;
+            create(&crate::commands::publishing(store, config.as_ref()), out)
+        }
         SnapshotCommand::List => list(store, out),
         SnapshotCommand::Show { id } => show(store, id, out),
         SnapshotCommand::Diff { a, b } => diff(store, a, b, out),

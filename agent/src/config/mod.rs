@@ -9,6 +9,7 @@
 pub mod acceptance;
 pub mod build;
 pub mod jenkins;
+pub mod publish;
 pub mod source;
 pub mod system;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use acceptance::{AcceptanceConfig, TestConfig};
 pub use build::{BuildConfig, RootConfig};
 pub use jenkins::{AgentConfig, JenkinsConfig, NodeConfig};
+pub use publish::{ArchiveConfig, PublishConfig};
 pub use source::{SourceConfig, VersionMode};
 pub use system::SystemConfig;
 
@@ -47,6 +49,28 @@ pub struct Config {
     /// `[agent]`: the daemon's cycle.
     #[serde(default)]
     pub agent: AgentConfig,
+    /// `[[archive]]` tables: settings of archives imports write.
+    #[serde(default, rename = "archive")]
+    pub archives: Vec<ArchiveConfig>,
+    /// `[publish]`: what Releases say about where snapshots are served.
+    #[serde(default)]
+    pub publish: PublishConfig,
+}
+
+impl Config {
+    /// The `keep_versions` of archive `name` (a mirror's or an `[[archive]]`'s).
+    pub fn keep_versions(&self, name: &str) -> Option<usize> {
+        self.mirrors
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.keep_versions)
+            .or_else(|| {
+                self.archives
+                    .iter()
+                    .find(|a| a.name == name)
+                    .and_then(|a| a.keep_versions)
+            })
+    }
 }
 
 /// `[fetch]`: download behaviour.
@@ -118,6 +142,10 @@ pub struct MirrorConfig {
     /// Mirror the installer's packages (`<comp>/debian-installer/binary-<arch>`).
     #[serde(default)]
     pub udebs: bool,
+    /// Keep only the newest N versions of each package (per architecture)
+    /// the upstream lists; snapshots keep what they froze.
+    #[serde(default)]
+    pub keep_versions: Option<usize>,
 }
 
 fn english() -> Vec<String> {
@@ -156,6 +184,16 @@ pub enum ConfigError {
     Acceptance { key: &'static str, reason: String },
     #[error("jenkins: {key}: {reason}")]
     Jenkins { key: &'static str, reason: String },
+    #[error("archive {archive:?}: {key}: {reason}")]
+    Archive {
+        archive: String,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("two [[archive]] tables are named {0:?}: names must be unique")]
+    DuplicateArchive(String),
+    #[error("publish: {key}: {reason}")]
+    Publish { key: &'static str, reason: String },
 }
 
 /// Parses and validates a configuration file's text.
@@ -210,6 +248,14 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         j.validate()?;
     }
     config.agent.validate()?;
+    let mut names = BTreeSet::new();
+    for a in &config.archives {
+        a.validate()?;
+        if !names.insert(a.name.as_str()) {
+            return Err(ConfigError::DuplicateArchive(a.name.clone()));
+        }
+    }
+    config.publish.validate()?;
     Ok(())
 }
 
@@ -228,6 +274,7 @@ impl MirrorConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        publish::check_keep_versions(self.keep_versions, |r| self.invalid("keep_versions", r))?;
         check_segment(&self.name).map_err(|r| self.invalid("name", r))?;
         let url = self.url.as_str();
         let rest = url

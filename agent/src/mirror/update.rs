@@ -197,6 +197,19 @@ impl Update<'_> {
             report.files = self
                 .download_missing(&mirror_lock, &states, &mut loaded.record)
                 .await?;
+            if !self.mirror.verbatim {
+                // Contents sidecars of the new packages, outside the store
+                // lock, so the next snapshot only reads them.
+                self.progress.stage("listing package contents");
+                blocking(|| {
+                    self.store.ensure_contents(
+                        states
+                            .values()
+                            .flat_map(|s| s.binaries.iter())
+                            .map(|b| b.file.sha256.as_str()),
+                    )
+                })?;
+            }
             decided.states = states;
         }
         report.changed = self.commit(&mirror_lock, loaded, fingerprint, decided)?;
@@ -459,7 +472,19 @@ impl Update<'_> {
                 sources: 0,
             };
             for (comp, input) in comps {
-                let state = plan::plan_component(input, keep.as_ref())?;
+                let mut state = plan::plan_component(input, keep.as_ref())?;
+                if let Some(n) = self.mirror.keep_versions {
+                    let dropped = repofs::model::retention::retain_versions(&mut state, n);
+                    if !dropped.is_empty() {
+                        tracing::info!(
+                            mirror = self.mirror.name.as_str(),
+                            dist = dist.as_str(),
+                            component = comp.as_str(),
+                            dropped = dropped.len(),
+                            "keep_versions left older versions out"
+                        );
+                    }
+                }
                 dr.packages += state.binaries.len();
                 dr.sources += state.sources.len();
                 states.insert((dist.clone(), comp.clone()), state);

@@ -36,6 +36,12 @@ pub enum DebError {
         #[source]
         source: io::Error,
     },
+    #[error("data archive {member} is damaged")]
+    DataTar {
+        member: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("control archive has no ./control file")]
     NoControlFile,
     #[error("control file")]
@@ -123,6 +129,58 @@ pub fn read_control<R: Read>(mut reader: R) -> Result<Paragraph, DebError> {
         return Err(DebError::NoDataMember);
     }
     Ok(control)
+}
+
+/// The paths a `.deb` installs (files and links; no directories), as the
+/// `Contents` indices list them: without the leading `./`, in the order of
+/// the data archive. Streams the data member: nothing but the names is held.
+/// A name with a newline cannot be a line of `Contents`, so it is left out
+/// (apt-ftparchive's output would be broken by it as well).
+pub fn list_data<R: Read>(mut reader: R) -> Result<Vec<String>, DebError> {
+    let mut magic = [0u8; 8];
+    if reader.read_exact(&mut magic).is_err() || &magic != b"!<arch>\n" {
+        return Err(DebError::NotAr);
+    }
+    let mut archive = ar::Archive::new(io::Cursor::new(magic).chain(reader));
+    while let Some(entry) = archive.next_entry() {
+        let entry = entry.map_err(DebError::Ar)?;
+        let member = String::from_utf8_lossy(entry.header().identifier())
+            .trim_end_matches('/')
+            .to_string();
+        if !member.starts_with("data.tar") {
+            continue;
+        }
+        let data_err = |source| DebError::DataTar {
+            member: member.clone(),
+            source,
+        };
+        let reader: Box<dyn Read> = match member.as_str() {
+            "data.tar" => Box::new(entry),
+            "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(entry)),
+            "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(entry)),
+            "data.tar.zst" => Box::new(zstd::stream::read::Decoder::new(entry).map_err(data_err)?),
+            _ => {
+                return Err(DebError::UnknownCompression { member });
+            }
+        };
+        let mut tar = tar::Archive::new(reader);
+        let mut paths = Vec::new();
+        for e in tar.entries().map_err(data_err)? {
+            let e = e.map_err(data_err)?;
+            if e.header().entry_type().is_dir() {
+                continue;
+            }
+            let raw = e.path_bytes();
+            let name = String::from_utf8_lossy(&raw);
+            let name = name.trim_start_matches("./").trim_start_matches('/');
+            if name.is_empty() || name.contains('\n') {
+                continue;
+            }
+            paths.push(name.to_string());
+        }
+        return Ok(paths);
+    }
+    Err(DebError::NoDataMember)
 }
 
 fn check_len(member: &str, got: u64, expected: u64) -> Result<(), DebError> {
@@ -226,6 +284,39 @@ mod tests {
         }
         ar_member(&mut out, "data.tar", &control_tar(""));
         out
+    }
+
+    #[test]
+    fn lists_the_data_paths_without_directories() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_size(0);
+        dir.set_mode(0o755);
+        dir.set_cksum();
+        builder
+            .append_data(&mut dir, "./usr/bin/", &b""[..])
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(2);
+        file.set_mode(0o755);
+        file.set_cksum();
+        builder
+            .append_data(&mut file, "./usr/bin/hi", &b"hi"[..])
+            .unwrap();
+        let data = builder.into_inner().unwrap();
+        let mut out = b"!<arch>\n".to_vec();
+        ar_member(&mut out, "debian-binary", b"2.0\n");
+        ar_member(&mut out, "control.tar", &control_tar("Package: hi\n"));
+        let gz = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        ar_member(&mut out, "data.tar.gz", &gz);
+        assert_eq!(list_data(&out[..]).unwrap(), ["usr/bin/hi"]);
+        assert!(matches!(list_data(&b"junk"[..]), Err(DebError::NotAr)));
     }
 
     #[test]

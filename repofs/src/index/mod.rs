@@ -4,6 +4,7 @@
 //! reading an upstream's (`read`).
 
 pub mod compress;
+pub mod contents;
 pub mod dist;
 pub mod read;
 pub mod release;

@@ -79,6 +79,25 @@ pub fn render_release<'a>(meta: &ReleaseMeta<'a>, files: &[(String, Digests)]) -
     s
 }
 
+/// `release` with apt's `Snapshots:` field (apt 3.0: `apt --snapshot ID`
+/// fetches from the URL with `@SNAPSHOTID@` replaced by ID), placed after
+/// the header fields and before the checksums.
+pub fn with_snapshots(release: String, url: Option<&str>) -> String {
+    let Some(url) = url else {
+        return release;
+    };
+    match release.find("\nMD5Sum:\n") {
+        Some(at) => format!("{}\nSnapshots: {url}{}", &release[..at], &release[at..]),
+        None => format!("{release}Snapshots: {url}\n"),
+    }
+}
+
+/// The value of `Snapshots:` for `archive`, served under `base`. The
+/// trailing `/` matters: apt appends `dists/...` to it as it stands.
+pub fn snapshots_field(base: &str, archive: &str) -> String {
+    format!("{base}/snapshots/@SNAPSHOTID@/{archive}/")
+}
+
 /// The date format of `Release` files.
 pub fn render_date(ts: jiff::Timestamp) -> String {
     ts.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
@@ -112,6 +131,20 @@ mod tests {
             p.get("SHA256"),
             Some("\n e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages")
         );
+    }
+
+    #[test]
+    fn the_snapshots_field_goes_before_the_checksums() {
+        let r = "Origin: o\nDate: x\nMD5Sum:\n a 1 f\nSHA256:\n b 1 f\n".to_string();
+        let url = snapshots_field("https://apt.example.org", "rustedhalo");
+        let with = with_snapshots(r.clone(), Some(&url));
+        assert_eq!(
+            with,
+            "Origin: o\nDate: x\nSnapshots: https://apt.example.org/snapshots/@SNAPSHOTID@/rustedhalo/\nMD5Sum:\n a 1 f\nSHA256:\n b 1 f\n"
+        );
+        let p = crate::deb822::parse_single(&with).unwrap();
+        assert_eq!(p.get("Snapshots"), Some(url.as_str()));
+        assert_eq!(with_snapshots(r.clone(), None), r);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod diff;
 pub mod edit;
 pub mod process;
 pub mod query;
+pub mod retention;
 pub mod snapshot;
 pub mod state;
 pub mod tree;

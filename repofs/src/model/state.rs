@@ -97,7 +97,7 @@ fn binary_key(b: &BinaryEntry) -> (String, String, String) {
 
 /// dpkg's order, then the text: versions dpkg holds equal (`1.0`, `1.00`)
 /// still have one order, whatever the order they arrived in.
-fn cmp_versions(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_versions(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }

@@ -35,6 +35,8 @@ pub struct FsckReport {
     pub snapshots: u64,
     pub channels: u64,
     pub temp_files: u64,
+    /// Contents sidecars checked against their packages.
+    pub contents: u64,
     /// Work directories of runs that are gone (`gc` removes them).
     pub leftovers: Vec<super::work::Leftover>,
     pub problems: Vec<Problem>,
@@ -84,6 +86,7 @@ impl Store {
             c.served.extend(pointer.snapshot);
         }
         c.check_pool(progress)?;
+        c.check_contents()?;
         c.check_state()?;
         for id in self.list_snapshots()? {
             c.check_snapshot(&id);
@@ -158,6 +161,39 @@ impl Checker<'_> {
             }
             self.blobs.insert(hash.to_string(), d.size);
             self.report.blobs += 1;
+        }
+        Ok(())
+    }
+
+    /// Every Contents sidecar of a package in the pool lists what the
+    /// package installs. A sidecar whose package is gone is garbage for
+    /// `gc`, not damage.
+    fn check_contents(&mut self) -> Result<()> {
+        for sha in self.store.list_contents()? {
+            let path = self.store.contents_path(&sha);
+            if !is_sha256_hex(&sha) {
+                self.problem(
+                    path,
+                    "stray file among Contents sidecars (not <2 hex>/<sha256>)",
+                );
+                continue;
+            }
+            if !self.blobs.contains_key(&sha) {
+                continue;
+            }
+            self.report.contents += 1;
+            let cached = self.store.cached_contents(&sha);
+            match self.store.list_package(&sha) {
+                Ok(paths) if cached.as_ref() == Some(&paths) => {}
+                Ok(_) => self.problem(
+                    path,
+                    "Contents sidecar disagrees with its package (torn or altered): remove it and the next snapshot makes it again",
+                ),
+                Err(e) => self.problem(
+                    path,
+                    format!("its package cannot be listed: {}", crate::error_chain(&e)),
+                ),
+            }
         }
         Ok(())
     }

@@ -33,6 +33,9 @@ pub struct GcReport {
     pub leftover_bytes: u64,
     /// Leftovers that could not be removed, and why.
     pub leftovers_kept: Vec<String>,
+    /// Contents sidecars whose package left the pool.
+    #[serde(default)]
+    pub contents: u64,
 }
 
 /// Whether the process that made temp file `path` (`<pid>.<n>.tmp`) runs.
@@ -133,6 +136,15 @@ impl Store {
                 report.blobs += 1;
             }
         }
+        // A sidecar goes with its package (after it: one whose package is
+        // still there is never orphaned by a gc killed half-way).
+        for sha in self.list_contents()? {
+            if !live.contains(&sha) {
+                fsutil::remove_file(&self.contents_path(&sha))?;
+                report.contents += 1;
+            }
+        }
+        report.contents += self.remove_stale_component_contents(&live)?;
         if report.blobs > 0 {
             fsutil::syncfs(pool.dir())?;
         }

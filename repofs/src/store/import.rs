@@ -47,6 +47,10 @@ pub struct Target<'a> {
 pub struct ImportReport {
     pub added: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Older versions the archive's `keep_versions` dropped from the
+    /// working state (snapshots keep them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 /// A refused input, its reason an error with its causes.
@@ -68,6 +72,19 @@ pub fn import(
     files: &[PathBuf],
     progress: &mut dyn FnMut(&Path),
 ) -> Result<ImportReport> {
+    import_keeping(store, target, files, None, progress)
+}
+
+/// [`import`], then, with `keep_versions`, the target component keeps only
+/// the newest N versions of each package (`model::retention`), in the same
+/// commit.
+pub fn import_keeping(
+    store: &Store,
+    target: &Target<'_>,
+    files: &[PathBuf],
+    keep_versions: Option<usize>,
+    progress: &mut dyn FnMut(&Path),
+) -> Result<ImportReport> {
     name::check_segment("archive", target.archive)?;
     name::check_segment("dist", target.dist)?;
     name::check_segment("component", target.component)?;
@@ -86,6 +103,7 @@ pub fn import(
     let mut index = component.index();
     index.reserve_binaries(files.len());
     let mut session = Session {
+        store,
         target,
         index,
         component,
@@ -98,7 +116,7 @@ pub fn import(
     for window in files.chunks(READ_AHEAD) {
         let read: Vec<Result<Input>> = window
             .par_iter()
-            .map(|file| read_input(&pool, file))
+            .map(|file| read_listed(store, &pool, file))
             .collect();
         for (file, input) in window.iter().zip(read) {
             session.import_input(&mut batch, file, input?)?;
@@ -109,6 +127,10 @@ pub fn import(
         return Ok(session.report);
     }
     session.component.sort();
+    if let Some(keep) = keep_versions {
+        session.report.dropped =
+            crate::model::retention::retain_versions(&mut session.component, keep);
+    }
     let component_hash = add_component(&mut batch, &session.component)?;
     super::failpoint::hit("import:before-blobs");
     batch.commit()?;
@@ -131,6 +153,7 @@ pub fn import(
 }
 
 struct Session<'a> {
+    store: &'a Store,
     target: &'a Target<'a>,
     component: ComponentState,
     index: EntryIndex,
@@ -141,7 +164,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let input = read_input(&self.pool, file)?;
+        let input = read_listed(self.store, &self.pool, file)?;
         self.import_input(batch, file, input)
     }
 
@@ -320,6 +343,26 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
         "changes" => Ok(Input::Changes),
         _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
     }
+}
+
+/// Reads an input and, for a package, makes its Contents sidecar (the
+/// paths it installs) unless the store has it: once per pool file, here
+/// where the package is read anyway and in parallel, so no snapshot has to
+/// unpack it. A package whose data archive cannot be listed is refused.
+fn read_listed(store: &Store, pool: &Pool, file: &Path) -> Result<Input> {
+    let input = read_input(pool, file)?;
+    if let Input::Deb(read) = &input {
+        let sha = &read.digests.sha256;
+        if store.cached_contents(sha).is_none() {
+            let listed = fs::File::open(file)
+                .map_err(|e| import_failed(file, &e))
+                .and_then(|f| {
+                    deb::list_data(std::io::BufReader::new(f)).map_err(|e| import_failed(file, &e))
+                })?;
+            store.write_contents(sha, &listed)?;
+        }
+    }
+    Ok(input)
 }
 
 /// Small packages (nearly all) are read once; large ones are streamed twice.

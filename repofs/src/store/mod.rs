@@ -9,6 +9,7 @@
 pub mod acceptance;
 pub mod builds;
 pub mod channels;
+pub mod contents;
 pub mod edit;
 pub mod export;
 pub mod failpoint;
@@ -187,6 +188,9 @@ pub struct Store {
     meta: StoreMeta,
     /// How long a writer waits for the lock (`None`: as long as it takes).
     wait: Option<std::time::Duration>,
+    /// Where clients reach the tree of `snapshots/` (the Releases this
+    /// handle renders carry apt's `Snapshots:` field when set).
+    snapshots_url: Option<String>,
 }
 
 impl Store {
@@ -222,12 +226,24 @@ impl Store {
             root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
+            snapshots_url: None,
         })
     }
 
     /// How long writers of this handle wait for a lock.
     pub fn wait_timeout(&self) -> Option<std::time::Duration> {
         self.wait
+    }
+
+    /// Releases rendered through this handle say `Snapshots:
+    /// <url>/snapshots/@SNAPSHOTID@/<archive>/` (apt 3.0's `--snapshot`).
+    pub fn with_snapshots_url(mut self, url: Option<String>) -> Self {
+        self.snapshots_url = url.map(|u| u.trim_end_matches('/').to_string());
+        self
+    }
+
+    pub fn snapshots_url(&self) -> Option<&str> {
+        self.snapshots_url.as_deref()
     }
 
     /// Writers of this handle give up after waiting `wait` for the lock.
@@ -275,6 +291,7 @@ impl Store {
             root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
+            snapshots_url: None,
         };
         // No other writer can know the store before `store.json` exists,
         // but the writes below need the lock all the same.

@@ -146,6 +146,7 @@ mod tests {
         }
         let store = Store {
             wait: None,
+            snapshots_url: None,
             root: root.to_path_buf(),
             meta: super::super::StoreMeta {
                 format: super::super::FORMAT,

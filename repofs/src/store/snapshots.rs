@@ -113,6 +113,9 @@ impl Store {
                     .and_then(|s| s.archives.get(archive))
                     .and_then(|a| a.dists.get(dist));
                 let ctx = DistContext {
+                    snapshots: self
+                        .snapshots_url()
+                        .map(|base| release::snapshots_field(base, archive)),
                     store: self,
                     key: &key,
                     date: &date,
@@ -163,7 +166,10 @@ impl Store {
         let date = release::render_date(now);
         let meta = self.meta();
         let mut archives = source.archives.clone();
-        for arch in archives.values_mut() {
+        for (archive_name, arch) in archives.iter_mut() {
+            let snapshots = self
+                .snapshots_url()
+                .map(|base| release::snapshots_field(base, archive_name));
             for (dist, d) in arch.dists.iter_mut() {
                 let Some(rel) = d.files.iter().find(|f| f.path == "Release") else {
                     continue;
@@ -201,6 +207,7 @@ impl Store {
                     },
                     &listed,
                 );
+                let release_text = release::with_snapshots(release_text, snapshots.as_deref());
                 let in_release = key.clearsign(&release_text)?;
                 let release_gpg = key.sign_detached(release_text.as_bytes())?;
                 for (path, data) in [
@@ -236,6 +243,8 @@ struct DistContext<'a> {
     /// The previous snapshot's signatures are by other keys: sign the
     /// Release anew even if the components did not change.
     resign: bool,
+    /// apt's `Snapshots:` value for this archive, when configured.
+    snapshots: Option<String>,
 }
 
 impl DistContext<'_> {
@@ -287,6 +296,17 @@ impl DistContext<'_> {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
+            let prev_hash = self
+                .prev
+                .and_then(|p| p.components.get(comp))
+                .map(String::as_str);
+            files.extend(self.store.render_contents(
+                batch,
+                comp,
+                (&components[comp], prev_hash),
+                state,
+                &archs,
+            )?);
             tracing::debug!(
                 dist = self.dist,
                 component = comp.as_str(),
@@ -332,6 +352,7 @@ impl DistContext<'_> {
             },
             &listed,
         );
+        let release_text = release::with_snapshots(release_text, self.snapshots.as_deref());
         let in_release = self.key.clearsign(&release_text)?;
         let release_gpg = self.key.sign_detached(release_text.as_bytes())?;
         for (path, data) in [
@@ -372,6 +393,11 @@ impl DistContext<'_> {
             return None;
         }
         let prefix = format!("{comp}/");
+        // A snapshot made before Contents indices existed: render again.
+        let contents = format!("{comp}/Contents-");
+        if !prev.files.iter().any(|f| f.path.starts_with(&contents)) {
+            return None;
+        }
         Some(
             prev.files
                 .iter()
