@@ -72,7 +72,8 @@ for job, (label, params, fragments, unstable, junit, trigger) in EXPECTED.items(
     shells = root.findall(f"builders/{SHELL}")
     expect(job, "one shell step", len(shells) == 1)
     command = shells[0].findtext("command") if shells else ""
-    for fragment in ["export HALO_STORE=", "export HALO_CONFIG="] + fragments:
+    remote = ["export HALO_SERVER="] if label in ("halo-build", "halo-acceptance") else []
+    for fragment in ["export HALO_STORE=", "export HALO_CONFIG="] + remote + fragments:
         expect(job, f"shell step contains {fragment!r}", fragment in command)
     expect(job, f"unstableReturn {unstable}", (shells[0].findtext("unstableReturn") if shells else None) == unstable)
     interpreter = command.splitlines()[0][2:].split() if command.startswith("#!") else ["sh", "-xe"]

@@ -83,7 +83,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "HALO_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// With --server: the file holding the API token (else $HALO_TOKEN).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, env = "HALO_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// With --server: this host's directory for work, build roots, the
     /// agent's records and downloaded trees; default /var/tmp/halo.

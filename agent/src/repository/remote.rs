@@ -220,7 +220,10 @@ impl Remote {
                 let file = fs_err::File::open(path)?;
                 let len = file.metadata()?.len();
                 let req = self
-                    .request(Method::PUT, &format!("api/v1/uploads/{area}/{name}"))
+                    .request(
+                        Method::PUT,
+                        &format!("api/v1/uploads/{area}/{}", encode_segment(name)),
+                    )
                     .header("X-Halo-Sha256", &sha256)
                     .header(reqwest::header::CONTENT_LENGTH, len)
                     .body(reqwest::blocking::Body::sized(file.into_parts().0, len));
@@ -284,7 +287,13 @@ impl Remote {
             }
             let cached = cache.join(&f.sha256);
             if !cached.exists() {
-                self.fetch_blob(&format!("snapshots/{id}/{}", f.path), f, &cached)?;
+                let path = f
+                    .path
+                    .split('/')
+                    .map(encode_segment)
+                    .collect::<Vec<_>>()
+                    .join("/");
+                self.fetch_blob(&format!("snapshots/{id}/{path}"), f, &cached)?;
             }
             let dest = dir.join(&f.path);
             if let Some(parent) = dest.parent() {
@@ -300,7 +309,9 @@ impl Remote {
     /// One file of a tree into the cache, renamed there only when whole
     /// and of the digest the listing gave.
     fn fetch_blob(&self, path: &str, f: &TreeEntry, cached: &Path) -> Result<()> {
-        let mut resp = self.send(self.inner.http.get(self.url(path)), None)?;
+        let mut resp = self
+            .send(self.inner.http.get(self.url(path)), None)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("{path}: {e}"))))?;
         let tmp =
             self.inner
                 .work
@@ -320,6 +331,20 @@ impl Remote {
         fs_err::rename(&tmp, cached)?;
         Ok(())
     }
+}
+
+/// A path segment as a URL carries it: pool names hold `%3a` for an
+/// epoch's colon, which must reach the server as those three characters.
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn file_name(path: &Path) -> Result<&str> {
@@ -628,6 +653,14 @@ mod tests {
         // Not JSON (a proxy's page): its status and a bounded excerpt.
         let e = answer_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None);
         assert!(e.to_string().contains("502"), "{e}");
+    }
+
+    #[test]
+    fn pool_names_keep_their_percent_signs() {
+        assert_eq!(
+            encode_segment("bsdutils_1%3a2.38+deb12u3_amd64.deb"),
+            "bsdutils_1%253a2.38+deb12u3_amd64.deb"
+        );
     }
 
     #[test]

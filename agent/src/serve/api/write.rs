@@ -60,18 +60,19 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug)]
 pub struct WriteError {
     status: StatusCode,
-    body: ErrorBody,
+    /// Boxed: every handler's `Result` carries it.
+    body: Box<ErrorBody>,
 }
 
 impl WriteError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: message.into(),
                 user: Some(status.is_client_error()),
                 ..ErrorBody::default()
-            },
+            }),
         }
     }
 
@@ -148,7 +149,7 @@ impl IntoResponse for WriteError {
         let mut body = self.body;
         // One line, no secret: a client prints it as is.
         body.error = crate::redact::redact_urls(&body.error).replace('\n', " ");
-        (self.status, Json(body)).into_response()
+        (self.status, Json(*body)).into_response()
     }
 }
 
