@@ -751,8 +751,9 @@ pub struct MirrorUpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on (port 0: any free port, printed).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::]:8443 (port 0: any free
+    /// port, printed). Required: a server is never started by accident.
+    #[arg(long, value_name = "ADDR")]
     pub listen: String,
     /// TLS certificate chain (PEM); with --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]

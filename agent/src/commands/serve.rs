@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::ServeArgs;
+use crate::commands::UserError;
 use crate::config::Config;
 use crate::output::Output;
 use crate::serve::{AppState, ServeConfig};
@@ -24,6 +25,17 @@ pub fn run(
     } else {
         super::load_config(&store, config)?.0
     };
+    // A bad address is the user's mistake (exit 1), said before anything starts.
+    let resolves = std::net::ToSocketAddrs::to_socket_addrs(args.listen.as_str())
+        .map(|mut a| a.next().is_some())
+        .unwrap_or(false);
+    if !resolves {
+        return Err(UserError(format!(
+            "--listen {:?}: not an address to listen on (HOST:PORT, e.g. 127.0.0.1:8080)",
+            args.listen
+        ))
+        .into());
+    }
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = ServeConfig {
