@@ -33,7 +33,8 @@ pub fn run(
 ) -> Result<ExitCode> {
     let (cfg, config_path) = super::load_config(store, config)?;
     // The cycle makes snapshots: their Releases carry [publish] snapshots_url.
-    let store = &super::publishing(store, Some(&cfg));
+    let published = super::publishing_repository(store, Some(&cfg));
+    let store = published.as_ref();
     // The client is shared with the registration thread.
     let jenkins = match &cfg.jenkins {
         Some(_) => {

@@ -36,8 +36,8 @@ pub fn run(
     let published = super::optional_config(store, config)
         .ok()
         .flatten()
-        .map(|c| super::publishing(store, Some(&c)));
-    let store = published.as_ref().unwrap_or(store);
+        .map(|c| super::publishing_repository(store, Some(&c)));
+    let store = published.as_deref().unwrap_or(store);
     let jobs: Vec<(BuildSpec, Destination)> = match &args.path {
         Some(dir) => vec![path_job(store, config, dir, args)?],
         None => {

@@ -77,11 +77,17 @@ pub fn open_repository(cli: &Cli) -> Result<Box<dyn Repository>> {
 /// else `STORE/halo.toml` if present. For commands that work without one
 /// and only read settings from it (`keep_versions`, `[publish]`).
 pub fn optional_config(
-    store: &repofs::Store,
+    store: &dyn Repository,
     given: Option<&std::path::Path>,
 ) -> Result<Option<crate::config::Config>> {
-    if given.is_none() && !store.root().join("halo.toml").exists() {
-        return Ok(None);
+    if given.is_none() {
+        // A remote agent has no store, so no STORE/halo.toml.
+        let in_store = store
+            .local_store()
+            .is_some_and(|s| s.root().join("halo.toml").exists());
+        if !in_store {
+            return Ok(None);
+        }
     }
     Ok(Some(load_config(store, given)?.0))
 }
@@ -92,6 +98,18 @@ pub fn publishing(store: &repofs::Store, config: Option<&crate::config::Config>)
     store
         .clone()
         .with_snapshots_url(config.and_then(|c| c.publish.snapshots_url.clone()))
+}
+
+/// [`publishing`] for a workflow's repository: a remote one makes its
+/// snapshots on the server, whose own configuration names the URL.
+pub fn publishing_repository(
+    repo: &dyn Repository,
+    config: Option<&crate::config::Config>,
+) -> Box<dyn Repository> {
+    match repo.local_store() {
+        Some(store) => Box::new(publishing(store, config)),
+        None => repo.boxed(),
+    }
 }
 
 /// For channel moves (a move back makes a re-dated copy, whose Release is

@@ -42,6 +42,8 @@ pub fn run(
         listen: args.listen.clone(),
         tls,
     };
+    // Snapshots made through the API carry the configured `Snapshots:` base.
+    let store = super::publishing(&store, Some(&cfg));
     let state = AppState::new(store, cfg);
     let json = out.json;
     crate::serve::run(state, &config, |addr| {

@@ -251,6 +251,7 @@ impl Remote {
             Ok(ImportReport {
                 added: done.added,
                 unchanged: done.unchanged,
+                dropped: done.dropped,
             })
         })();
         if result.is_err() {

@@ -56,6 +56,9 @@ pub struct ImportBody {
 pub struct Imported {
     pub added: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Older versions the server's `keep_versions` for the archive dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 /// `POST /api/v1/snapshots`.

@@ -181,7 +181,9 @@ pub async fn import(
     let area = take_area(&caller, &id)?;
     blocking(move || {
         let paths: Vec<PathBuf> = req.files.iter().map(|f| area.dir.join(f)).collect();
-        let result = repofs::store::import::import(
+        // The server's configuration decides retention, as for a local import.
+        let keep = state.config.keep_versions(&req.archive);
+        let result = repofs::store::import::import_keeping(
             &state.store,
             &Target {
                 archive: &req.archive,
@@ -189,6 +191,7 @@ pub async fn import(
                 component: &req.component,
             },
             &paths,
+            keep,
             &mut |_| {},
         );
         remove_area(area);
@@ -196,6 +199,7 @@ pub async fn import(
         Ok(Json(Imported {
             added: report.added,
             unchanged: report.unchanged,
+            dropped: report.dropped,
         }))
     })
     .await
