@@ -32,6 +32,7 @@ pub fn run(
     out: &Output,
 ) -> Result<ExitCode> {
     let (cfg, config_path) = super::load_config(store, config)?;
+    let store = &super::tuned(store, &cfg);
     // The client is shared with the registration thread.
     let jenkins = match &cfg.jenkins {
         Some(_) => {

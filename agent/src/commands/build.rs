@@ -31,10 +31,12 @@ pub fn run(
     args: &BuildArgs,
     out: &Output,
 ) -> Result<ExitCode> {
+    let mut tuned = None;
     let jobs: Vec<(BuildSpec, Destination)> = match &args.path {
         Some(dir) => vec![path_job(store, config, dir, args)?],
         None => {
             let (config, path) = load_config(store, config)?;
+            tuned = Some(super::tuned(store, &config));
             let chosen =
                 config_jobs(&config, &args.names, args.all, args.host).map_err(UserError)?;
             if chosen.is_empty() {
@@ -45,6 +47,7 @@ pub fn run(
             chosen
         }
     };
+    let store = tuned.as_ref().unwrap_or(store);
     for (_, dest) in &jobs {
         if let Some(c) = &dest.channel {
             store

@@ -81,6 +81,11 @@ pub fn load_config(
     Ok((config, path))
 }
 
+/// The store handle as the configuration tunes it (`[pdiff] history`).
+pub fn tuned(store: &repofs::Store, config: &crate::config::Config) -> repofs::Store {
+    store.clone().with_pdiff_history(config.pdiff.history)
+}
+
 /// `user@host` for channel history.
 pub fn whoami() -> String {
     let user = std::env::var("SUDO_USER")
@@ -101,7 +106,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
         Command::Copy(args) => copy::run(&open_store(cli)?, args, out),
         Command::List(args) => list::list(&open_store(cli)?, args, out),
         Command::Show(args) => list::show(&open_store(cli)?, args, out),
-        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cmd, out),
+        Command::Snapshot(cmd) => snapshot::run(&open_store(cli)?, cli.config.as_deref(), cmd, out),
         Command::Promote(args) => channel::promote(&open_store(cli)?, args, out),
         Command::Channel(cmd) => channel::run(&open_store(cli)?, cmd, out),
         Command::Export(args) => export::run(&open_store(cli)?, args, out),

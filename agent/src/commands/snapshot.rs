@@ -12,9 +12,23 @@ use serde::Serialize;
 use crate::cli::SnapshotCommand;
 use crate::output::Output;
 
-pub fn run(store: &Store, cmd: &SnapshotCommand, out: &Output) -> Result<ExitCode> {
+pub fn run(
+    store: &Store,
+    config: Option<&std::path::Path>,
+    cmd: &SnapshotCommand,
+    out: &Output,
+) -> Result<ExitCode> {
     match cmd {
-        SnapshotCommand::Create => create(store, out),
+        SnapshotCommand::Create => {
+            // The configuration tunes the snapshot when there is one; a
+            // store without `halo.toml` snapshots with the defaults.
+            let store = if config.is_some() || store.root().join("halo.toml").exists() {
+                super::tuned(store, &super::load_config(store, config)?.0)
+            } else {
+                store.clone()
+            };
+            create(&store, out)
+        }
         SnapshotCommand::List => list(store, out),
         SnapshotCommand::Show { id } => show(store, id, out),
         SnapshotCommand::Diff { a, b } => diff(store, a, b, out),

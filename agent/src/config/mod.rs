@@ -47,7 +47,31 @@ pub struct Config {
     /// `[agent]`: the daemon's cycle.
     #[serde(default)]
     pub agent: AgentConfig,
+    /// `[pdiff]`: index diffs between snapshots.
+    #[serde(default)]
+    pub pdiff: PdiffConfig,
 }
+
+/// `[pdiff]`: the index diffs (`Packages.diff/`) each snapshot serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PdiffConfig {
+    /// Diffs kept per index: how many snapshots back a client can be and
+    /// still download only the change. 0 makes none.
+    pub history: usize,
+}
+
+impl Default for PdiffConfig {
+    fn default() -> Self {
+        Self {
+            history: repofs::store::DEFAULT_PDIFF_HISTORY,
+        }
+    }
+}
+
+/// apt merges every patch it needs in one run of rred; beyond this a full
+/// download is cheaper than the chain.
+const PDIFF_HISTORY_MAX: usize = 100;
 
 /// `[fetch]`: download behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -156,6 +180,8 @@ pub enum ConfigError {
     Acceptance { key: &'static str, reason: String },
     #[error("jenkins: {key}: {reason}")]
     Jenkins { key: &'static str, reason: String },
+    #[error("pdiff: history: must be between 0 and {PDIFF_HISTORY_MAX}, not {0}")]
+    PdiffHistory(usize),
 }
 
 /// Parses and validates a configuration file's text.
@@ -166,6 +192,9 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn validate(config: &Config) -> Result<(), ConfigError> {
+    if config.pdiff.history > PDIFF_HISTORY_MAX {
+        return Err(ConfigError::PdiffHistory(config.pdiff.history));
+    }
     let f = &config.fetch;
     if f.download_concurrency == 0 || f.download_concurrency > 256 {
         return Err(ConfigError::Fetch {

@@ -5,6 +5,7 @@
 
 pub mod compress;
 pub mod dist;
+pub mod pdiff;
 pub mod read;
 pub mod release;
 pub mod stanza;

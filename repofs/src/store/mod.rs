@@ -20,6 +20,7 @@ pub mod keys;
 pub mod lock;
 pub mod mirror_commit;
 pub mod mirrors;
+mod pdiffs;
 pub mod pool;
 pub mod process;
 pub mod read;
@@ -187,7 +188,12 @@ pub struct Store {
     meta: StoreMeta,
     /// How long a writer waits for the lock (`None`: as long as it takes).
     wait: Option<std::time::Duration>,
+    /// Index diffs a new snapshot keeps per index (0: none).
+    pdiff_history: usize,
 }
+
+/// Index diffs kept per index unless configured: two weeks of daily moves.
+pub const DEFAULT_PDIFF_HISTORY: usize = 14;
 
 impl Store {
     /// Opens an existing store.
@@ -222,6 +228,7 @@ impl Store {
             root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
+            pdiff_history: DEFAULT_PDIFF_HISTORY,
         })
     }
 
@@ -233,6 +240,12 @@ impl Store {
     /// Writers of this handle give up after waiting `wait` for the lock.
     pub fn with_wait_timeout(mut self, wait: Option<std::time::Duration>) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Snapshots made through this handle keep `n` index diffs per index.
+    pub fn with_pdiff_history(mut self, n: usize) -> Self {
+        self.pdiff_history = n;
         self
     }
 
@@ -275,6 +288,7 @@ impl Store {
             root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             meta,
             wait: None,
+            pdiff_history: DEFAULT_PDIFF_HISTORY,
         };
         // No other writer can know the store before `store.json` exists,
         // but the writes below need the lock all the same.
