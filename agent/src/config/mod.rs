@@ -407,6 +407,15 @@ keyring = "ceph.asc"
     }
 
     #[test]
+    fn pdiff_history_defaults_to_14_and_is_bounded() {
+        assert_eq!(parse_config(&with("")).unwrap().pdiff.history, 14);
+        let none = parse_config(&with("[pdiff]\nhistory = 0")).unwrap();
+        assert_eq!(none.pdiff.history, 0);
+        assert!(err(&with("[pdiff]\nhistory = 101")).contains("pdiff: history"));
+        assert!(err(&with("[pdiff]\nkeep = 3")).contains("unknown field"));
+    }
+
+    #[test]
     fn docs_example_parses_and_validates() {
         let doc = include_str!("../../../docs/config.md");
         let start = doc
