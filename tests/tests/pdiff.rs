@@ -164,7 +164,7 @@ fn apt_fetches_the_patches_and_ends_with_the_full_index() {
     assert!(patch.len() * 4 < new_packages.len(), "the patch is small");
 
     let out = pdiff_update(&client);
-    assert_eq!(fetched_patches(&out), [s2.clone()], "{out}");
+    assert_eq!(fetched_patches(&out), std::slice::from_ref(&s2), "{out}");
     assert_eq!(listed_packages(&client), new_packages);
     let fresh = Apt::new(&t.root().join("apt-fresh"), &sources);
     pdiff_update(&fresh);

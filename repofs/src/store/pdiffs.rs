@@ -63,8 +63,9 @@ fn dist_file(path: String, d: &Digests) -> DistFile {
 
 impl Store {
     /// The diff files of index `path` (now `data`, with `digests`) in the
-    /// snapshot `name` that follows `prev`. Nothing when there is nothing
-    /// to diff against (a new index, `keep` 0, a text no ed script can
+    /// snapshot `name` that follows `prev`, keeping the handle's
+    /// `pdiff_history` newest. Nothing when there is nothing to diff
+    /// against (a new index, a history of 0, a text no ed script can
     /// express).
     pub(super) fn index_diffs(
         &self,
@@ -74,8 +75,8 @@ impl Store {
         data: &[u8],
         digests: &Digests,
         name: &str,
-        keep: usize,
     ) -> Result<DiffFiles> {
+        let keep = self.pdiff_history;
         let Some(prev) = prev.filter(|_| keep > 0) else {
             return Ok(DiffFiles::default());
         };

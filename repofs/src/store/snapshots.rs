@@ -298,7 +298,6 @@ impl DistContext<'_> {
                         &f.file.data,
                         &f.digests,
                         self.id,
-                        self.store.pdiff_history,
                     )?;
                     files.extend(diffs.index);
                     pdiffs.extend(diffs.patches);
