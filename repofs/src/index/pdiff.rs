@@ -167,15 +167,11 @@ fn stanzas(text: &[u8]) -> Option<Vec<&[u8]>> {
     }
     let mut out = Vec::new();
     let mut start = 0;
-    let mut i = 0;
-    while i + 1 < text.len() {
-        if text[i] == b'\n' && text[i + 1] == b'\n' {
-            out.push(&text[start..i + 2]);
-            start = i + 2;
-            i += 2;
-        } else {
-            i += 1;
-        }
+    // Matches do not overlap: in a run of blank lines, each further
+    // pair of newlines is a unit of its own.
+    for end in memchr::memmem::find_iter(text, b"\n\n") {
+        out.push(&text[start..end + 2]);
+        start = end + 2;
     }
     if start < text.len() {
         out.push(&text[start..]);
@@ -184,7 +180,7 @@ fn stanzas(text: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 fn lines(unit: &[u8]) -> usize {
-    unit.iter().filter(|&&b| b == b'\n').count()
+    memchr::memchr_iter(b'\n', unit).count()
 }
 
 /// Indices into `seq` of a longest strictly increasing subsequence.
@@ -219,9 +215,7 @@ fn longest_increasing(seq: &[usize]) -> Vec<usize> {
 /// lone `.`, which would end ed's input mode).
 pub fn ed_script(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
     let (a, b) = (stanzas(old)?, stanzas(new)?);
-    if b.iter()
-        .any(|u| u.split(|&c| c == b'\n').any(|l| l == b"."))
-    {
+    if new.starts_with(b".\n") || memchr::memmem::find(new, b"\n.\n").is_some() {
         return None;
     }
     // Stanzas that appear once on each side can anchor the diff.
@@ -378,6 +372,32 @@ mod tests {
     fn unsafe_texts_have_no_script() {
         assert_eq!(ed_script(b"a\n\n", b"Package: x\n.\n\n"), None);
         assert_eq!(ed_script(b"a\n\n", b"Package: x"), None);
+        assert_eq!(ed_script(b"a\n\n", b".\n\n"), None);
+        // Runs of blank lines are diffed like anything else.
+        let (old, new) = (b"a\n\n\n\nb\n\n\nc\n", b"a\n\n\nb\n\n\n\n\nc\n");
+        let script = ed_script(old, new).unwrap();
+        assert_eq!(apply_ed(old, &script).as_deref(), Some(&new[..]));
+    }
+
+    proptest::proptest! {
+        /// Any two lists of stanzas, repeats and blank-line runs included.
+        #[test]
+        fn any_script_turns_old_into_new(
+            old in proptest::collection::vec(0u8..6, 0..40),
+            new in proptest::collection::vec(0u8..6, 0..40),
+        ) {
+            let text = |v: &[u8]| -> Vec<u8> {
+                v.iter()
+                    .flat_map(|&k| match k {
+                        5 => b"\n".to_vec(),
+                        k => format!("Package: p{k}\nVersion: {k}\n\n").into_bytes(),
+                    })
+                    .collect()
+            };
+            let (old, new) = (text(&old), text(&new));
+            let script = ed_script(&old, &new).unwrap();
+            proptest::prop_assert_eq!(apply_ed(&old, &script), Some(new));
+        }
     }
 
     fn sum(c: char, size: u64) -> Sum {
