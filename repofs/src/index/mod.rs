@@ -1,6 +1,7 @@
 //! APT indices, bytes in and bytes out: rendering `Packages`/`Sources`
 //! stanzas, per-component index files with their compressed variants, and
-//! `Release` (deterministic for a given snapshot content and date); and
+//! `Release` (deterministic for a given snapshot content and date); the
+//! index diffs apt fetches with `Acquire::PDiffs` (`pdiff`); and
 //! reading an upstream's (`read`).
 
 pub mod compress;
