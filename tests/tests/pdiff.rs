@@ -29,15 +29,17 @@ fn deb(t: &TestStore, i: usize, version: &str) -> PathBuf {
         .build(&dir)
 }
 
-/// The `Packages` apt keeps in its lists, decompressed by apt itself.
-fn listed_packages(apt: &Apt) -> Vec<u8> {
+/// The `Packages` apt keeps in its lists, decompressed by apt itself (as
+/// text: a failed comparison then shows stanzas, not bytes).
+fn listed_packages(apt: &Apt) -> String {
     let lists = apt.dir.join("lists");
     let file = fs::read_dir(&lists)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.contains("_main_binary-amd64_Packages")
+            // Not the `..._Packages.diff_Index` apt keeps beside it.
+            name.contains("_main_binary-amd64_Packages") && !name.contains(".diff")
         })
         .unwrap_or_else(|| panic!("no Packages list in {}", lists.display()));
     need_tool("/usr/lib/apt/apt-helper", "apt");
@@ -49,7 +51,11 @@ fn listed_packages(apt: &Apt) -> Vec<u8> {
         "apt-helper cat-file {}",
         file.display()
     );
-    out.stdout
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn text(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
 }
 
 fn pdiff_update(apt: &Apt) -> String {
@@ -154,10 +160,10 @@ fn apt_fetches_the_patches_and_ends_with_the_full_index() {
     );
     let index = fs::read_to_string(served.join("Packages.diff/Index")).unwrap();
     assert!(index.contains(&format!(" {s2}.gz\n")), "{index}");
-    let new_packages = fs::read(served.join("Packages")).unwrap();
+    let new_packages = text(&served.join("Packages"));
     let patch = fs::read(served.join(format!("Packages.diff/{s2}.gz"))).unwrap();
     assert_eq!(
-        rred(&old_packages, &patch),
+        String::from_utf8(rred(&old_packages, &patch)).unwrap(),
         new_packages,
         "rred of the patch"
     );
@@ -179,7 +185,7 @@ fn apt_fetches_the_patches_and_ends_with_the_full_index() {
     let behind = Apt::new(&at_s1, &sources);
     let out = pdiff_update(&behind);
     assert_eq!(fetched_patches(&out), [s2.clone(), s3.clone()], "{out}");
-    let at_s3 = fs::read(served.join("Packages")).unwrap();
+    let at_s3 = text(&served.join("Packages"));
     assert_eq!(listed_packages(&behind), at_s3);
 
     // The export serves the same diff files as the mount.
