@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Store benchmark (issue 2): import N synthetic packages, snapshot, promote, for
-N = 1,000, 10,000, 50,000; a snapshot after 1% churn; peak RSS of import. Prints
+N = 1,000, 10,000, 50,000; a snapshot after 1% churn; peak RSS of import; the bytes apt fetches after the churn with
+PDiff (the diff Index and the patch) against the full index. Prints
 promote(50k)/promote(1k) and, where aptly is installed, aptly's times for the same steps
 (repo add, snapshot create, publish snapshot, publish switch) side by side.
 
@@ -65,6 +66,7 @@ def bench_halo(work, n, debs, churn):
          "--files-from", lst], env=env)
     r["snapshot_churn"], _, out = timed([HALO, "snapshot", "create"], env=env)
     second = out.split()[-1]
+    r.update(pdiff_bytes(store, second))
     # Forward moves (to a snapshot newer than the channel's): each of the
     # three channels from nothing to `first`, then to `second`. The store is
     # made by `halo init`, which gates trusty: lift the gate, this measures
@@ -87,6 +89,20 @@ def bench_halo(work, n, debs, churn):
     r["promote_back"] = statistics.median(back)
     # The promote process itself: startup dominates; time the store call in-process too.
     return r
+
+
+def pdiff_bytes(store, snapshot):
+    """What `apt-get update` fetches for main/binary-amd64 after the churn, from a client that
+    updated at the snapshot before (tests/tests/pdiff.rs shows apt fetching exactly the
+    Index and the one patch), against the full index it fetches otherwise (Packages.xz, the
+    first compression apt tries). InRelease is fetched either way and left out of both."""
+    with open(os.path.join(store, "snapshots", snapshot + ".json")) as f:
+        dist = json.load(f)["archives"]["bench"]["dists"]["trusty"]
+    sizes = {x["path"]: x["size"] for x in dist["files"] + dist.get("pdiffs", [])}
+    base = "main/binary-amd64/Packages"
+    index = sizes.get(base + ".diff/Index", 0)
+    patch = sizes.get(f"{base}.diff/{snapshot}.gz", 0)
+    return {"pdiff_fetch_bytes": index + patch, "full_index_bytes": sizes[base + ".xz"]}
 
 
 def bench_aptly(work, n, debs, churn):
@@ -142,6 +158,9 @@ def main():
             ratio = f"{av / h[step]:10.1f}" if av else f"{'-':>10}"
             print(f"{n:>7} {step:<15} {h[step]:9.4f} {av if av is not None else float('nan'):9.4f} {ratio}")
         print(f"{n:>7} {'import RSS MiB':<15} {h['import_rss']:9.1f}")
+        pd, full = h["pdiff_fetch_bytes"], h["full_index_bytes"]
+        print(f"pdiff({n}): apt fetches {pd} B (diff Index + patch) instead of {full} B "
+              f"(Packages.xz) = {100 * pd / full:.2f}%")
     if len(results) > 1:
         lo, hi = min(results), max(results)
         print(f"\npromote({hi})/promote({lo}) = {results[hi][0]['promote'] / results[lo][0]['promote']:.2f}")

@@ -8,7 +8,9 @@
 //!   container.
 //! - [`hash`]: MD5/SHA1/SHA256 in one pass, as APT indices list them.
 //! - [`index`]: `Packages`/`Sources` stanzas as dpkg-scanpackages prints
-//!   them, per-component indices with `.gz`/`.xz`, `Release`.
+//!   them, per-component indices with `.gz`/`.xz`, `Release`, and the
+//!   index diffs (`Packages.diff/`) between one snapshot's index and the
+//!   next one's.
 //! - [`model`]: component states, snapshot manifests and ids, channel moves
 //!   (compare-and-swap), snapshot diffs, the APT tree of a snapshot; removing
 //!   and copying packages, dependency closures, list and show.

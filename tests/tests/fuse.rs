@@ -439,13 +439,20 @@ fn rsync_after_a_one_package_promotion_transfers_only_the_changed_files() {
         .filter(|rel| fs::read(old.join(rel)).ok() != Some(fs::read(new.join(rel)).unwrap()))
         .count();
     // The new .deb, Packages(.gz, .xz) and their by-hash names, Release,
-    // InRelease, Release.gpg.
-    assert_eq!(changed, 10, "{:?}", files(&new));
+    // InRelease, Release.gpg; and the index diff: Packages.diff/Index, its
+    // by-hash name and the patch.
+    assert_eq!(changed, 13, "{:?}", files(&new));
     let stats = ok(Command::new("rsync")
         .args(["-a", "--delete", "--stats", "--itemize-changes", &src])
         .arg(&mirror));
     assert_eq!(transferred(&stats), changed, "{stats}");
-    assert!(all > changed + 10, "{all} files, {changed} changed");
+    assert!(all > changed + 7, "{all} files, {changed} changed");
+    // Of the packages, only the new one travels.
+    let debs = stats
+        .lines()
+        .filter(|l| l.starts_with(">f") && l.ends_with(".deb"))
+        .count();
+    assert_eq!(debs, 1, "{stats}");
     ok(Command::new("diff").arg("-r").arg(&mirror).arg(&new));
 }
 

@@ -92,12 +92,16 @@ pub fn optional_config(
     Ok(Some(load_config(store, given)?.0))
 }
 
-/// The store handle with the configured `[publish] snapshots_url`, for the
-/// commands that make snapshots.
+/// The store handle as the configuration tunes the snapshots it makes
+/// (`[publish] snapshots_url`, `[pdiff] history`); defaults without one.
 pub fn publishing(store: &repofs::Store, config: Option<&crate::config::Config>) -> repofs::Store {
+    let Some(config) = config else {
+        return store.clone();
+    };
     store
         .clone()
-        .with_snapshots_url(config.and_then(|c| c.publish.snapshots_url.clone()))
+        .with_snapshots_url(config.publish.snapshots_url.clone())
+        .with_pdiff_history(config.pdiff.history)
 }
 
 /// [`publishing`] for a workflow's repository: a remote one makes its

@@ -55,6 +55,9 @@ pub struct Config {
     /// `[publish]`: what Releases say about where snapshots are served.
     #[serde(default)]
     pub publish: PublishConfig,
+    /// `[pdiff]`: index diffs between snapshots.
+    #[serde(default)]
+    pub pdiff: PdiffConfig,
 }
 
 impl Config {
@@ -72,6 +75,27 @@ impl Config {
             })
     }
 }
+
+/// `[pdiff]`: the index diffs (`Packages.diff/`) each snapshot serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PdiffConfig {
+    /// Diffs kept per index: how many snapshots back a client can be and
+    /// still download only the change. 0 makes none.
+    pub history: usize,
+}
+
+impl Default for PdiffConfig {
+    fn default() -> Self {
+        Self {
+            history: repofs::store::DEFAULT_PDIFF_HISTORY,
+        }
+    }
+}
+
+/// apt merges every patch it needs in one run of rred; beyond this a full
+/// download is cheaper than the chain.
+const PDIFF_HISTORY_MAX: usize = 100;
 
 /// `[fetch]`: download behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -194,6 +218,8 @@ pub enum ConfigError {
     DuplicateArchive(String),
     #[error("publish: {key}: {reason}")]
     Publish { key: &'static str, reason: String },
+    #[error("pdiff: history: must be between 0 and {PDIFF_HISTORY_MAX}, not {0}")]
+    PdiffHistory(usize),
 }
 
 /// Parses and validates a configuration file's text.
@@ -204,6 +230,9 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn validate(config: &Config) -> Result<(), ConfigError> {
+    if config.pdiff.history > PDIFF_HISTORY_MAX {
+        return Err(ConfigError::PdiffHistory(config.pdiff.history));
+    }
     let f = &config.fetch;
     if f.download_concurrency == 0 || f.download_concurrency > 256 {
         return Err(ConfigError::Fetch {
@@ -422,6 +451,15 @@ keyring = "ceph.asc"
 
     fn err(text: &str) -> String {
         parse_config(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn pdiff_history_defaults_to_14_and_is_bounded() {
+        assert_eq!(parse_config(&with("")).unwrap().pdiff.history, 14);
+        let none = parse_config(&with("[pdiff]\nhistory = 0")).unwrap();
+        assert_eq!(none.pdiff.history, 0);
+        assert!(err(&with("[pdiff]\nhistory = 101")).contains("pdiff: history"));
+        assert!(err(&with("[pdiff]\nkeep = 3")).contains("unknown field"));
     }
 
     #[test]

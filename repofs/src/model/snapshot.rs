@@ -28,6 +28,11 @@ pub struct DistSnapshot {
     pub components: BTreeMap<String, String>,
     pub architectures: Vec<String>,
     pub files: Vec<DistFile>,
+    /// Served under `dists/<dist>/` but not listed in the Release: the
+    /// patches the `*.diff/Index` files in `files` name (apt checks them
+    /// against the Index, which the Release covers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pdiffs: Vec<DistFile>,
     /// The upstream identity the dist's Release carries (a mirrored dist
     /// that keeps it), so a re-dated copy renders the same fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,7 @@ impl Snapshot {
                     .values()
                     .map(String::as_str)
                     .chain(d.files.iter().map(|f| f.sha256.as_str()))
+                    .chain(d.pdiffs.iter().map(|f| f.sha256.as_str()))
             })
         })
     }

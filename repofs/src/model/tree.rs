@@ -46,6 +46,14 @@ where
             }
             tree.insert(format!("dists/{dist}/{}", f.path), file);
         }
+        // Patches are fetched by name only, never by hash.
+        for f in &d.pdiffs {
+            let file = TreeFile {
+                sha256: f.sha256.clone(),
+                size: f.size,
+            };
+            tree.insert(format!("dists/{dist}/{}", f.path), file);
+        }
         for hash in d.components.values() {
             if let Some(state) = component(hash) {
                 for pf in state.pool_files() {

@@ -330,7 +330,7 @@ impl Checker<'_> {
         }
         for (aname, archive) in &snap.archives {
             for (dname, dist) in &archive.dists {
-                for f in &dist.files {
+                for f in dist.files.iter().chain(&dist.pdiffs) {
                     let what = format!("{aname}/dists/{dname}/{}", f.path);
                     self.need_blob(&path, &f.sha256, f.size, &what);
                 }

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lock;
 pub mod mirror_commit;
 pub mod mirrors;
+mod pdiffs;
 pub mod pool;
 pub mod process;
 pub mod read;
@@ -191,7 +192,12 @@ pub struct Store {
     /// Where clients reach the tree of `snapshots/` (the Releases this
     /// handle renders carry apt's `Snapshots:` field when set).
     snapshots_url: Option<String>,
+    /// Index diffs a new snapshot keeps per index (0: none).
+    pdiff_history: usize,
 }
+
+/// Index diffs kept per index unless configured: two weeks of daily moves.
+pub const DEFAULT_PDIFF_HISTORY: usize = 14;
 
 impl Store {
     /// Opens an existing store.
@@ -227,6 +233,7 @@ impl Store {
             meta,
             wait: None,
             snapshots_url: None,
+            pdiff_history: DEFAULT_PDIFF_HISTORY,
         })
     }
 
@@ -249,6 +256,12 @@ impl Store {
     /// Writers of this handle give up after waiting `wait` for the lock.
     pub fn with_wait_timeout(mut self, wait: Option<std::time::Duration>) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Snapshots made through this handle keep `n` index diffs per index.
+    pub fn with_pdiff_history(mut self, n: usize) -> Self {
+        self.pdiff_history = n;
         self
     }
 
@@ -292,6 +305,7 @@ impl Store {
             meta,
             wait: None,
             snapshots_url: None,
+            pdiff_history: DEFAULT_PDIFF_HISTORY,
         };
         // No other writer can know the store before `store.json` exists,
         // but the writes below need the lock all the same.

@@ -147,6 +147,7 @@ mod tests {
         let store = Store {
             wait: None,
             snapshots_url: None,
+            pdiff_history: super::super::DEFAULT_PDIFF_HISTORY,
             root: root.to_path_buf(),
             meta: super::super::StoreMeta {
                 format: super::super::FORMAT,

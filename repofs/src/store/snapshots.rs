@@ -120,6 +120,7 @@ impl Store {
                     key: &key,
                     date: &date,
                     dist,
+                    id: &id,
                     prev,
                     resign: resign.contains(&(archive.clone(), dist.clone())),
                 };
@@ -239,6 +240,8 @@ struct DistContext<'a> {
     key: &'a SigningKeys,
     date: &'a str,
     dist: &'a str,
+    /// The new snapshot's id: the name of the index diffs it adds.
+    id: &'a str,
     prev: Option<&'a DistSnapshot>,
     /// The previous snapshot's signatures are by other keys: sign the
     /// Release anew even if the components did not change.
@@ -277,13 +280,16 @@ impl DistContext<'_> {
                 components: components.clone(),
                 architectures: archs,
                 files: v.files,
+                pdiffs: Vec::new(),
                 identity: None,
             });
         }
         let mut files: Vec<DistFile> = Vec::new();
+        let mut pdiffs: Vec<DistFile> = Vec::new();
         for (comp, state) in &states {
-            if let Some(reused) = self.reusable(comp, &components[comp], &archs) {
+            if let Some((reused, patches)) = self.reusable(comp, &components[comp], &archs) {
                 files.extend(reused);
+                pdiffs.extend(patches);
                 continue;
             }
             let started = std::time::Instant::now();
@@ -292,6 +298,21 @@ impl DistContext<'_> {
             let rendered_ms = started.elapsed().as_millis() as u64;
             let rendered = render::render_compressed(plain)?;
             let compressed_ms = started.elapsed().as_millis() as u64;
+            for f in &rendered {
+                if super::pdiffs::has_diffs(&f.file.path) {
+                    let diffs = self.store.index_diffs(
+                        batch,
+                        self.prev,
+                        &f.file.path,
+                        &f.file.data,
+                        &f.digests,
+                        self.id,
+                    )?;
+                    files.extend(diffs.index);
+                    pdiffs.extend(diffs.patches);
+                }
+            }
+            let diffed_ms = started.elapsed().as_millis() as u64;
             for f in rendered {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
@@ -312,6 +333,7 @@ impl DistContext<'_> {
                 component = comp.as_str(),
                 rendered_ms,
                 compressed_ms,
+                diffed_ms,
                 stored_ms = started.elapsed().as_millis() as u64,
                 "indices rendered"
             );
@@ -364,10 +386,12 @@ impl DistContext<'_> {
             files.push(dist_file(path.to_string(), &d));
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        pdiffs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(DistSnapshot {
             components: components.clone(),
             architectures: archs,
             files,
+            pdiffs,
             identity,
         })
     }
@@ -383,9 +407,14 @@ impl DistContext<'_> {
         archs
     }
 
-    /// The previous snapshot's files of a component whose content and
-    /// architecture list did not change.
-    fn reusable(&self, comp: &str, hash: &str, archs: &[String]) -> Option<Vec<DistFile>> {
+    /// The previous snapshot's files (listed, and index diffs) of a
+    /// component whose content and architecture list did not change.
+    fn reusable(
+        &self,
+        comp: &str,
+        hash: &str,
+        archs: &[String],
+    ) -> Option<(Vec<DistFile>, Vec<DistFile>)> {
         let prev = self.prev?;
         if prev.components.get(comp).map(String::as_str) != Some(hash)
             || prev.architectures != archs
@@ -398,13 +427,14 @@ impl DistContext<'_> {
         if !prev.files.iter().any(|f| f.path.starts_with(&contents)) {
             return None;
         }
-        Some(
-            prev.files
+        let under = |files: &[DistFile]| -> Vec<DistFile> {
+            files
                 .iter()
                 .filter(|f| f.path.starts_with(&prefix))
                 .cloned()
-                .collect(),
-        )
+                .collect()
+        };
+        Some((under(&prev.files), under(&prev.pdiffs)))
     }
 }
 
