@@ -12,7 +12,7 @@
 //! `STORE/machines/<name>.lock` (two machines or two runs wanting the same
 //! base make it once), then renamed into the cache:
 //! 1. `mmdebstrap --variant=apt` with the kernel, `initramfs-tools`,
-//!    `systemd-sysv` and `udev`, the system's sources and key, halo's
+//!    `systemd-sysv`, `udev` and `dbus`, the system's sources and key, halo's
 //!    channel agent and its unit, `systemd-networkd` enabled (in the
 //!    sandbox, as a chroot system's bootstrap);
 //! 2. `mkfs.ext4 -d` of that root into a sparse image, inside a sandbox
@@ -57,7 +57,9 @@ impl Base {
 
 /// The packages a base adds to Essential and apt.
 pub fn base_packages(kernel: &str) -> Vec<String> {
-    [kernel, "initramfs-tools", "systemd-sysv", "udev"]
+    // dbus: what systemd's own tools (networkctl, hostnamectl) talk
+    // through, as on any real machine.
+    [kernel, "initramfs-tools", "systemd-sysv", "udev", "dbus"]
         .iter()
         .map(|s| s.to_string())
         .collect()
@@ -82,7 +84,9 @@ pub fn plan_name(
     snapshot: &repofs::model::Snapshot,
     sources: &[AptSource],
 ) -> (String, String) {
-    let mut asked = vec!["machine", system.suite.as_str(), arch, system.kernel()];
+    let packages = base_packages(system.kernel());
+    let mut asked = vec!["machine", system.suite.as_str(), arch];
+    asked.extend(packages.iter().map(String::as_str));
     asked.extend(system.archives.iter().map(String::as_str));
     asked.extend([AGENT, UNIT, DISK_SIZE]);
     let family = format!("{}-{arch}-machine-{}", system.suite, digest(&asked, 8));
@@ -336,7 +340,13 @@ mod tests {
         assert_ne!(plan_name(&other, "x86_64", &a, &sources).0, family);
         assert_eq!(
             base_packages(s.kernel()),
-            ["linux-image-cloud-amd64", "initramfs-tools", "systemd-sysv", "udev"]
+            [
+                "linux-image-cloud-amd64",
+                "initramfs-tools",
+                "systemd-sysv",
+                "udev",
+                "dbus"
+            ]
         );
     }
 }

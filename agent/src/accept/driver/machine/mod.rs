@@ -317,6 +317,33 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Why a boot failed, from the boot script's output: systemd's verdict
+/// and the failed units, else the script's last line.
+fn boot_failure(text: &str) -> String {
+    let Some(state) = text.lines().find_map(|l| l.strip_prefix("systemd: ")) else {
+        return text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .to_string();
+    };
+    let failed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "failed units:")
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    format!(
+        "system {state}; failed units: {}",
+        if failed.is_empty() {
+            "none".to_string()
+        } else {
+            failed.join(", ")
+        }
+    )
+}
+
 fn result(name: &str, started: Instant, out: Captured, failure: Option<String>) -> TestResult {
     TestResult {
         name: name.to_string(),
@@ -368,27 +395,10 @@ impl Driver for Machine<'_> {
                 }
                 match exec.status {
                     Some(0) => None,
-                    Some(n) => {
-                        let text = exec.output.text();
-                        let failed: Vec<&str> = text
-                            .lines()
-                            .skip_while(|l| *l != "failed units:")
-                            .skip(1)
-                            .filter_map(|l| l.split_whitespace().next())
-                            .collect();
-                        let state = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("systemd: "))
-                            .unwrap_or("unknown");
-                        Some(format!(
-                            "exit status {n}: system {state}; failed units: {}",
-                            if failed.is_empty() {
-                                "none".to_string()
-                            } else {
-                                failed.join(", ")
-                            }
-                        ))
-                    }
+                    Some(n) => Some(format!(
+                        "exit status {n}: {}",
+                        boot_failure(&exec.output.text())
+                    )),
                     None => Some(format!(
                         "timed out after {} s",
                         self.ctx.timeout.as_secs()
@@ -452,6 +462,18 @@ impl Driver for Machine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_boot_says_what_systemd_says() {
+        assert_eq!(
+            boot_failure("systemd: degraded\nfailed units:\nx.service loaded failed failed X\n"),
+            "system degraded; failed units: x.service"
+        );
+        assert_eq!(
+            boot_failure("mount: /run/halo/repo: wrong fs type\n"),
+            "mount: /run/halo/repo: wrong fs type"
+        );
+    }
 
     #[test]
     fn networks_give_each_machine_an_address_and_the_names_of_its_peers() {
