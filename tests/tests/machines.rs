@@ -173,7 +173,11 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
         stdout.contains(&format!("accepted {id}: 14 tests passed")),
         "{stdout}"
     );
-    assert_eq!(t.channel("trusty"), id, "stable moved to the tested snapshot");
+    assert_eq!(
+        t.channel("trusty"),
+        id,
+        "stable moved to the tested snapshot"
+    );
     let cases = halo_tests::junitparser(&junit);
     for machine in ["web", "app", "stranger"] {
         for step in ["bootstrap", "boot", "install"] {
@@ -186,12 +190,18 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
     assert!(cases.contains(&"system app|reaches-web|passed|".to_string()));
     assert!(cases.contains(&"system stranger|isolated|passed|".to_string()));
     // Streamed with the machine's name: its console and its commands.
-    assert!(stderr.contains("[web] [    0.000000] Linux version"), "{stderr}");
+    assert!(
+        stderr.contains("[web] [    0.000000] Linux version"),
+        "{stderr}"
+    );
     assert!(stderr.contains("[web] systemd: running"), "{stderr}");
     assert!(stderr.contains("system web: accelerator: tcg"), "{stderr}");
     // The console log is the boot testcase's output.
     let xml = fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("Reached target multi-user.target"), "console in <system-out>");
+    assert!(
+        xml.contains("Reached target multi-user.target"),
+        "console in <system-out>"
+    );
     // One base, cached; nothing else left; no qemu.
     let bases: Vec<_> = fs::read_dir(t.store().join("machines"))
         .unwrap()
@@ -230,7 +240,10 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
     assert_eq!(cases[0], "system bad|bootstrap|passed|", "{cases:?}");
     assert_eq!(cases[1], "system bad|boot|passed|");
     assert_eq!(cases[2], "system bad|install|passed|");
-    assert!(cases[3].starts_with("system bad|up|Failure|exit status 3"), "{cases:?}");
+    assert!(
+        cases[3].starts_with("system bad|up|Failure|exit status 3"),
+        "{cases:?}"
+    );
     let xml = fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("Active: failed (Result: exit-code)"), "{xml}");
     assert!(xml.contains("halo-bad: cannot start: the flux capacitor is missing"));

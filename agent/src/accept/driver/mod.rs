@@ -97,7 +97,9 @@ pub fn drive(
     let finished = driver.finish(passed);
     if let (Some(console), Some(boot)) = (
         finished.console,
-        steps.iter_mut().find(|s| s.name == "boot" && s.skipped.is_none()),
+        steps
+            .iter_mut()
+            .find(|s| s.name == "boot" && s.skipped.is_none()),
     ) {
         boot.output = format!("{console}\n{}", boot.output);
     }

@@ -122,7 +122,10 @@ pub(super) fn choose_checks(
     let (tests, systems) = plan_checks(cfg, flags, args, purpose)?;
     if !systems.is_empty() {
         let mut tools = vec![("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")];
-        if systems.iter().any(|s| s.kind == crate::config::system::SystemKind::Machine) {
+        if systems
+            .iter()
+            .any(|s| s.kind == crate::config::system::SystemKind::Machine)
+        {
             tools.extend(crate::accept::driver::machine::TOOLS);
         }
         for (tool, package) in tools {

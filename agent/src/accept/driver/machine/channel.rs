@@ -191,7 +191,10 @@ mod tests {
         let text = "set -e\necho 'ü'\n";
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("printf %s '{}' | base64 -d", encode_base64(text.as_bytes())))
+            .arg(format!(
+                "printf %s '{}' | base64 -d",
+                encode_base64(text.as_bytes())
+            ))
             .output()
             .unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
@@ -205,7 +208,10 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let agent = crate::accept::driver::machine::guest::AGENT
             .replace("/dev/virtio-ports/halo", "/dev/stdin")
-            .replace("/run/halo-cmd", &dir.path().join("cmd").display().to_string())
+            .replace(
+                "/run/halo-cmd",
+                &dir.path().join("cmd").display().to_string(),
+            )
             .replace("exec 3<>\"$PORT\"", "exec 3<&0");
         let server = std::thread::spawn(move || {
             let (conn, _) = listener.accept().unwrap();
@@ -232,7 +238,9 @@ mod tests {
             .run("echo ok >&2", Duration::from_secs(10), &mut |_| {})
             .unwrap();
         assert_eq!((r.status, r.output.text()), (Some(0), "ok\n".to_string()));
-        let r = ch.run("sleep 5", Duration::from_millis(300), &mut |_| {}).unwrap();
+        let r = ch
+            .run("sleep 5", Duration::from_millis(300), &mut |_| {})
+            .unwrap();
         assert_eq!(r.status, None);
         assert!(matches!(
             ch.run("true", Duration::from_secs(1), &mut |_| {}),

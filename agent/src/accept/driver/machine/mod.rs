@@ -173,7 +173,10 @@ impl<'a> Machine<'a> {
     /// Starts qemu with `engine`; with `probe`, gives up (and stops it)
     /// when the kernel shows no sign of life in time.
     fn start(&mut self, engine: Engine, probe: bool) -> anyhow::Result<bool> {
-        let base = self.base.clone().ok_or_else(|| anyhow::anyhow!("no base disk"))?;
+        let base = self
+            .base
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no base disk"))?;
         let address = self.nets.addresses.get(&self.system.name);
         let control = qemu::control_socket(&self.dir);
         let _ = std::fs::remove_file(&control);
@@ -285,10 +288,7 @@ impl<'a> Machine<'a> {
                 let failure = match exec.status {
                     Some(0) => None,
                     Some(n) => Some(format!("exit status {n}")),
-                    None => Some(format!(
-                        "timed out after {} s",
-                        self.ctx.timeout.as_secs()
-                    )),
+                    None => Some(format!("timed out after {} s", self.ctx.timeout.as_secs())),
                 };
                 TestResult {
                     name: name.to_string(),
@@ -399,10 +399,7 @@ impl Driver for Machine<'_> {
                         "exit status {n}: {}",
                         boot_failure(&exec.output.text())
                     )),
-                    None => Some(format!(
-                        "timed out after {} s",
-                        self.ctx.timeout.as_secs()
-                    )),
+                    None => Some(format!("timed out after {} s", self.ctx.timeout.as_secs())),
                 }
             }
             Err(e) => Some(format!("{e:#}")),
