@@ -88,12 +88,18 @@ accel = "{accel}"
     )
 }
 
+/// `halo accept ARGS`; the steps' progress lines go to the test's log
+/// (where the time of a slow CI run went).
 fn accept(t: &TestStore, args: &[&str]) -> (i32, String, String) {
     let out = run(t.halo().arg("accept").args(args));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    for line in stderr.lines().filter(|l| l.starts_with("halo: system ")) {
+        eprintln!("{line}");
+    }
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr,
     )
 }
 
@@ -215,27 +221,23 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
 
     // 2. A service that fails to start: its test fails in systemd's
     // words; stable stays. `auto` tries KVM first and says what ran.
-    let (id2, stable_before) = {
-        t.import(
-            &dist,
-            &[Deb::new("halo-web", "1.1")
-                .fields("Depends: busybox\n")
-                .build(&debs_dir)],
-        );
-        let id2 = t.snapshot();
-        t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id2]);
-        (id2, t.channel("trusty"))
-    };
+    // The same snapshot: the cached base serves (a new package of ours
+    // would change what the base reads, and make a new one).
+    let stable_history = t.ok(&["channel", "history", "trusty"]);
     configure(&t, &head, &bad(&dist, "auto"));
     let started = Instant::now();
     let (code, stdout, stderr) = accept(&t, &["--junit", junit.to_str().unwrap()]);
     eprintln!("phase 2: {:.0} s", started.elapsed().as_secs_f64());
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
-        stdout.contains(&format!("rejected {id2}: 1 of 4 tests failed (bad/up)")),
+        stdout.contains(&format!("rejected {id}: 1 of 4 tests failed (bad/up)")),
         "{stdout}"
     );
-    assert_eq!(t.channel("trusty"), stable_before);
+    assert_eq!(
+        t.ok(&["channel", "history", "trusty"]),
+        stable_history,
+        "stable unchanged"
+    );
     let cases = halo_tests::junitparser(&junit);
     assert_eq!(cases[0], "system bad|bootstrap|passed|", "{cases:?}");
     assert_eq!(cases[1], "system bad|boot|passed|");
