@@ -7,14 +7,15 @@
 //!
 //! One store and one cached base serve the whole file (a base costs a
 //! minute to make; CI runs this once), in phases:
-//! 1. the example (`examples/machines`), three machines: a server whose systemd service must be active and
-//!    answer, a client on its network that reaches it by name, and a
-//!    machine on a second network that cannot: passes and promotes;
+//! 1. `kill -9` of `halo accept` mid-boot leaves no qemu; `halo fsck`
+//!    reports what it left and `halo gc` removes it;
 //! 2. a package whose service fails to start fails its test with
 //!    systemd's own words, stable unchanged (and `accel = "auto"` falls
 //!    back to TCG where KVM makes no progress, and says so);
-//! 3. `kill -9` of `halo accept` mid-boot leaves no qemu; `halo fsck`
-//!    reports what it left and `halo gc` removes it.
+//! 3. the example (`examples/machines`), three machines: a server whose
+//!    systemd service must be active and answer, a client on its network
+//!    that reaches it by name, and a machine on a second network that
+//!    cannot: passes and promotes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -168,61 +169,52 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &id]);
 
-    // 1. Three machines, two networks: passes and promotes.
-    configure(&t, &head, &machines(&dist));
     let junit = t.root().join("machines.xml");
-    let started = Instant::now();
-    let (code, stdout, stderr) = accept(&t, &["--junit", junit.to_str().unwrap()]);
-    eprintln!("phase 1: {:.0} s", started.elapsed().as_secs_f64());
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("accepted {id}: 14 tests passed")),
-        "{stdout}"
-    );
-    assert_eq!(
-        t.channel("trusty"),
-        id,
-        "stable moved to the tested snapshot"
-    );
-    let cases = halo_tests::junitparser(&junit);
-    for machine in ["web", "app", "stranger"] {
-        for step in ["bootstrap", "boot", "install"] {
-            assert!(
-                cases.contains(&format!("system {machine}|{step}|passed|")),
-                "{machine}/{step}: {cases:?}"
-            );
+
+    // 1. kill -9 mid-boot (the base is made first, and cached): no qemu
+    // stays; fsck reports what the run left, gc removes it.
+    configure(&t, &head, &bad(&dist, "tcg"));
+    let mut child = t
+        .halo()
+        .args(["accept"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in lines.lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("[bad] [") && line.contains("Linux version") {
+            break;
         }
     }
-    assert!(cases.contains(&"system app|reaches-web|passed|".to_string()));
-    assert!(cases.contains(&"system stranger|isolated|passed|".to_string()));
-    // Streamed with the machine's name: its console and its commands.
+    assert!(!qemus_under(t.root()).is_empty(), "qemu runs: {seen}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while !qemus_under(t.root()).is_empty() && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
-        stderr.contains("[web] [    0.000000] Linux version"),
-        "{stderr}"
+        qemus_under(t.root()).is_empty(),
+        "qemu outlived halo accept: {:?}",
+        qemus_under(t.root())
     );
-    assert!(stderr.contains("[web] systemd: running"), "{stderr}");
-    assert!(stderr.contains("system web: accelerator: tcg"), "{stderr}");
-    // The console log is the boot testcase's output.
-    let xml = fs::read_to_string(&junit).unwrap();
-    assert!(
-        xml.contains("Reached target multi-user.target"),
-        "console in <system-out>"
-    );
-    // One base, cached; nothing else left; no qemu.
-    let bases: Vec<_> = fs::read_dir(t.store().join("machines"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .collect();
-    assert_eq!(bases.len(), 1, "{bases:?}");
+    let fsck = run(t.halo().arg("fsck"));
+    let report = String::from_utf8_lossy(&fsck.stdout);
+    assert!(report.contains("LEFTOVER"), "{report}");
+    t.ok(&["gc"]);
     let left: Vec<_> = fs::read_dir(t.store().join("work")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
-    assert!(qemus_under(t.root()).is_empty());
 
-    // 2. A service that fails to start: its test fails in systemd's
-    // words; stable stays. `auto` tries KVM first and says what ran.
-    // The same snapshot: the cached base serves (a new package of ours
-    // would change what the base reads, and make a new one).
+    // 2. A service that fails to start: its test fails in systemd's words;
+    // stable stays. `auto` tries KVM first and says what ran. The same
+    // snapshot: the cached base serves (a new package of ours would change
+    // what the base reads, and make a new one). The dead run's lease is
+    // taken over.
     let stable_history = t.ok(&["channel", "history", "trusty"]);
     configure(&t, &head, &bad(&dist, "auto"));
     let started = Instant::now();
@@ -267,41 +259,53 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
         "{stderr}"
     );
 
-    // 3. kill -9 mid-boot: no qemu stays; fsck reports, gc removes.
-    configure(&t, &head, &bad(&dist, "tcg"));
-    let mut child = t
-        .halo()
-        .args(["accept", "--force"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    for line in lines.lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.starts_with("[bad] [") && line.contains("Linux version") {
-            break;
+    // 3. The example: three machines, two networks: passes and promotes.
+    configure(&t, &head, &machines(&dist));
+    let started = Instant::now();
+    let (code, stdout, stderr) = accept(&t, &["--junit", junit.to_str().unwrap()]);
+    eprintln!("phase 3: {:.0} s", started.elapsed().as_secs_f64());
+    let xml = fs::read_to_string(&junit).unwrap();
+    assert_eq!(code, 0, "{stdout}\n{xml}");
+    assert!(
+        stdout.contains(&format!("accepted {id}: 14 tests passed")),
+        "{stdout}"
+    );
+    assert_eq!(
+        t.channel("trusty"),
+        id,
+        "stable moved to the tested snapshot"
+    );
+    let cases = halo_tests::junitparser(&junit);
+    for machine in ["web", "app", "stranger"] {
+        for step in ["bootstrap", "boot", "install"] {
+            assert!(
+                cases.contains(&format!("system {machine}|{step}|passed|")),
+                "{machine}/{step}: {cases:?}"
+            );
         }
     }
-    assert!(!qemus_under(t.root()).is_empty(), "qemu runs: {seen}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let killed = Instant::now();
-    while !qemus_under(t.root()).is_empty() && killed.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(cases.contains(&"system app|reaches-web|passed|".to_string()));
+    assert!(cases.contains(&"system stranger|isolated|passed|".to_string()));
+    // Streamed with the machine's name: its console and its commands.
     assert!(
-        qemus_under(t.root()).is_empty(),
-        "qemu outlived halo accept: {:?}",
-        qemus_under(t.root())
+        stderr.contains("[web] [    0.000000] Linux version"),
+        "{stderr}"
     );
-    let fsck = run(t.halo().arg("fsck"));
-    let report = String::from_utf8_lossy(&fsck.stdout);
-    assert!(report.contains("LEFTOVER"), "{report}");
-    t.ok(&["gc"]);
+    assert!(stderr.contains("[web] systemd: running"), "{stderr}");
+    assert!(stderr.contains("system web: accelerator: tcg"), "{stderr}");
+    // The console log is the boot testcase's output.
+    assert!(
+        xml.contains("Reached target multi-user.target"),
+        "console in <system-out>"
+    );
+    // One base, cached; nothing else left; no qemu.
+    let bases: Vec<_> = fs::read_dir(t.store().join("machines"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(bases.len(), 1, "{bases:?}");
     let left: Vec<_> = fs::read_dir(t.store().join("work")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+    assert!(qemus_under(t.root()).is_empty());
 }

@@ -82,7 +82,7 @@ pub fn boot_script(name: &str, address: Option<&Address>) -> String {
         "set +e\nstate=$(systemctl is-system-running --wait)\necho \"systemd: $state\"\n\
          if [ -e /etc/systemd/network/10-halo.network ]; then\n  \
          /lib/systemd/systemd-networkd-wait-online --timeout=30 >/dev/null 2>&1 || echo 'network: not online after 30 s'\n  \
-         networkctl --no-pager status 2>/dev/null | grep -E '^ *(State|Address)' || true\nfi\n\
+         networkctl --no-pager --lines=0 status eth0 2>&1 || true\nfi\n\
          [ \"$state\" = running ] && exit 0\n\
          echo 'failed units:'\nsystemctl --no-pager --failed --no-legend --plain\nexit 1\n",
     );
