@@ -29,15 +29,13 @@ use halo_tests::debian::{debs, host_arch, host_codename};
 use halo_tests::upstream::{Publish, Upstream};
 use halo_tests::{need_tool, run, Deb, TestStore};
 
-/// The packages a machine's base needs beyond Essential and apt, and
-/// busybox for the example's server and client.
-const BASE: [&str; 6] = [
+/// The packages a machine's base needs beyond Essential and apt.
+const BASE: [&str; 5] = [
     "linux-image-cloud-amd64",
     "initramfs-tools",
     "systemd-sysv",
     "udev",
     "dbus",
-    "busybox",
 ];
 
 const BAD_UNIT: &str = "[Unit]
@@ -150,10 +148,14 @@ fn machines_boot_from_the_snapshot_install_test_and_promote_or_refuse() {
     t.ok(&["mirror", "update", "debian"]);
     let debs_dir = t.path("ours/x").parent().unwrap().to_path_buf();
     let web = Deb::new("halo-web", "1.0")
-        .fields("Depends: busybox\n")
         .file(
-            "/lib/systemd/system/halo-web.service",
-            &example("halo-web/halo-web.service"),
+            "/lib/systemd/system/halo-web.socket",
+            &example("halo-web/halo-web.socket"),
+            0o644,
+        )
+        .file(
+            "/lib/systemd/system/halo-web@.service",
+            &example("halo-web/halo-web@.service"),
             0o644,
         )
         .file(

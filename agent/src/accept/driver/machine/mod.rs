@@ -171,8 +171,8 @@ impl<'a> Machine<'a> {
     }
 
     /// Starts qemu with `engine`; with `probe`, gives up (and stops it)
-    /// when the kernel shows no sign of life in time.
-    fn start(&mut self, engine: Engine, probe: bool) -> anyhow::Result<bool> {
+    /// when the kernel shows no sign of life in time, and says why.
+    fn start(&mut self, engine: Engine, probe: bool) -> anyhow::Result<Option<String>> {
         let base = self
             .base
             .clone()
@@ -226,11 +226,16 @@ impl<'a> Machine<'a> {
             Arc::clone(&self.console),
         )?;
         if probe && !q.wait_alive(KVM_PROGRESS) {
+            let mut q = q;
+            let why = match q.exited() {
+                Some(status) => format!("qemu ended at once ({status}; its own words are above)"),
+                None => format!("showed no sign of life in {} s", KVM_PROGRESS.as_secs()),
+            };
             drop(q);
-            return Ok(false);
+            return Ok(Some(why));
         }
         self.qemu = Some(q);
-        Ok(true)
+        Ok(None)
     }
 
     /// Boots, connects, configures; the script's result.
@@ -243,15 +248,11 @@ impl<'a> Machine<'a> {
             let line = format!("accelerator: {}", engine.name());
             out.push(&line);
             self.say(&line);
-            if self.start(engine, probe)? {
+            let Some(why) = self.start(engine, probe)? else {
                 ran = Some(engine);
                 break;
-            }
-            let line = format!(
-                "accelerator: {} showed no sign of life in {} s; falling back",
-                engine.name(),
-                KVM_PROGRESS.as_secs()
-            );
+            };
+            let line = format!("accelerator: {} {why}; falling back", engine.name());
             out.push(&line);
             self.say(&line);
         }

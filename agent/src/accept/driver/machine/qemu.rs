@@ -231,7 +231,7 @@ impl Qemu {
     }
 
     /// Waits for the kernel's first line; false if none came in `within`
-    /// (or qemu ended).
+    /// or qemu ended first.
     pub fn wait_alive(&self, within: Duration) -> bool {
         match self.alive.recv_timeout(within) {
             Ok(()) => true,
