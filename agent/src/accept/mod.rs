@@ -10,6 +10,7 @@
 //! (`repofs::model::acceptance`), which applies them to every channel move;
 //! `commands::accept` wires the steps together.
 
+pub mod driver;
 pub mod lease;
 pub mod run;
 pub mod summary;

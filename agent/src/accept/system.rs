@@ -1,35 +1,30 @@
 //! EDGE: builds acceptance systems from scratch and tests inside them
-//! (`halo accept --systems`, docs/acceptance.md). Per system, three kinds
-//! of step, each a JUnit testcase, each streamed with the system's name and
-//! killed at the run's timeout:
+//! (`halo accept --systems`, docs/acceptance.md). Each system's steps
+//! (`bootstrap`, `boot` for machines, `install`, one per test) come from
+//! its driver (`super::driver`: a chroot or a qemu machine), each a JUnit
+//! testcase, streamed with the system's name and killed at the run's
+//! timeout.
 //!
-//! 1. `bootstrap`: mmdebstrap `--variant=apt` of the system's dist from the
-//!    frozen snapshot's archives alone (`blueprint::plan_bootstrap`);
-//! 2. `install`: apt, inside the system, reads the snapshot with the
-//!    system's own sources and the store's key, and installs the packages;
-//! 3. one per test: `sh -c COMMAND` inside the system (`chroot`).
-//!
-//! A step after a failed one is skipped; the tests all run even when one
-//! fails. The root is removed afterwards, except a failed one with
-//! `--keep`. Systems run side by side, `parallel` at a time, on threads:
-//! nothing here touches the store, only its tree and key.
+//! Systems run side by side, `parallel` at a time, on threads; the
+//! machines of one network run together, as one unit, so that they can
+//! reach each other. Nothing here touches the store, only its tree, its
+//! key and its cache of machine disks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
 use std::time::Duration;
 
 use repofs::model::Snapshot;
 
-use super::run::{run_step, Step, TestResult};
-use super::summary::summarize;
+use super::driver::chroot::Chroot;
+use super::driver::{drive, machine};
+use super::run::TestResult;
+use crate::config::system::SystemKind;
 use crate::config::SystemConfig;
 use crate::junit::Suite;
-use crate::sysroot::blueprint::{
-    self, Bootstrap, Variant, INSTALL_SCRIPT, KEYRING_IN_SYSTEM, REPO_IN_SYSTEM,
-};
-use crate::sysroot::chroot::{self, Mode};
+use crate::sysroot::chroot::Mode;
 
 /// What every system of a run shares.
 #[derive(Debug, Clone)]
@@ -42,6 +37,8 @@ pub struct Context<'a> {
     pub keyring: &'a Path,
     /// Where roots are made (`STORE/work`).
     pub work: &'a Path,
+    /// Where machines' base disks are cached (`STORE/machines`).
+    pub machines: &'a Path,
     /// Makes the run's directory names unique.
     pub tag: &'a str,
     /// Given to the tests inside (`HALO_SNAPSHOT`, `HALO_CHANNEL`,
@@ -88,15 +85,18 @@ impl SystemResult {
     }
 }
 
-/// Builds and tests every system, `parallel` at a time; results in the
-/// order of `systems`.
+/// Builds and tests every system, `parallel` units at a time (a system,
+/// or every machine of one network, which run side by side); results in
+/// the order of `systems`.
 pub fn run_systems(
     ctx: &Context<'_>,
     systems: &[SystemConfig],
     parallel: usize,
 ) -> Vec<SystemResult> {
+    let nets = machine::Networks::plan(systems);
+    let units = plan_units(systems);
     let next = AtomicUsize::new(0);
-    let workers = parallel.clamp(1, systems.len().max(1));
+    let workers = parallel.clamp(1, units.len().max(1));
     let mut done: Vec<(usize, SystemResult)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -104,8 +104,8 @@ pub fn run_systems(
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(system) = systems.get(i) else { break };
-                        mine.push((i, run_system(ctx, system)));
+                        let Some(unit) = units.get(i) else { break };
+                        mine.extend(run_unit(ctx, systems, unit, &nets));
                     }
                     mine
                 })
@@ -139,164 +139,74 @@ pub fn run_systems(
         .collect()
 }
 
+/// What runs together: each system alone, except the machines of one
+/// network, which must be up at the same time to test each other. PURE.
+pub fn plan_units(systems: &[SystemConfig]) -> Vec<Vec<usize>> {
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut by_net: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, s) in systems.iter().enumerate() {
+        match (&s.kind, &s.network) {
+            (SystemKind::Machine, Some(n)) => match by_net.get(n.as_str()) {
+                Some(&u) => units[u].push(i),
+                None => {
+                    by_net.insert(n, units.len());
+                    units.push(vec![i]);
+                }
+            },
+            _ => units.push(vec![i]),
+        }
+    }
+    units
+}
+
+/// Runs one unit's systems, each on its own thread when there are several.
+fn run_unit(
+    ctx: &Context<'_>,
+    systems: &[SystemConfig],
+    unit: &[usize],
+    nets: &machine::Networks,
+) -> Vec<(usize, SystemResult)> {
+    if let [one] = unit {
+        return vec![(*one, run_system(ctx, &systems[*one], nets, None))];
+    }
+    let ready = Barrier::new(unit.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = unit
+            .iter()
+            .map(|&i| {
+                let ready = &ready;
+                (
+                    i,
+                    scope.spawn(move || run_system(ctx, &systems[i], nets, Some(ready))),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(i, h)| h.join().ok().map(|r| (i, r)))
+            .collect()
+    })
+}
+
 /// The name of a system's directory under the work directory: the run
 /// claims it there (`repofs::store::work`) before the system is made.
 pub fn dir_name(tag: &str, system: &str) -> String {
     format!("system-{tag}-{system}")
 }
 
-fn run_system(ctx: &Context<'_>, system: &SystemConfig) -> SystemResult {
-    let dir = ctx.work.join(dir_name(ctx.tag, &system.name));
-    let root = dir.join("root");
-    let mut env = ctx.env.clone();
-    env.insert("HALO_SYSTEM".into(), system.name.clone());
-    let prefix = format!("[{}] ", system.name);
-    let step = |name: &str, what: &str, cmd: Command| {
-        let title = format!("system {}: {name}", system.name);
-        let mut r = run_step(
-            &Step {
-                name,
-                title: &title,
-                prefix: &prefix,
-                what,
-            },
-            cmd,
-            ctx.timeout,
-        );
-        explain(&mut r);
-        r
-    };
-
-    let mut steps = vec![bootstrap(ctx, system, &dir, &root, &step)];
-    if steps[0].passed {
-        let mut argv = vec!["sh", "-c", INSTALL_SCRIPT, "install"];
-        argv.extend(system.packages.iter().map(String::as_str));
-        let what = if system.packages.is_empty() {
-            "apt-get update".to_string()
-        } else {
-            format!(
-                "apt-get update && apt-get install {}",
-                system.packages.join(" ")
-            )
-        };
-        steps.push(
-            match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
-                Ok(cmd) => step("install", &what, cmd),
-                Err(e) => TestResult::refused("install", format!("sandbox: {e}")),
-            },
-        );
-    } else {
-        steps.push(TestResult::skipped("install", "bootstrap failed"));
-    }
-    let ready = steps.iter().all(|s| s.passed);
-    let why = if steps[0].passed {
-        "install failed"
-    } else {
-        "bootstrap failed"
-    };
-    // Validation made sure the tests parse.
-    for t in system.parsed_tests().unwrap_or_default() {
-        if ready {
-            let argv = ["sh", "-c", t.command.as_str()];
-            steps.push(
-                match chroot::command_in(ctx.mode, &root, ctx.repo, REPO_IN_SYSTEM, &argv, &env) {
-                    Ok(cmd) => step(&t.name, &t.command, cmd),
-                    Err(e) => TestResult::refused(&t.name, format!("sandbox: {e}")),
-                },
-            );
-        } else {
-            steps.push(TestResult::skipped(&t.name, why));
-        }
-    }
-    let passed = steps.iter().all(|s| s.passed);
-    let mut result = SystemResult {
-        name: system.name.clone(),
-        passed,
-        steps,
-        kept: None,
-        cleanup_error: None,
-    };
-    if !passed && ctx.keep && root.exists() {
-        result.kept = Some(root);
-    } else if let Err(e) = chroot::remove(ctx.mode, &dir) {
-        tracing::warn!(
-            "system {}: cannot remove {}: {e:#}",
-            system.name,
-            dir.display()
-        );
-        result.cleanup_error = Some(format!("{e:#}"));
-    }
-    result
-}
-
-/// The bootstrap step: plans from the manifest (a snapshot without the
-/// system's archives or dist fails here, before anything runs), writes the
-/// system's sources.list beside the root, runs mmdebstrap.
-fn bootstrap(
+fn run_system(
     ctx: &Context<'_>,
     system: &SystemConfig,
-    dir: &Path,
-    root: &Path,
-    step: &dyn Fn(&str, &str, Command) -> TestResult,
-) -> TestResult {
-    let planned = (|| -> anyhow::Result<Command> {
-        let sources = blueprint::plan_sources(ctx.snapshot, &system.suite, &system.archives)?;
-        let list = blueprint::render_sources_list(
-            &sources,
-            Path::new(REPO_IN_SYSTEM),
-            Path::new(KEYRING_IN_SYSTEM),
-        )?;
-        if dir.exists() {
-            chroot::remove(ctx.mode, dir)?;
-        }
-        fs_err::create_dir_all(dir)?;
-        let system_sources = dir.join("sources.list");
-        fs_err::write(&system_sources, list)?;
-        // The sandbox's root writes the system (and mmdebstrap's
-        // temporary files) in `dir`.
-        chroot::give(ctx.mode, dir)?;
-        let args = blueprint::plan_bootstrap(&Bootstrap {
-            variant: Variant::Apt,
-            include: &[],
-            dist: &system.suite,
-            sources: &sources,
-            root,
-            repo: ctx.repo,
-            keyring: ctx.keyring,
-            system_sources: &system_sources,
-        })?;
-        Ok(chroot::mmdebstrap(
-            ctx.mode,
-            &args,
-            &[ctx.repo, ctx.keyring, &system_sources],
-            dir,
-        )?)
-    })();
-    match planned {
-        Ok(cmd) => {
-            let what = format!(
-                "mmdebstrap --variant=apt {} from {}",
-                system.suite,
-                system.archives.join(", ")
-            );
-            step("bootstrap", &what, cmd)
-        }
-        Err(e) => {
-            let _ = crate::output::error_line(&format!(
-                "system {}: bootstrap: FAILED, {e:#}",
-                system.name
-            ));
-            TestResult::refused("bootstrap", format!("{e:#}"))
-        }
-    }
-}
-
-/// A failed step's message says why in the words of whoever refused
-/// (dpkg, apt, a maintainer script), not just its exit status.
-fn explain(r: &mut TestResult) {
-    let Some(failure) = &r.failure else { return };
-    let lines: Vec<&str> = r.output.lines().collect();
-    if let Some(why) = summarize(&lines) {
-        r.failure = Some(format!("{failure}: {why}"));
+    nets: &machine::Networks,
+    ready: Option<&Barrier>,
+) -> SystemResult {
+    let dir = ctx.work.join(dir_name(ctx.tag, &system.name));
+    match system.kind {
+        SystemKind::Chroot => drive(&mut Chroot::new(ctx, system, dir), system, ready),
+        SystemKind::Machine => drive(
+            &mut machine::Machine::new(ctx, system, dir, nets),
+            system,
+            ready,
+        ),
     }
 }

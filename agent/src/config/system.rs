@@ -13,7 +13,34 @@ use super::ConfigError;
 
 /// The testcases every system has before its own tests: a test may not
 /// take these names, or the report could not tell them apart.
-pub const STEPS: [&str; 2] = ["bootstrap", "install"];
+pub const STEPS: [&str; 3] = ["bootstrap", "boot", "install"];
+
+/// What a system is (docs/acceptance.md): a root entered with a sandbox,
+/// or a virtual machine with its own kernel, systemd and network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemKind {
+    #[default]
+    Chroot,
+    Machine,
+}
+
+/// Which qemu accelerator a machine boots with: `auto` tries KVM and
+/// falls back to TCG when a boot shows no sign of life (nested KVM that
+/// makes no progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The kernel a machine gets when `kernel` is not given (Debian's).
+pub const DEFAULT_KERNEL: &str = "linux-image-cloud-amd64";
+/// A machine's memory when `memory_mb` is not given.
+pub const DEFAULT_MEMORY_MB: u32 = 1024;
 
 /// One `[[acceptance.system]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -32,6 +59,21 @@ pub struct SystemConfig {
     /// `NAME=COMMAND`, each run with `sh -c` inside the system.
     #[serde(default)]
     pub tests: Vec<String>,
+    /// `chroot` (the default) or `machine`.
+    #[serde(default)]
+    pub kind: SystemKind,
+    /// Machines: the kernel package of the snapshot the base disk gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Machines: memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Machines of one run with the same network see each other by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Machines: `auto`, `kvm` or `tcg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<Accel>,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -58,6 +100,7 @@ impl SystemConfig {
         repofs::debian::name::check_segment("system name", &self.name)
             .map_err(|e| me(e.to_string()))?;
         check_root_parts(&self.suite, &self.archives, &self.packages).map_err(me)?;
+        self.check_kind().map_err(me)?;
         let tests = self.parsed_tests().map_err(|e| invalid("system", e))?;
         let mut names = BTreeSet::new();
         for t in &tests {
@@ -70,6 +113,40 @@ impl SystemConfig {
             if !names.insert(&t.name) {
                 return Err(me(format!("tests: two are named {:?}", t.name)));
             }
+        }
+        Ok(())
+    }
+}
+
+impl SystemConfig {
+    /// The kernel package of a machine.
+    pub fn kernel(&self) -> &str {
+        self.kernel.as_deref().unwrap_or(DEFAULT_KERNEL)
+    }
+
+    /// The machine keys belong to machines; their values are sane.
+    fn check_kind(&self) -> Result<(), String> {
+        if self.kind == SystemKind::Chroot {
+            for (key, set) in [
+                ("kernel", self.kernel.is_some()),
+                ("memory_mb", self.memory_mb.is_some()),
+                ("network", self.network.is_some()),
+                ("accel", self.accel.is_some()),
+            ] {
+                if set {
+                    return Err(format!("{key}: only a kind = \"machine\" system has one"));
+                }
+            }
+            return Ok(());
+        }
+        if let Some(k) = &self.kernel {
+            repofs::debian::name::check_segment("kernel", k).map_err(|e| e.to_string())?;
+        }
+        if let Some(n) = &self.network {
+            repofs::debian::name::check_segment("network", n).map_err(|e| e.to_string())?;
+        }
+        if self.memory_mb.is_some_and(|m| !(128..=65_536).contains(&m)) {
+            return Err("memory_mb: must be between 128 and 65536".into());
         }
         Ok(())
     }

@@ -121,7 +121,14 @@ pub(super) fn choose_checks(
         .collect::<Result<_, _>>()?;
     let (tests, systems) = plan_checks(cfg, flags, args, purpose)?;
     if !systems.is_empty() {
-        for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")] {
+        let mut tools = vec![("mmdebstrap", "mmdebstrap"), ("unshare", "util-linux")];
+        if systems
+            .iter()
+            .any(|s| s.kind == crate::config::system::SystemKind::Machine)
+        {
+            tools.extend(crate::accept::driver::machine::TOOLS);
+        }
+        for (tool, package) in tools {
             if !on_path(tool) {
                 return Err(InfraError(format!(
                     "{tool} is missing: apt-get install {package} (systems are built with it)"
@@ -330,7 +337,9 @@ pub(super) fn run_checks(
         let keyring = store.keyring().map_err(|e| InfraError(e.to_string()))?;
         let repo_path = fs_err::canonicalize(&repo.path)?;
         let tag = run_tag(target.run);
+        let machines = store.root().join("machines");
         let ctx = SystemContext {
+            machines: &machines,
             snapshot: &manifest,
             repo: &repo_path,
             keyring: &keyring,
