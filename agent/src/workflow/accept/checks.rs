@@ -337,7 +337,8 @@ pub(super) fn run_checks(
         let keyring = store.keyring().map_err(|e| InfraError(e.to_string()))?;
         let repo_path = fs_err::canonicalize(&repo.path)?;
         let tag = run_tag(target.run);
-        let machines = store.root().join("machines");
+        // Base disks are cached on this host (a remote agent: its work directory).
+        let machines = store.state_dir().join("machines");
         let ctx = SystemContext {
             machines: &machines,
             snapshot: &manifest,
