@@ -205,9 +205,10 @@ def main():
                 shutil.rmtree(target)
             figures[label] = (times, "-")
 
+        # The mount point first: repofs started before it exists exits at once.
+        os.makedirs(mnt, exist_ok=True)
         mount = subprocess.Popen([REPOFS, store, mnt, "-f", "-o", "allow_other"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.makedirs(mnt, exist_ok=True)
         wait_mounted(mnt, mount)
         for label, mount_line in (("halo accept --systems, from the mount", f'mount = "{mnt}"'),
                                   ("halo accept --systems, from an export", "")):
