@@ -215,26 +215,7 @@ impl Remote {
         let created: UploadCreated = self.post("api/v1/uploads", &serde_json::json!({}))?;
         let area = created.upload;
         let result = (|| {
-            for (name, path) in &set {
-                let sha256 = file_sha256(path)?;
-                let file = fs_err::File::open(path)?;
-                let len = file.metadata()?.len();
-                let req = self
-                    .request(
-                        Method::PUT,
-                        &format!("api/v1/uploads/{area}/{}", encode_segment(name)),
-                    )
-                    .header("X-Halo-Sha256", &sha256)
-                    .header(reqwest::header::CONTENT_LENGTH, len)
-                    .body(reqwest::blocking::Body::sized(file.into_parts().0, len));
-                let got: FileReceived = self.json(req, None)?;
-                if got.sha256 != sha256 {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "halo serve received {name} with SHA-256 {}, not {sha256}",
-                        got.sha256
-                    ))));
-                }
-            }
+            self.upload_files(&area, &set)?;
             let names = files
                 .iter()
                 .map(|f| file_name(f).map(str::to_string))
@@ -263,6 +244,74 @@ impl Remote {
             );
         }
         result
+    }
+
+    /// Puts each of `set` into upload area `area`, over a few connections at
+    /// once: one file per request costs a round trip and the server's fsync,
+    /// so one connection leaves both ends idle most of the time.
+    fn upload_files(&self, area: &str, set: &BTreeMap<String, PathBuf>) -> Result<()> {
+        const CONNECTIONS: usize = 4;
+        let files: Vec<(&String, &PathBuf)> = set.iter().collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..CONNECTIONS.min(files.len()))
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        loop {
+                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                return Ok(());
+                            }
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((name, path)) = files.get(i) else {
+                                return Ok(());
+                            };
+                            if let Err(e) = self.upload_file(area, name, path) {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            // The first error in the order the workers were started.
+            let mut result = Ok(());
+            for w in workers {
+                let r = w.join().unwrap_or_else(|_| {
+                    Err(Error::Io(std::io::Error::other(
+                        "an upload thread panicked",
+                    )))
+                });
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            result
+        })
+    }
+
+    /// One file into upload area `area`, its SHA-256 checked by the server
+    /// and compared with what it says it received.
+    fn upload_file(&self, area: &str, name: &str, path: &Path) -> Result<()> {
+        let sha256 = file_sha256(path)?;
+        let file = fs_err::File::open(path)?;
+        let len = file.metadata()?.len();
+        let req = self
+            .request(
+                Method::PUT,
+                &format!("api/v1/uploads/{area}/{}", encode_segment(name)),
+            )
+            .header("X-Halo-Sha256", &sha256)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::blocking::Body::sized(file.into_parts().0, len));
+        let got: FileReceived = self.json(req, None)?;
+        if got.sha256 != sha256 {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "halo serve received {name} with SHA-256 {}, not {sha256}",
+                got.sha256
+            ))));
+        }
+        Ok(())
     }
 
     /// Downloads the served tree of `id` into `dir`, each file checked and
