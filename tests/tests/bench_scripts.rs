@@ -105,3 +105,15 @@ fn serve_py_runs() {
         "| update + full pool download |",
     );
 }
+
+#[test]
+fn machines_py_runs() {
+    need_tool("mmdebstrap", "mmdebstrap");
+    need_tool("qemu-system-x86_64", "qemu-system-x86");
+    bench(
+        "machines.py",
+        &[],
+        &[("BENCH_QUICK", "1")],
+        "one machine, from scratch (no cached base) | 1 |",
+    );
+}
