@@ -250,7 +250,7 @@ pub const LINE_MAX: usize = 64 << 10;
 
 /// Reads up to and including the next newline, or `max` bytes, whichever
 /// comes first; 0 at end of file.
-fn read_line_bounded(
+pub fn read_line_bounded(
     r: &mut impl std::io::BufRead,
     buf: &mut Vec<u8>,
     max: usize,

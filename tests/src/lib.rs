@@ -207,6 +207,29 @@ impl TestStore {
         report["temp_files"].as_u64().expect("temp_files")
     }
 
+    /// A `sources.list` line for suite `trusty`, component `main`, at
+    /// `base` (a mount, an export or a served URL), signed by the store's key.
+    pub fn sources(&self, base: &str) -> String {
+        format!(
+            "deb [signed-by={}] {base} trusty main\n",
+            self.store().join("keys/repo.gpg").display()
+        )
+    }
+
+    /// halo-lib and halo-app (depending on it) at `version`, imported into trusty.
+    pub fn import_pair(&self, version: &str) -> Vec<PathBuf> {
+        let dir = self.path(&format!("in/{version}"));
+        let debs = vec![
+            Deb::new("halo-lib", version).build(&dir),
+            Deb::new("halo-app", version)
+                .arch("amd64")
+                .fields(&format!("Depends: halo-lib (>= {version})\n"))
+                .build(&dir),
+        ];
+        self.import("trusty", &debs);
+        debs
+    }
+
     pub fn assert_sound(&self) {
         let out = run(self.halo().arg("fsck"));
         assert!(
@@ -216,6 +239,24 @@ impl TestStore {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Every file under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("dir entry");
+            if e.file_type().expect("file type").is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).expect("under dir").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 impl Default for TestStore {

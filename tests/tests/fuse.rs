@@ -18,35 +18,14 @@ use std::time::Duration;
 
 use fs_err as fs;
 use halo_tests::mount::{apt_ok, is_mounted, need_fuse, wait_until, HttpServer, Mount};
-use halo_tests::{bin, need_tool, ok, run, Apt, Deb, TestStore};
+use halo_tests::{bin, files_under, need_tool, ok, run, Apt, Deb, TestStore};
 
 const OPTS: &str = "allow_other";
-
-fn sources(t: &TestStore, base: &str) -> String {
-    format!(
-        "deb [signed-by={}] {base} trusty main\n",
-        t.store().join("keys/repo.gpg").display()
-    )
-}
-
-/// halo-lib and halo-app (depending on it) at `version`, imported into trusty.
-fn import_pair(t: &TestStore, version: &str) -> Vec<PathBuf> {
-    let dir = t.path(&format!("in/{version}"));
-    let debs = vec![
-        Deb::new("halo-lib", version).build(&dir),
-        Deb::new("halo-app", version)
-            .arch("amd64")
-            .fields(&format!("Depends: halo-lib (>= {version})\n"))
-            .build(&dir),
-    ];
-    t.import("trusty", &debs);
-    debs
-}
 
 /// A store whose channel `trusty` points at a snapshot of version 1.0.
 fn store_at_v1() -> (TestStore, String) {
     let t = TestStore::new();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &id]);
     (t, id)
@@ -70,7 +49,7 @@ fn apt_installs_from_file_uris_on_the_mount_sandboxed_as_apt() {
     ] {
         let apt = Apt::new(
             &t.root().join(format!("apt-{}", base.len())),
-            &sources(&t, &base),
+            &t.sources(&base),
         );
         apt_ok(&apt, "apt-get", &["update"]);
         assert_eq!(
@@ -93,7 +72,7 @@ fn apt_installs_over_http_from_a_web_server_serving_the_mount() {
     let m = mount(&t);
     let web = HttpServer::start(&m.dir);
     let base = format!("{}/channels/trusty/rustedhalo", web.url());
-    let apt = Apt::new(&t.root().join("apt-http"), &sources(&t, &base));
+    let apt = Apt::new(&t.root().join("apt-http"), &t.sources(&base));
     apt_ok(&apt, "apt-get", &["update"]);
     apt_ok(
         &apt,
@@ -119,7 +98,7 @@ fn a_promotion_shows_at_once_while_snapshots_and_open_files_do_not_change() {
     );
     let apt = Apt::new(
         &t.root().join("apt"),
-        &sources(&t, &format!("file:{}/rustedhalo", channel.display())),
+        &t.sources(&format!("file:{}/rustedhalo", channel.display())),
     );
     apt_ok(&apt, "apt-get", &["update"]);
     assert_eq!(candidate(&apt, "halo-app").as_deref(), Some("1.0"));
@@ -127,7 +106,7 @@ fn a_promotion_shows_at_once_while_snapshots_and_open_files_do_not_change() {
     let old_text = fs::read(&in_release).unwrap();
     let mut open = fs::File::open(&in_release).unwrap();
 
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &second]);
 
@@ -157,7 +136,7 @@ fn a_promotion_shows_at_once_while_snapshots_and_open_files_do_not_change() {
             .collect()
     };
     assert!(listed().contains(&first));
-    import_pair(&t, "1.2");
+    t.import_pair("1.2");
     let third = t.snapshot();
     wait_until(
         "snapshots/ to list the new snapshot",
@@ -276,28 +255,10 @@ fn every_kind_of_write_fails_with_erofs() {
     assert!(!new.exists());
 }
 
-/// Every file under `root`, relative, sorted.
-fn files(root: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &e.path(), out);
-            } else {
-                out.push(e.path().strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
 #[test]
 fn the_mount_and_halo_export_are_the_same_tree_with_the_same_times() {
     let t = TestStore::new();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let other = Deb::new("xenial-only", "3")
         .arch("amd64")
         .build(&t.path("in/x"));
@@ -328,7 +289,7 @@ fn the_mount_and_halo_export_are_the_same_tree_with_the_same_times() {
         .arg(m.dir.join("channels/trusty-testing"))
         .arg(&channel));
     // Sizes and mtimes are the pool blobs', which the export hard-links.
-    let listed = files(&export);
+    let listed = files_under(&export);
     assert!(listed.len() > 10, "{listed:?}");
     for index in ["Sources", "Sources.gz", "Sources.xz"] {
         let rel = Path::new("rustedhalo/dists/trusty/main/source").join(index);
@@ -402,7 +363,7 @@ fn rsync_after_a_one_package_promotion_transfers_only_the_changed_files() {
     let stats = ok(Command::new("rsync")
         .args(["-a", "--delete", "--stats", &src])
         .arg(&mirror));
-    let all = files(&mirror).len();
+    let all = files_under(&mirror).len();
     assert_eq!(transferred(&stats), all);
 
     // rsync's quick check compares whole seconds of mtime (unless
@@ -434,14 +395,14 @@ fn rsync_after_a_one_package_promotion_transfers_only_the_changed_files() {
     let (old, new) = (t.root().join("old"), t.root().join("new"));
     t.ok(&["export", "--snapshot", &first, old.to_str().unwrap()]);
     t.ok(&["export", "--snapshot", &second, new.to_str().unwrap()]);
-    let changed = files(&new)
+    let changed = files_under(&new)
         .into_iter()
         .filter(|rel| fs::read(old.join(rel)).ok() != Some(fs::read(new.join(rel)).unwrap()))
         .count();
     // The new .deb, Packages(.gz, .xz) and their by-hash names, Release,
     // InRelease, Release.gpg; and the index diff: Packages.diff/Index, its
     // by-hash name and the patch.
-    assert_eq!(changed, 13, "{:?}", files(&new));
+    assert_eq!(changed, 13, "{:?}", files_under(&new));
     let stats = ok(Command::new("rsync")
         .args(["-a", "--delete", "--stats", "--itemize-changes", &src])
         .arg(&mirror));
@@ -489,7 +450,7 @@ fn apt_loop(apt: &Apt, rounds: usize) -> Vec<String> {
 #[test]
 fn apt_update_loops_never_fail_while_the_channel_flips() {
     let (t, first) = store_at_v1();
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     let m = mount(&t);
     let web = HttpServer::start(&m.dir);
@@ -502,7 +463,7 @@ fn apt_update_loops_never_fail_while_the_channel_flips() {
     let apts: Vec<_> = bases
         .iter()
         .enumerate()
-        .map(|(i, b)| Apt::new(&t.root().join(format!("apt-{i}")), &sources(&t, b)))
+        .map(|(i, b)| Apt::new(&t.root().join(format!("apt-{i}")), &t.sources(b)))
         .collect();
     let done = AtomicBool::new(false);
     let (failures, flips) = std::thread::scope(|s| {
@@ -751,7 +712,7 @@ fn packages_by_hash(tree: &Path) -> (Vec<u8>, PathBuf) {
 #[test]
 fn a_channel_keeps_answering_for_what_it_left_within_the_grace_but_lists_only_its_target() {
     let (t, first) = store_at_v1();
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     // Moving back from `second` to `first` leaves the 1.1 packages behind.
     for (opts, grace) in [("allow_other", true), ("allow_other,grace=0", false)] {
@@ -798,7 +759,7 @@ fn a_channel_keeps_answering_for_what_it_left_within_the_grace_but_lists_only_it
 #[test]
 fn an_open_file_keeps_reading_after_gc_removes_its_snapshot() {
     let (t, first) = store_at_v1();
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     let m = mount(&t);
     let deb = m

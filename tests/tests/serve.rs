@@ -6,58 +6,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fs_err as fs;
 use halo_tests::mount::{apt_ok, sandboxed};
 use halo_tests::serve::{curl, Server};
-use halo_tests::{bin_dir, need_tool, ok, run, Apt, Deb, TestStore};
-
-fn sources(t: &TestStore, base: &str) -> String {
-    format!(
-        "deb [signed-by={}] {base} trusty main\n",
-        t.store().join("keys/repo.gpg").display()
-    )
-}
-
-/// halo-lib and halo-app (depending on it) at `version`, imported into trusty.
-fn import_pair(t: &TestStore, version: &str) -> Vec<PathBuf> {
-    let dir = t.path(&format!("in/{version}"));
-    let debs = vec![
-        Deb::new("halo-lib", version).build(&dir),
-        Deb::new("halo-app", version)
-            .arch("amd64")
-            .fields(&format!("Depends: halo-lib (>= {version})\n"))
-            .build(&dir),
-    ];
-    t.import("trusty", &debs);
-    debs
-}
-
-/// Every file under `dir`, relative.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use halo_tests::{bin_dir, files_under, need_tool, ok, run, Apt, TestStore};
 
 #[test]
 fn apt_installs_from_the_served_trees_byte_for_byte_what_export_writes() {
     let t = TestStore::new();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &id]);
     let server = Server::start(&t, &[]);
@@ -65,7 +25,7 @@ fn apt_installs_from_the_served_trees_byte_for_byte_what_export_writes() {
 
     // Every file of the export, served under the channel and the snapshot.
     let export = t.export_channel("trusty");
-    let tree = files(&export);
+    let tree = files_under(&export);
     assert!(tree.len() > 10, "{tree:?}");
     for rel in &tree {
         let want = fs::read(export.join(rel)).unwrap();
@@ -176,7 +136,7 @@ fn apt_installs_from_the_served_trees_byte_for_byte_what_export_writes() {
     ] {
         let apt = Apt::new(
             &t.root().join(format!("apt-{}", base.len())),
-            &sources(&t, &base),
+            &t.sources(&base),
         );
         apt_ok(&apt, "apt-get", &["update"]);
         assert_eq!(apt.candidate("halo-app").as_deref(), Some("1.0"));
@@ -226,15 +186,15 @@ fn apt_loop(apt: &Apt, done: &AtomicBool, rounds: &AtomicUsize) -> Vec<String> {
 #[test]
 fn apt_update_across_200_promotions_under_4_client_loops_sees_no_error() {
     let t = TestStore::new();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let first = t.snapshot();
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &first]);
     let server = Server::start_with(&t, &[], &[]);
     let base = server.url("/channels/trusty/rustedhalo");
     let apts: Vec<_> = (0..4)
-        .map(|i| Apt::new(&t.root().join(format!("apt-{i}")), &sources(&t, &base)))
+        .map(|i| Apt::new(&t.root().join(format!("apt-{i}")), &t.sources(&base)))
         .collect();
     let done = AtomicBool::new(false);
     let rounds = AtomicUsize::new(0);
@@ -288,7 +248,7 @@ fn add_token(t: &TestStore, name: &str, role: &str) -> (String, String) {
 #[test]
 fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_printed() {
     let t = TestStore::gated();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let (admin, admin_out) = add_token(&t, "ops", "admin");
     let (writer, writer_out) = add_token(&t, "ci", "writer");
     assert!(admin.starts_with("halo_") && admin.len() == 69, "{admin}");
@@ -497,7 +457,7 @@ fn requests_without_or_with_a_wrong_token_change_nothing_and_no_token_is_ever_pr
 fn tls_serves_the_same_bytes_with_the_configured_certificate() {
     need_tool("openssl", "openssl");
     let t = TestStore::new();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let id = t.snapshot();
     t.ok(&["promote", "--to", "trusty", "--snapshot", &id]);
     let cert = t.root().join("cert.pem");
@@ -616,7 +576,7 @@ fn element_text(dom: &str, marker: &str, tag: &str) -> Option<String> {
 #[test]
 fn chromium_renders_the_channels_a_failing_testcase_and_the_next_promotion() {
     let t = TestStore::gated();
-    import_pair(&t, "1.0");
+    t.import_pair("1.0");
     let first = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &first]);
     // A run that freezes testing at 1.0 and fails one testcase.
@@ -629,7 +589,7 @@ fn chromium_renders_the_channels_a_failing_testcase_and_the_next_promotion() {
     ]));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     // Unstable moves on: the next promotion brings 1.1.
-    import_pair(&t, "1.1");
+    t.import_pair("1.1");
     let second = t.snapshot();
     t.ok(&["promote", "--to", "trusty-unstable", "--snapshot", &second]);
 

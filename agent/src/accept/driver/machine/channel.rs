@@ -6,12 +6,15 @@
 //! it comes, then `\nTOKEN STATUS`. It runs only what halo sends and can
 //! send back only text: the guest gets nothing of the host through it.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::process::Captured;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::process::{read_line_bounded, Captured, LINE_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -89,7 +92,7 @@ impl Channel {
             jiff::Timestamp::now().as_nanosecond()
         );
         self.writer
-            .write_all(format!("{token} {}\n", encode_base64(script.as_bytes())).as_bytes())?;
+            .write_all(format!("{token} {}\n", STANDARD.encode(script.as_bytes())).as_bytes())?;
         let until = Instant::now() + timeout;
         let mut output = Captured::default();
         let mut buf = Vec::new();
@@ -108,9 +111,11 @@ impl Channel {
                 });
             }
             self.reader.get_ref().set_read_timeout(Some(left))?;
-            match self.reader.read_until(b'\n', &mut buf) {
+            // The guest runs a package's code: a line without end is cut at
+            // LINE_MAX, as a host process's output is, never buffered whole.
+            match read_line_bounded(&mut self.reader, &mut buf, LINE_MAX) {
                 Ok(0) => return Err(ChannelError::Closed),
-                Ok(_) if buf.last() != Some(&b'\n') => continue,
+                Ok(_) if buf.last() != Some(&b'\n') && buf.len() < LINE_MAX => continue,
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     continue
@@ -150,29 +155,6 @@ impl Channel {
     }
 }
 
-/// Standard base64 (RFC 4648, with padding), as coreutils' `base64 -d`
-/// reads it.
-pub fn encode_base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,14 +168,14 @@ mod tests {
             ("foo", "Zm9v"),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(encode_base64(input.as_bytes()), want);
+            assert_eq!(STANDARD.encode(input.as_bytes()), want);
         }
         let text = "set -e\necho 'ü'\n";
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "printf %s '{}' | base64 -d",
-                encode_base64(text.as_bytes())
+                STANDARD.encode(text.as_bytes())
             ))
             .output()
             .unwrap();
@@ -238,6 +220,16 @@ mod tests {
             .run("echo ok >&2", Duration::from_secs(10), &mut |_| {})
             .unwrap();
         assert_eq!((r.status, r.output.text()), (Some(0), "ok\n".to_string()));
+        // A line without end from the guest is cut, never buffered whole.
+        let mut longest = 0;
+        let r = ch
+            .run(
+                "head -c 300000 /dev/zero | tr '\\0' x; echo",
+                Duration::from_secs(10),
+                &mut |l| longest = longest.max(l.len()),
+            )
+            .unwrap();
+        assert_eq!((r.status, longest), (Some(0), LINE_MAX));
         let r = ch
             .run("sleep 5", Duration::from_millis(300), &mut |_| {})
             .unwrap();
