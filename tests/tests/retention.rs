@@ -106,6 +106,38 @@ fn keep_versions_2_keeps_two_and_old_snapshots_keep_theirs_until_gc() {
     );
 }
 
+/// `halo build` publishes through the same retention as `halo import`.
+#[test]
+fn a_build_keeps_only_the_archives_keep_versions() {
+    halo_tests::need_tool("dpkg-buildpackage", "dpkg-dev");
+    let t = TestStore::new();
+    fs::write(
+        t.store().join("halo.toml"),
+        "[[archive]]\nname = \"rustedhalo\"\nkeep_versions = 1\n",
+    )
+    .unwrap();
+    let tree = t.root().join("hello");
+    halo_tests::build::copy_example(&tree);
+    let build = |t: &TestStore| t.ok(&["build", "--path", tree.to_str().unwrap()]);
+    build(&t);
+    // The binary and its source.
+    let both = |v: &str| vec![format!("halo-hello_{v}"); 2];
+    assert_eq!(listed(&t, "rustedhalo", "trusty"), both("1.0"));
+    let changelog = tree.join("debian/changelog");
+    let old = fs::read_to_string(&changelog).unwrap();
+    fs::write(
+        &changelog,
+        format!(
+            "halo-hello (1.1) trusty; urgency=medium\n\n  * Next.\n\n \
+             -- rustedhalo <halo@example.org>  Sun, 06 Dec 2026 12:00:00 +0000\n\n{old}"
+        ),
+    )
+    .unwrap();
+    build(&t);
+    assert_eq!(listed(&t, "rustedhalo", "trusty"), both("1.1"));
+    t.assert_sound();
+}
+
 #[test]
 fn a_mirror_with_keep_versions_2_keeps_the_newest_two_the_upstream_lists() {
     let up = Upstream::new();

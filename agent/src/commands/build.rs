@@ -91,7 +91,7 @@ fn path_job(
     dir: &Path,
     args: &BuildArgs,
 ) -> Result<(BuildSpec, Destination)> {
-    let (root, mount, configured, limits) = if args.root {
+    let (root, mount, configured, limits, keep_versions) = if args.root {
         let (config, path) = load_config(store, config)?;
         let root =
             config.build.root.clone().ok_or_else(|| {
@@ -103,23 +103,24 @@ fn path_job(
             store_mount(&config),
             configured_roots(&config),
             limits,
+            config.keep_versions(&args.archive),
         )
     } else {
         // Without --root a configuration is optional; its [build] bounds
-        // still apply when there is one.
-        let limits = match load_config(store, config) {
-            Ok((config, _)) => config.build.limits(),
+        // still apply when there is one, as does the archive's retention.
+        let (limits, keep) = match load_config(store, config) {
+            Ok((config, _)) => (config.build.limits(), config.keep_versions(&args.archive)),
             Err(_)
                 if config.is_none()
                     && !store
                         .local_store()
                         .is_some_and(|s| s.root().join("halo.toml").exists()) =>
             {
-                Default::default()
+                (Default::default(), None)
             }
             Err(e) => return Err(e),
         };
-        (None, None, Vec::new(), limits)
+        (None, None, Vec::new(), limits, keep)
     };
     let dir = std::path::absolute(dir)?;
     if !dir.join("debian/changelog").is_file() {
@@ -151,6 +152,7 @@ fn path_job(
             root,
             mount,
             configured_roots: configured,
+            keep_versions,
         },
     ))
 }

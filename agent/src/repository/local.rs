@@ -61,8 +61,13 @@ impl Repository for Store {
         Store::load_verdict(self, channel, snapshot)
     }
 
-    fn import(&self, target: &Target<'_>, files: &[PathBuf]) -> Result<ImportReport> {
-        repofs::store::import::import(self, target, files, &mut |_| {})
+    fn import(
+        &self,
+        target: &Target<'_>,
+        files: &[PathBuf],
+        keep: Option<usize>,
+    ) -> Result<ImportReport> {
+        repofs::store::import::import_keeping(self, target, files, keep, &mut |_| {})
     }
 
     fn create_snapshot(&self) -> Result<Created> {

@@ -116,8 +116,16 @@ pub trait Repository: Send + Sync {
 
     // Writes.
     /// Imports `files` (a .changes brings the files it lists, as
-    /// `repofs::store::import` does), all or nothing.
-    fn import(&self, target: &Target<'_>, files: &[PathBuf]) -> Result<ImportReport>;
+    /// `repofs::store::import` does), all or nothing. `keep` is the
+    /// archive's `keep_versions` where the caller's configuration decides
+    /// it (a local store); a server applies its own configuration instead,
+    /// so one store has one retention whoever imports into it.
+    fn import(
+        &self,
+        target: &Target<'_>,
+        files: &[PathBuf],
+        keep: Option<usize>,
+    ) -> Result<ImportReport>;
 
     /// A snapshot of the store now (the store's clock).
     fn create_snapshot(&self) -> Result<Created>;

@@ -541,7 +541,13 @@ impl Repository for Remote {
         Ok(v.verdict)
     }
 
-    fn import(&self, target: &Target<'_>, files: &[PathBuf]) -> Result<ImportReport> {
+    fn import(
+        &self,
+        target: &Target<'_>,
+        files: &[PathBuf],
+        // The server's configuration decides retention.
+        _keep: Option<usize>,
+    ) -> Result<ImportReport> {
         self.upload_and_import(target, files)
     }
 

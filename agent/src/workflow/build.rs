@@ -40,6 +40,8 @@ pub struct Destination {
     /// Every root the configuration names: cached roots of any other
     /// configuration are left over from an old one and removed.
     pub configured_roots: Vec<RootConfig>,
+    /// The archive's `keep_versions` (local stores; a server uses its own).
+    pub keep_versions: Option<usize>,
 }
 
 /// What became of one source. Stored nowhere as text: the agent's cycle
@@ -202,6 +204,7 @@ pub fn build_path(
         root: None,
         mount: None,
         configured_roots: Vec::new(),
+        keep_versions: None,
     };
     let spec = BuildSpec {
         name: "halo-hello".into(),
@@ -265,6 +268,7 @@ pub fn config_job(config: &Config, s: &SourceConfig, host: bool) -> (BuildSpec, 
             root,
             mount: store_mount(config),
             configured_roots: configured_roots(config),
+            keep_versions: config.keep_versions(&s.archive),
         },
     )
 }
@@ -533,7 +537,7 @@ fn publish(
         component: &dest.component,
     };
     let imported = store
-        .import(&target, &[changes.to_path_buf()])
+        .import(&target, &[changes.to_path_buf()], dest.keep_versions)
         .map_err(|e| {
             let kind = if e.is_user_error() {
                 StopKind::Failed
