@@ -34,7 +34,7 @@ use repofs::store::snapshots::Created;
 use repofs::store::{Error, Result};
 
 use super::wire::{
-    Done, ErrorBody, FileReceived, ImportBody, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
+    BatchReceived, Done, ErrorBody, ImportBody, BATCH_MANIFEST, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
     RenewBody, SnapshotMade, TreeEntry, UploadCreated, VerdictAnswer,
 };
 use super::{Claim, Location, Repository};
@@ -246,35 +246,19 @@ impl Remote {
         result
     }
 
-    /// Puts each of `set` into upload area `area`, over a few connections at
-    /// once: one file per request costs a round trip and the server's fsync,
-    /// so one connection leaves both ends idle most of the time.
+    /// Puts every file of `set` into upload area `area` as a few tar
+    /// streams at once (`PUT /uploads/{id}`), the files shared out by size:
+    /// one request per file cost a round trip, a request and a task on the
+    /// server each, more than their bytes for small packages.
     fn upload_files(&self, area: &str, set: &BTreeMap<String, PathBuf>) -> Result<()> {
-        const CONNECTIONS: usize = 4;
-        let files: Vec<(&String, &PathBuf)> = set.iter().collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
+        let shares = shares(set, UPLOAD_STREAMS)?;
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..CONNECTIONS.min(files.len()))
-                .map(|_| {
-                    scope.spawn(|| -> Result<()> {
-                        loop {
-                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                return Ok(());
-                            }
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((name, path)) = files.get(i) else {
-                                return Ok(());
-                            };
-                            if let Err(e) = self.upload_file(area, name, path) {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    })
-                })
+            let workers: Vec<_> = shares
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|share| scope.spawn(|| self.upload_batch(area, share)))
                 .collect();
-            // The first error in the order the workers were started.
+            // The first error in the order the streams were started.
             let mut result = Ok(());
             for w in workers {
                 let r = w.join().unwrap_or_else(|_| {
@@ -290,28 +274,50 @@ impl Remote {
         })
     }
 
-    /// One file into upload area `area`, its SHA-256 checked by the server
-    /// and compared with what it says it received.
-    fn upload_file(&self, area: &str, name: &str, path: &Path) -> Result<()> {
-        let sha256 = file_sha256(path)?;
-        let file = fs_err::File::open(path)?;
-        let len = file.metadata()?.len();
-        let req = self
-            .request(
-                Method::PUT,
-                &format!("api/v1/uploads/{area}/{}", encode_segment(name)),
-            )
-            .header("X-Halo-Sha256", &sha256)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::blocking::Body::sized(file.into_parts().0, len));
-        let got: FileReceived = self.json(req, None)?;
-        if got.sha256 != sha256 {
-            return Err(Error::Io(std::io::Error::other(format!(
-                "halo serve received {name} with SHA-256 {}, not {sha256}",
-                got.sha256
-            ))));
+    /// One tar stream of `files` into area `area`: their digests first
+    /// (the manifest the server checks every file against), then the files,
+    /// read as the request sends them; the server's answer is compared with
+    /// the manifest.
+    fn upload_batch(&self, area: &str, files: &[(String, PathBuf)]) -> Result<()> {
+        let mut manifest = String::new();
+        let mut digests = BTreeMap::new();
+        for (name, path) in files {
+            let sha256 = file_sha256(path)?;
+            manifest.push_str(&format!("{sha256}  {name}\n"));
+            digests.insert(name.as_str(), sha256);
         }
-        Ok(())
+        let (reader, writer) = std::io::pipe()?;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || write_batch(writer, &manifest, files));
+            let req = self
+                .request(Method::PUT, &format!("api/v1/uploads/{area}"))
+                .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                .body(reqwest::blocking::Body::new(reader));
+            let answer: Result<BatchReceived> = self.json(req, None);
+            let produced = producer.join().unwrap_or_else(|_| {
+                Err(std::io::Error::other("the upload's tar thread panicked"))
+            });
+            let got = match (answer, produced) {
+                // A file that could not be read is this host's problem,
+                // whatever the server made of the stream cut short; a
+                // broken pipe is the server's answer arriving first.
+                (_, Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(Error::Io(e))
+                }
+                (answer, _) => answer?,
+            };
+            let same = got.files.len() == digests.len()
+                && got
+                    .files
+                    .iter()
+                    .all(|f| digests.get(f.name.as_str()) == Some(&f.sha256));
+            if !same {
+                return Err(Error::Io(std::io::Error::other(
+                    "halo serve received other files than the ones sent",
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// Downloads the served tree of `id` into `dir`, each file checked and
@@ -383,18 +389,67 @@ impl Remote {
     }
 }
 
+/// Parallel tar streams of one upload: two keep both of the server's
+/// cores busy (hashing and writing) while each stream waits on the other.
+const UPLOAD_STREAMS: usize = 2;
+
+/// `set` shared out into `n` lists of about the same number of bytes.
+fn shares(set: &BTreeMap<String, PathBuf>, n: usize) -> Result<Vec<Vec<(String, PathBuf)>>> {
+    let mut sized = set
+        .iter()
+        .map(|(name, path)| Ok((fs_err::metadata(path)?.len(), name, path)))
+        .collect::<Result<Vec<_>>>()?;
+    sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let mut out: Vec<(u64, Vec<(String, PathBuf)>)> = vec![(0, Vec::new()); n.max(1)];
+    for (size, name, path) in sized {
+        if let Some(lightest) = out.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            lightest.0 += size;
+            lightest.1.push((name.clone(), path.clone()));
+        }
+    }
+    Ok(out.into_iter().map(|(_, files)| files).collect())
+}
+
+/// Writes a batch's tar stream: the manifest, then each file.
+fn write_batch(
+    writer: impl std::io::Write,
+    manifest: &str,
+    files: &[(String, PathBuf)],
+) -> std::io::Result<()> {
+    let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 18, writer));
+    let header = |size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h
+    };
+    tar.append_data(
+        &mut header(manifest.len() as u64),
+        BATCH_MANIFEST,
+        manifest.as_bytes(),
+    )?;
+    for (name, path) in files {
+        let file = fs_err::File::open(path)?;
+        let len = file.metadata()?.len();
+        // Exactly the length announced, even if the file grows meanwhile.
+        tar.append_data(&mut header(len), name, file.take(len))?;
+    }
+    std::io::Write::flush(&mut tar.into_inner()?)
+}
+
 /// A path segment as a URL carries it: pool names hold `%3a` for an
 /// epoch's colon, which must reach the server as those three characters.
 fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    /// What stays itself: RFC 3986's unreserved characters, and `+`
+    /// (Debian versions are full of it; servers take it literally in paths).
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'+');
+    percent_encoding::utf8_percent_encode(segment, KEEP).to_string()
 }
 
 fn file_name(path: &Path) -> Result<&str> {

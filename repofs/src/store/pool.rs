@@ -74,6 +74,36 @@ impl Pool {
         })
     }
 
+    /// `file` linked into the pool's temp directory instead of copied,
+    /// for [`AdoptedFile::finish`]: `None` when it cannot be (not a
+    /// read-only regular file, so someone may still write it; another
+    /// file system). The caller gives the file up: nothing may write it
+    /// again, and its bytes must be hashed for `finish`.
+    pub fn adopt(&self, file: &Path) -> io::Result<Option<AdoptedFile>> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(file)?;
+        if !meta.is_file() || meta.permissions().mode() & 0o222 != 0 {
+            return Ok(None);
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.tmp.join(format!("w{:02x}", n % 64));
+        let linked = match ClosedTemp::link_from(file, &dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir)?;
+                ClosedTemp::link_from(file, &dir)
+            }
+            other => other,
+        };
+        match linked {
+            Ok(tmp) => Ok(Some(AdoptedFile { tmp })),
+            Err(e) => {
+                tracing::debug!("cannot link {} into the pool, copying: {e}", file.display());
+                Ok(None)
+            }
+        }
+    }
+
     /// A read-only temp file in one of 64 shards of `tmp/` (one directory
     /// of tens of thousands of files is several times slower on ext4).
     fn shared_temp(&self) -> io::Result<TempFile> {
@@ -158,6 +188,22 @@ pub struct FinishedBlob {
 impl FinishedBlob {
     pub fn digests(&self) -> &Digests {
         &self.digests
+    }
+}
+
+/// A file linked into the pool's temp directory (see [`Pool::adopt`]);
+/// the link is removed if dropped.
+pub struct AdoptedFile {
+    tmp: ClosedTemp,
+}
+
+impl AdoptedFile {
+    /// The blob, once the caller has hashed the file's bytes.
+    pub fn finish(self, digests: Digests) -> FinishedBlob {
+        FinishedBlob {
+            tmp: self.tmp,
+            digests,
+        }
     }
 }
 
