@@ -378,4 +378,29 @@ mod tests {
             .sum::<usize>();
         assert_eq!(left, 0);
     }
+
+    #[test]
+    fn adopted_files_become_blobs_without_a_copy_and_writable_ones_are_not_adopted() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
+        fs::create_dir_all(pool.dir()).unwrap();
+        let file = dir.path().join("x.deb");
+        fs::write(&file, b"package").unwrap();
+        assert!(pool.adopt(&file).unwrap().is_none(), "a writable file");
+        fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let adopted = pool.adopt(&file).unwrap().unwrap();
+        let digests = hash::digest(b"package");
+        let mut b = pool.batch();
+        b.add_finished(adopted.finish(digests.clone())).unwrap();
+        b.commit().unwrap();
+        let blob = fs::metadata(pool.path(&digests.sha256)).unwrap();
+        assert_eq!(blob.ino(), fs::metadata(&file).unwrap().ino());
+        assert_eq!(blob.mode() & 0o777, 0o444);
+        // Dropped unused, the link goes.
+        drop(pool.adopt(&file).unwrap());
+        assert_eq!(fs::metadata(&file).unwrap().nlink(), 2);
+    }
 }
