@@ -5,8 +5,10 @@
    `halo serve` vs nginx (target: <= 1.2x);
 2. 100 concurrent clients (`curl --parallel --parallel-max 100`) fetching pool files:
    throughput through halo serve vs nginx;
-3. import over the API (upload + import, as `halo --server URL import` does) vs a local
-   `halo import`, when the server has the upload route (target: <= 1.5x).
+3. import over the API: the real `halo --server URL import --files-from LIST` (tar streams into
+   one upload area, one import request) into an empty store, vs a local `halo import` into
+   another (target: <= 1.5x); and, for comparison in the same run, the per-file route (a PUT per
+   file over four connections, from Python) into a third.
 
 Usage: bench/serve.py [N [BIG]]   N small packages (default 1000), BIG packages of 2 MiB (8)
 (build first: cargo build --release --bins). BENCH_ROUNDS (default 3) rounds, medians.
@@ -163,10 +165,19 @@ def concurrent(work, urls, total_bytes):
     return total_bytes / t / 1e6
 
 
-def api_import(work, host, port, token, debs, connections=4):
-    """Upload and import `debs` through the API as remote mode does (one upload area, a PUT
-    per file with its SHA-256 over `connections` keep-alive connections at once, one import);
-    seconds, or None when the server has no upload route."""
+def remote_import(work, url, token, lst):
+    """The real client: `halo --server URL import --files-from LST`; seconds."""
+    env = dict(os.environ, HALO_TOKEN=token)
+    env.pop("HALO_STORE", None)
+    return timed([HALO, "--server", url, "--work-dir", os.path.join(work, "agent-work"), "import",
+                  "--archive", "bench", "--dist", "trusty", "--component", "main",
+                  "--files-from", lst], env=env)
+
+
+def per_file_import(work, host, port, token, debs, connections=4):
+    """Upload and import `debs` through the per-file route (one upload area, a PUT per file
+    with its SHA-256 over `connections` keep-alive connections at once, one import):
+    (seconds, of which uploads)."""
     import hashlib
     import http.client
     import threading
@@ -176,8 +187,6 @@ def api_import(work, host, port, token, debs, connections=4):
         conn.request(method, f"/api/v1{path}", body=body, headers={**auth, **(headers or {})})
         r = conn.getresponse()
         data = r.read()
-        if r.status in (404, 405) and path == "/uploads":
-            return None
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {data[:300]}")
         return json.loads(data) if data else {}
@@ -185,8 +194,6 @@ def api_import(work, host, port, token, debs, connections=4):
     start = time.perf_counter()
     conn = http.client.HTTPConnection(host, port)
     area = call(conn, "POST", "/uploads")
-    if area is None:
-        return None
     pending = list(debs)
     lock = threading.Lock()
     errors = []
@@ -248,16 +255,24 @@ def main():
             f.write("\n".join(debs))
         hp, np_ = free_port(), free_port()
         procs.append(halo_serve(store, hp))
-        # The API import first, into the empty store (as the local import
-        # below into an empty one): both write every blob.
+        # Each import into an empty store of its own: all of them write every blob.
         token = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
-        api = api_import(work, "127.0.0.1", hp, token, debs)
-        local_store = store if api is None else os.path.join(work, "local-store")
-        local_env = dict(os.environ, HALO_STORE=local_store)
-        if api is not None:
-            run([HALO, "init"], env=local_env)
+        api = remote_import(work, f"http://127.0.0.1:{hp}", token, lst)
+        local_env = dict(os.environ, HALO_STORE=os.path.join(work, "local-store"))
+        run([HALO, "init"], env=local_env)
         local = timed([HALO, "import", "--archive", "bench", "--dist", "trusty", "--component",
                        "main", "--files-from", lst], env=local_env)
+        old_env = dict(os.environ, HALO_STORE=os.path.join(work, "per-file-store"))
+        run([HALO, "init"], env=old_env)
+        op = free_port()
+        old_proc = halo_serve(old_env["HALO_STORE"], op)
+        try:
+            old_token = run([HALO, "token", "add", "bench", "--role", "writer"],
+                            env=old_env).strip()
+            per_file = per_file_import(work, "127.0.0.1", op, old_token, debs)
+        finally:
+            old_proc.terminate()
+            old_proc.wait()
         snap = run([HALO, "snapshot", "create"], env=env).split()[-1]
         run([HALO, "promote", "--to", "trusty", "--snapshot", snap], env=env)
         export = os.path.join(work, "export")
@@ -304,14 +319,11 @@ def main():
               f"{h / x:.2f}x faster |")
 
         print()
-        if api is None:
-            print(f"import over the API: no upload route on this server; local import of "
-                  f"{len(debs)} packages {local:.2f} s")
-        else:
-            total, uploaded = api
-            print(f"import of {len(debs)} packages: API {total:.2f} s (uploads {uploaded:.2f} s, "
-                  f"import {total - uploaded:.2f} s), local {local:.2f} s, "
-                  f"API/local {total / local:.2f}x")
+        total, uploaded = per_file
+        print(f"import of {len(debs)} packages: `halo --server URL import` {api:.2f} s, "
+              f"local `halo import` {local:.2f} s, API/local {api / local:.2f}x "
+              f"(target <= 1.5x); per-file route {total:.2f} s (uploads {uploaded:.2f} s), "
+              f"{total / local:.2f}x")
     finally:
         for p in procs:
             p.terminate()

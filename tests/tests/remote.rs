@@ -676,7 +676,13 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
     // Refused, each whole: the good member sent before the bad one is
     // removed again, and the area stays empty.
     let sums = sha256sums(&dir, &[&one_n, &two_n, "big_1.0_all.deb"]);
-    let full = gnu_tar(&dir, "full.tar", &sums, &[], &[&one_n, &two_n, "big_1.0_all.deb"]);
+    let full = gnu_tar(
+        &dir,
+        "full.tar",
+        &sums,
+        &[],
+        &[&one_n, &two_n, "big_1.0_all.deb"],
+    );
     let mut cut_bytes = fs::read(&full).unwrap();
     cut_bytes.truncate(cut_bytes.len() - (600 << 10));
     let cut = dir.join("cut.tar");
@@ -695,7 +701,13 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
             "would escape its directory",
         ),
         (
-            gnu_tar(&dir, "link.tar", &link_sums, &[], &[&one_n, "link_1.0_all.deb"]),
+            gnu_tar(
+                &dir,
+                "link.tar",
+                &link_sums,
+                &[],
+                &[&one_n, "link_1.0_all.deb"],
+            ),
             "a symbolic link",
         ),
         (
@@ -712,7 +724,11 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
         let a = put_tar(&server, &scratch, &writer, &id, tar);
         assert_eq!(a.status, 400, "{}: {}", tar.display(), a.text());
         let e = a.json()["error"].as_str().unwrap_or_default().to_string();
-        assert!(e.contains(why) && !e.contains('\n'), "{}: {e}", tar.display());
+        assert!(
+            e.contains(why) && !e.contains('\n'),
+            "{}: {e}",
+            tar.display()
+        );
         let left: Vec<_> = fs::read_dir(&area_dir).unwrap().collect();
         assert!(left.is_empty(), "{}: {left:?} left", tar.display());
     }
@@ -766,7 +782,9 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
         ),
     );
     assert_eq!(import.status, 200, "{}", import.text());
-    let blob = t.store().join(format!("pool/{}/{}", &sums[..2], &sums[..64]));
+    let blob = t
+        .store()
+        .join(format!("pool/{}/{}", &sums[..2], &sums[..64]));
     let meta = fs::metadata(&blob).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), inode);
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o444);

@@ -34,8 +34,8 @@ use repofs::store::snapshots::Created;
 use repofs::store::{Error, Result};
 
 use super::wire::{
-    BatchReceived, Done, ErrorBody, ImportBody, BATCH_MANIFEST, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
-    RenewBody, SnapshotMade, TreeEntry, UploadCreated, VerdictAnswer,
+    BatchReceived, Done, ErrorBody, ImportBody, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
+    RenewBody, SnapshotMade, TreeEntry, UploadCreated, VerdictAnswer, BATCH_MANIFEST,
 };
 use super::{Claim, Location, Repository};
 
@@ -294,9 +294,9 @@ impl Remote {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
                 .body(reqwest::blocking::Body::new(reader));
             let answer: Result<BatchReceived> = self.json(req, None);
-            let produced = producer.join().unwrap_or_else(|_| {
-                Err(std::io::Error::other("the upload's tar thread panicked"))
-            });
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the upload's tar thread panicked")));
             let got = match (answer, produced) {
                 // A file that could not be read is this host's problem,
                 // whatever the server made of the stream cut short; a

@@ -431,7 +431,8 @@ fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb>
         let digests = w.finish().1;
         return Ok(ReadDeb {
             control,
-            blob: (!pool.has(&digests.sha256, digests.size)).then(|| adopted.finish(digests.clone())),
+            blob: (!pool.has(&digests.sha256, digests.size))
+                .then(|| adopted.finish(digests.clone())),
             digests,
         });
     }

@@ -150,9 +150,8 @@ impl<'a, R: Read> Members<'a, R> {
                 Err(e) => return Some(Err(cut(e))),
             };
             let t = entry.header().entry_type();
-            let extension = t.is_gnu_longname()
-                || t.is_pax_local_extensions()
-                || t.is_pax_global_extensions();
+            let extension =
+                t.is_gnu_longname() || t.is_pax_local_extensions() || t.is_pax_global_extensions();
             if !extension {
                 let raw = long_name.unwrap_or_else(|| entry.path_bytes().into_owned());
                 return Some(Ok((String::from_utf8_lossy(&raw).into_owned(), entry)));
