@@ -233,6 +233,43 @@ def per_file_import(work, host, port, token, debs, connections=4):
     return time.perf_counter() - start, uploaded
 
 
+def import_round(work, i, lst, debs, served):
+    """One round of the import comparison, each import into an empty store of its own (all of
+    them write every blob): the real remote client (into `served`, (url, token), or a server
+    of its own), a local import, the per-file route. Seconds by name."""
+    def fresh(name):
+        env = dict(os.environ, HALO_STORE=os.path.join(work, f"{name}-{i}"))
+        run([HALO, "init"], env=env)
+        return env
+
+    def server(name):
+        env = fresh(name)
+        port = free_port()
+        proc = halo_serve(env["HALO_STORE"], port)
+        tok = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
+        return proc, port, tok
+
+    out = {}
+    extra = []
+    try:
+        if served is None:
+            proc, port, tok = server("api-store")
+            extra.append(proc)
+            served = (f"http://127.0.0.1:{port}", tok)
+        out["api"] = remote_import(work, served[0], served[1], lst)
+        out["local"] = timed([HALO, "import", "--archive", "bench", "--dist", "trusty",
+                              "--component", "main", "--files-from", lst], env=fresh("local"))
+        proc, port, tok = server("per-file-store")
+        extra.append(proc)
+        out["per-file"], out["per-file uploads"] = per_file_import(
+            work, "127.0.0.1", port, tok, debs)
+    finally:
+        for p in extra:
+            p.terminate()
+            p.wait()
+    return out
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     big = int(sys.argv[2]) if len(sys.argv) > 2 else 8
@@ -255,24 +292,14 @@ def main():
             f.write("\n".join(debs))
         hp, np_ = free_port(), free_port()
         procs.append(halo_serve(store, hp))
-        # Each import into an empty store of its own: all of them write every blob.
+        # The served store gets the packages through the API (the first round's import).
         token = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
-        api = remote_import(work, f"http://127.0.0.1:{hp}", token, lst)
-        local_env = dict(os.environ, HALO_STORE=os.path.join(work, "local-store"))
-        run([HALO, "init"], env=local_env)
-        local = timed([HALO, "import", "--archive", "bench", "--dist", "trusty", "--component",
-                       "main", "--files-from", lst], env=local_env)
-        old_env = dict(os.environ, HALO_STORE=os.path.join(work, "per-file-store"))
-        run([HALO, "init"], env=old_env)
-        op = free_port()
-        old_proc = halo_serve(old_env["HALO_STORE"], op)
-        try:
-            old_token = run([HALO, "token", "add", "bench", "--role", "writer"],
-                            env=old_env).strip()
-            per_file = per_file_import(work, "127.0.0.1", op, old_token, debs)
-        finally:
-            old_proc.terminate()
-            old_proc.wait()
+        imports = {"api": [], "local": [], "per-file": [], "per-file uploads": []}
+        for i in range(ROUNDS):
+            for k, v in import_round(work, i, lst, debs,
+                                     (f"http://127.0.0.1:{hp}", token) if i == 0 else None
+                                     ).items():
+                imports[k].append(v)
         snap = run([HALO, "snapshot", "create"], env=env).split()[-1]
         run([HALO, "promote", "--to", "trusty", "--snapshot", snap], env=env)
         export = os.path.join(work, "export")
@@ -319,11 +346,13 @@ def main():
               f"{h / x:.2f}x faster |")
 
         print()
-        total, uploaded = per_file
-        print(f"import of {len(debs)} packages: `halo --server URL import` {api:.2f} s, "
-              f"local `halo import` {local:.2f} s, API/local {api / local:.2f}x "
-              f"(target <= 1.5x); per-file route {total:.2f} s (uploads {uploaded:.2f} s), "
-              f"{total / local:.2f}x")
+        m = {k: statistics.median(v) for k, v in imports.items()}
+        print(f"import of {len(debs)} packages, median of {ROUNDS}: "
+              f"`halo --server URL import` {m['api']:.2f} s, local `halo import` "
+              f"{m['local']:.2f} s, API/local {m['api'] / m['local']:.2f}x (target <= 1.5x); "
+              f"per-file route {m['per-file']:.2f} s (uploads {m['per-file uploads']:.2f} s, "
+              f"import request {m['per-file'] - m['per-file uploads']:.2f} s), "
+              f"{m['per-file'] / m['local']:.2f}x")
     finally:
         for p in procs:
             p.terminate()

@@ -246,17 +246,33 @@ impl Remote {
         result
     }
 
-    /// Puts every file of `set` into upload area `area` as a few tar
-    /// streams at once (`PUT /uploads/{id}`), the files shared out by size:
-    /// one request per file cost a round trip, a request and a task on the
-    /// server each, more than their bytes for small packages.
+    /// Puts every file of `set` into upload area `area` as tar streams
+    /// (`PUT /uploads/{id}`), a few at once, each of a bounded part of the
+    /// files: one request per file cost a round trip, a request and a task
+    /// on the server each, more than their bytes for small packages; and
+    /// while one stream hashes its files (the manifest goes first), another
+    /// sends.
     fn upload_files(&self, area: &str, set: &BTreeMap<String, PathBuf>) -> Result<()> {
-        let shares = shares(set, UPLOAD_STREAMS)?;
+        let parts = parts(set)?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let workers: Vec<_> = shares
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|share| scope.spawn(|| self.upload_batch(area, share)))
+            let workers: Vec<_> = (0..UPLOAD_STREAMS.min(parts.len()))
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        while !failed.load(Relaxed) {
+                            let Some(part) = parts.get(next.fetch_add(1, Relaxed)) else {
+                                break;
+                            };
+                            if let Err(e) = self.upload_batch(area, part) {
+                                failed.store(true, Relaxed);
+                                return Err(e);
+                            }
+                        }
+                        Ok(())
+                    })
+                })
                 .collect();
             // The first error in the order the streams were started.
             let mut result = Ok(());
@@ -389,25 +405,34 @@ impl Remote {
     }
 }
 
-/// Parallel tar streams of one upload: two keep both of the server's
-/// cores busy (hashing and writing) while each stream waits on the other.
+/// Tar streams of one upload sent at once: two keep both ends busy, one
+/// hashing its files while the other sends.
 const UPLOAD_STREAMS: usize = 2;
 
-/// `set` shared out into `n` lists of about the same number of bytes.
-fn shares(set: &BTreeMap<String, PathBuf>, n: usize) -> Result<Vec<Vec<(String, PathBuf)>>> {
-    let mut sized = set
-        .iter()
-        .map(|(name, path)| Ok((fs_err::metadata(path)?.len(), name, path)))
-        .collect::<Result<Vec<_>>>()?;
-    sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    let mut out: Vec<(u64, Vec<(String, PathBuf)>)> = vec![(0, Vec::new()); n.max(1)];
-    for (size, name, path) in sized {
-        if let Some(lightest) = out.iter_mut().min_by_key(|(bytes, _)| *bytes) {
-            lightest.0 += size;
-            lightest.1.push((name.clone(), path.clone()));
+/// A tar stream carries at most this many files or bytes (whichever comes
+/// first, and at least one file): small enough that hashing the next part
+/// overlaps sending this one, large enough that requests are few.
+const PART_FILES: usize = 128;
+const PART_BYTES: u64 = 4 << 20;
+
+/// `set` cut into the parts of an upload, in name order.
+fn parts(set: &BTreeMap<String, PathBuf>) -> Result<Vec<Vec<(String, PathBuf)>>> {
+    let mut out: Vec<Vec<(String, PathBuf)>> = Vec::new();
+    let mut bytes = 0u64;
+    for (name, path) in set {
+        let size = fs_err::metadata(path)?.len();
+        match out.last_mut() {
+            Some(part) if part.len() < PART_FILES && bytes + size <= PART_BYTES => {
+                bytes += size;
+                part.push((name.clone(), path.clone()));
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![(name.clone(), path.clone())]);
+            }
         }
     }
-    Ok(out.into_iter().map(|(_, files)| files).collect())
+    Ok(out)
 }
 
 /// Writes a batch's tar stream: the manifest, then each file.
@@ -458,18 +483,13 @@ fn file_name(path: &Path) -> Result<&str> {
         .ok_or_else(|| Error::Usage(format!("{}: no file name", path.display())))
 }
 
+/// The SHA-256 alone (not the import's three digests): the manifest's.
 fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
     let mut f = fs_err::File::open(path)?;
-    let mut h = repofs::hash::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finish().sha256)
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Every file an import of `files` reads: each file, and what each
