@@ -291,48 +291,82 @@ impl Remote {
     }
 
     /// One tar stream of `files` into area `area`: their digests first
-    /// (the manifest the server checks every file against), then the files,
-    /// read as the request sends them; the server's answer is compared with
-    /// the manifest.
+    /// (the manifest the server checks every file against), then the files;
+    /// the server's answer is compared with the manifest. A part of small
+    /// files (at most [`PART_BYTES`]) is read once and sent as one body of
+    /// known length; a larger file is hashed, then streamed from disk.
     fn upload_batch(&self, area: &str, files: &[(String, PathBuf)]) -> Result<()> {
-        let mut manifest = String::new();
         let mut digests = BTreeMap::new();
+        let mut manifest = String::new();
+        let mut sizes = 0u64;
+        for (_, path) in files {
+            sizes += fs_err::metadata(path)?.len();
+        }
+        let in_memory = sizes <= PART_BYTES;
+        let mut contents = Vec::with_capacity(if in_memory { files.len() } else { 0 });
         for (name, path) in files {
-            let sha256 = file_sha256(path)?;
+            let sha256 = if in_memory {
+                let data = fs_err::read(path)?;
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+                contents.push(data);
+                sha
+            } else {
+                file_sha256(path)?
+            };
             manifest.push_str(&format!("{sha256}  {name}\n"));
             digests.insert(name.as_str(), sha256);
         }
+        let req = self
+            .request(Method::PUT, &format!("api/v1/uploads/{area}"))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar");
+        let got: BatchReceived = if in_memory {
+            let mut tar = tar::Builder::new(Vec::with_capacity(
+                usize::try_from(sizes).unwrap_or(0) + 1024 * (files.len() + 2),
+            ));
+            append(&mut tar, BATCH_MANIFEST, manifest.as_bytes())?;
+            for ((name, _), data) in files.iter().zip(&contents) {
+                append(&mut tar, name, data)?;
+            }
+            self.json(req.body(tar.into_inner()?), None)?
+        } else {
+            self.stream_batch(req, &manifest, files)?
+        };
+        let same = got.files.len() == digests.len()
+            && got
+                .files
+                .iter()
+                .all(|f| digests.get(f.name.as_str()) == Some(&f.sha256));
+        if !same {
+            return Err(Error::Io(std::io::Error::other(
+                "halo serve received other files than the ones sent",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends a batch of large files, the tar stream made on a thread as
+    /// the request reads it.
+    fn stream_batch(
+        &self,
+        req: RequestBuilder,
+        manifest: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<BatchReceived> {
         let (reader, writer) = std::io::pipe()?;
         std::thread::scope(|scope| {
-            let producer = scope.spawn(move || write_batch(writer, &manifest, files));
-            let req = self
-                .request(Method::PUT, &format!("api/v1/uploads/{area}"))
-                .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
-                .body(reqwest::blocking::Body::new(reader));
-            let answer: Result<BatchReceived> = self.json(req, None);
+            let producer = scope.spawn(move || write_batch(writer, manifest, files));
+            let answer: Result<BatchReceived> =
+                self.json(req.body(reqwest::blocking::Body::new(reader)), None);
             let produced = producer
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the upload's tar thread panicked")));
-            let got = match (answer, produced) {
+            match (answer, produced) {
                 // A file that could not be read is this host's problem,
                 // whatever the server made of the stream cut short; a
                 // broken pipe is the server's answer arriving first.
-                (_, Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(Error::Io(e))
-                }
-                (answer, _) => answer?,
-            };
-            let same = got.files.len() == digests.len()
-                && got
-                    .files
-                    .iter()
-                    .all(|f| digests.get(f.name.as_str()) == Some(&f.sha256));
-            if !same {
-                return Err(Error::Io(std::io::Error::other(
-                    "halo serve received other files than the ones sent",
-                )));
+                (_, Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
+                (answer, _) => answer,
             }
-            Ok(())
         })
     }
 
@@ -435,6 +469,24 @@ fn parts(set: &BTreeMap<String, PathBuf>) -> Result<Vec<Vec<(String, PathBuf)>>>
     Ok(out)
 }
 
+/// A regular member of a batch, from memory.
+fn append<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
+    tar.append_data(&mut member(data.len() as u64), name, data)
+}
+
+/// A tar header of a regular file (`append_data` sets name, size and sum).
+fn member(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h
+}
+
 /// Writes a batch's tar stream: the manifest, then each file.
 fn write_batch(
     writer: impl std::io::Write,
@@ -442,15 +494,8 @@ fn write_batch(
     files: &[(String, PathBuf)],
 ) -> std::io::Result<()> {
     let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 18, writer));
-    let header = |size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_size(size);
-        h.set_mode(0o644);
-        h
-    };
     tar.append_data(
-        &mut header(manifest.len() as u64),
+        &mut member(manifest.len() as u64),
         BATCH_MANIFEST,
         manifest.as_bytes(),
     )?;
@@ -458,7 +503,7 @@ fn write_batch(
         let file = fs_err::File::open(path)?;
         let len = file.metadata()?.len();
         // Exactly the length announced, even if the file grows meanwhile.
-        tar.append_data(&mut header(len), name, file.take(len))?;
+        tar.append_data(&mut member(len), name, file.take(len))?;
     }
     std::io::Write::flush(&mut tar.into_inner()?)
 }

@@ -63,7 +63,12 @@ pub async fn receive(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     // Made here, on the runtime: the blocking thread reads the body
     // through it as the tar reader asks.
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    // Buffered: the tar reader asks for 512-byte headers, and each read of
+    // the bridge is a trip to the runtime.
+    let reader = std::io::BufReader::with_capacity(
+        1 << 18,
+        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream)),
+    );
     blocking(move || {
         let files = unpack(&dir, reader).map_err(WriteError::bad_request)?;
         Ok(Json(BatchReceived { files }))
