@@ -789,7 +789,13 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
     assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), inode);
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o444);
 
-    // The real client: `halo --server URL import` sends tar streams.
+    // The real client: `halo --server URL import` sends tar streams, a
+    // part of small files from memory and a package larger than a part
+    // streamed from disk, at once.
+    let big = Deb::new("halo-big", "1.0")
+        .compression("none")
+        .file("/usr/share/halo-big/data", &"x".repeat(5 << 20), 0o644)
+        .build(&dir);
     let out = run(Command::new(bin("halo"))
         .args(["--server", &server.url, "--token-file"])
         .arg(&token_file)
@@ -798,11 +804,13 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
         .args(["import", "--archive", "rustedhalo", "--dist", "trusty"])
         .args(["--component", "main"])
         .arg(&two)
+        .arg(&big)
         .env_remove("HALO_STORE")
         .env_remove("HALO_CONFIG"));
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("added halo-two_1.0_"), "{said}");
+    assert!(said.contains("added halo-big_1.0_all"), "{said}");
     assert!(!t.store().join("work").read_dir().unwrap().any(|e| e
         .unwrap()
         .file_name()
