@@ -5,8 +5,10 @@
    `halo serve` vs nginx (target: <= 1.2x);
 2. 100 concurrent clients (`curl --parallel --parallel-max 100`) fetching pool files:
    throughput through halo serve vs nginx;
-3. import over the API (upload + import, as `halo --server URL import` does) vs a local
-   `halo import`, when the server has the upload route (target: <= 1.5x).
+3. import over the API: the real `halo --server URL import --files-from LIST` (tar streams into
+   one upload area, one import request) into an empty store, vs a local `halo import` into
+   another (target: <= 1.5x); and, for comparison in the same run, the per-file route (a PUT per
+   file over four connections, from Python) into a third.
 
 Usage: bench/serve.py [N [BIG]]   N small packages (default 1000), BIG packages of 2 MiB (8)
 (build first: cargo build --release --bins). BENCH_ROUNDS (default 3) rounds, medians.
@@ -163,10 +165,19 @@ def concurrent(work, urls, total_bytes):
     return total_bytes / t / 1e6
 
 
-def api_import(work, host, port, token, debs, connections=4):
-    """Upload and import `debs` through the API as remote mode does (one upload area, a PUT
-    per file with its SHA-256 over `connections` keep-alive connections at once, one import);
-    seconds, or None when the server has no upload route."""
+def remote_import(work, url, token, lst):
+    """The real client: `halo --server URL import --files-from LST`; seconds."""
+    env = dict(os.environ, HALO_TOKEN=token)
+    env.pop("HALO_STORE", None)
+    return timed([HALO, "--server", url, "--work-dir", os.path.join(work, "agent-work"), "import",
+                  "--archive", "bench", "--dist", "trusty", "--component", "main",
+                  "--files-from", lst], env=env)
+
+
+def per_file_import(work, host, port, token, debs, connections=4):
+    """Upload and import `debs` through the per-file route (one upload area, a PUT per file
+    with its SHA-256 over `connections` keep-alive connections at once, one import):
+    (seconds, of which uploads)."""
     import hashlib
     import http.client
     import threading
@@ -176,8 +187,6 @@ def api_import(work, host, port, token, debs, connections=4):
         conn.request(method, f"/api/v1{path}", body=body, headers={**auth, **(headers or {})})
         r = conn.getresponse()
         data = r.read()
-        if r.status in (404, 405) and path == "/uploads":
-            return None
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {data[:300]}")
         return json.loads(data) if data else {}
@@ -185,8 +194,6 @@ def api_import(work, host, port, token, debs, connections=4):
     start = time.perf_counter()
     conn = http.client.HTTPConnection(host, port)
     area = call(conn, "POST", "/uploads")
-    if area is None:
-        return None
     pending = list(debs)
     lock = threading.Lock()
     errors = []
@@ -226,6 +233,43 @@ def api_import(work, host, port, token, debs, connections=4):
     return time.perf_counter() - start, uploaded
 
 
+def import_round(work, i, lst, debs, served):
+    """One round of the import comparison, each import into an empty store of its own (all of
+    them write every blob): the real remote client (into `served`, (url, token), or a server
+    of its own), a local import, the per-file route. Seconds by name."""
+    def fresh(name):
+        env = dict(os.environ, HALO_STORE=os.path.join(work, f"{name}-{i}"))
+        run([HALO, "init"], env=env)
+        return env
+
+    def server(name):
+        env = fresh(name)
+        port = free_port()
+        proc = halo_serve(env["HALO_STORE"], port)
+        tok = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
+        return proc, port, tok
+
+    out = {}
+    extra = []
+    try:
+        if served is None:
+            proc, port, tok = server("api-store")
+            extra.append(proc)
+            served = (f"http://127.0.0.1:{port}", tok)
+        out["api"] = remote_import(work, served[0], served[1], lst)
+        out["local"] = timed([HALO, "import", "--archive", "bench", "--dist", "trusty",
+                              "--component", "main", "--files-from", lst], env=fresh("local"))
+        proc, port, tok = server("per-file-store")
+        extra.append(proc)
+        out["per-file"], out["per-file uploads"] = per_file_import(
+            work, "127.0.0.1", port, tok, debs)
+    finally:
+        for p in extra:
+            p.terminate()
+            p.wait()
+    return out
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     big = int(sys.argv[2]) if len(sys.argv) > 2 else 8
@@ -248,16 +292,14 @@ def main():
             f.write("\n".join(debs))
         hp, np_ = free_port(), free_port()
         procs.append(halo_serve(store, hp))
-        # The API import first, into the empty store (as the local import
-        # below into an empty one): both write every blob.
+        # The served store gets the packages through the API (the first round's import).
         token = run([HALO, "token", "add", "bench", "--role", "writer"], env=env).strip()
-        api = api_import(work, "127.0.0.1", hp, token, debs)
-        local_store = store if api is None else os.path.join(work, "local-store")
-        local_env = dict(os.environ, HALO_STORE=local_store)
-        if api is not None:
-            run([HALO, "init"], env=local_env)
-        local = timed([HALO, "import", "--archive", "bench", "--dist", "trusty", "--component",
-                       "main", "--files-from", lst], env=local_env)
+        imports = {"api": [], "local": [], "per-file": [], "per-file uploads": []}
+        for i in range(ROUNDS):
+            for k, v in import_round(work, i, lst, debs,
+                                     (f"http://127.0.0.1:{hp}", token) if i == 0 else None
+                                     ).items():
+                imports[k].append(v)
         snap = run([HALO, "snapshot", "create"], env=env).split()[-1]
         run([HALO, "promote", "--to", "trusty", "--snapshot", snap], env=env)
         export = os.path.join(work, "export")
@@ -304,14 +346,13 @@ def main():
               f"{h / x:.2f}x faster |")
 
         print()
-        if api is None:
-            print(f"import over the API: no upload route on this server; local import of "
-                  f"{len(debs)} packages {local:.2f} s")
-        else:
-            total, uploaded = api
-            print(f"import of {len(debs)} packages: API {total:.2f} s (uploads {uploaded:.2f} s, "
-                  f"import {total - uploaded:.2f} s), local {local:.2f} s, "
-                  f"API/local {total / local:.2f}x")
+        m = {k: statistics.median(v) for k, v in imports.items()}
+        print(f"import of {len(debs)} packages, median of {ROUNDS}: "
+              f"`halo --server URL import` {m['api']:.2f} s, local `halo import` "
+              f"{m['local']:.2f} s, API/local {m['api'] / m['local']:.2f}x (target <= 1.5x); "
+              f"per-file route {m['per-file']:.2f} s (uploads {m['per-file uploads']:.2f} s, "
+              f"import request {m['per-file'] - m['per-file uploads']:.2f} s), "
+              f"{m['per-file'] / m['local']:.2f}x")
     finally:
         for p in procs:
             p.terminate()

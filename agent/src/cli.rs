@@ -79,7 +79,7 @@ pub struct Cli {
     )]
     pub wait_timeout: Option<f64>,
     /// Remote mode: reach the store through `halo serve` at this URL
-    /// (build, accept, gate and agent only); builds and tests run here.
+    /// (build, accept, gate, agent and import only); builds and tests run here.
     #[arg(long, global = true, env = "HALO_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// With --server: the file holding the API token (else $HALO_TOKEN).

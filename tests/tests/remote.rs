@@ -606,3 +606,216 @@ fn writes_without_a_token_with_a_wrong_one_or_a_weak_role_change_nothing() {
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
     assert_no_token(&seen, &[&writer, &wrong]);
 }
+
+/// A batch upload's tar stream made by GNU tar in `dir`: the manifest
+/// (`sha256sum`'s lines for `digests`, or `manifest` as given), then
+/// `members` (tar's own options first in `opts`).
+fn gnu_tar(dir: &Path, out: &str, manifest: &str, opts: &[&str], members: &[&str]) -> PathBuf {
+    need_tool("tar", "tar");
+    fs::write(dir.join(".halo-sha256sums"), manifest).unwrap();
+    let tar = dir.join(out);
+    halo_tests::ok(
+        Command::new("tar")
+            .current_dir(dir)
+            .args(["--format=gnu", "-cf"])
+            .arg(&tar)
+            .args(opts)
+            .arg(".halo-sha256sums")
+            .args(members),
+    );
+    tar
+}
+
+/// `sha256sum`'s lines for `files` in `dir` (the real tool).
+fn sha256sums(dir: &Path, files: &[&str]) -> String {
+    need_tool("sha256sum", "coreutils");
+    halo_tests::ok(Command::new("sha256sum").current_dir(dir).args(files))
+}
+
+fn put_tar(s: &Server, scratch: &Path, token: &str, id: &str, tar: &Path) -> Answer {
+    curl(
+        scratch,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+            &format!("@{}", tar.display()),
+            &s.url(&format!("/api/v1/uploads/{id}")),
+        ],
+    )
+}
+
+#[test]
+fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_cleanly() {
+    let t = TestStore::new();
+    let (token_file, writer) = token(&t, "ci", "writer");
+    let scratch = t.path("scratch/x").parent().unwrap().to_path_buf();
+    let dir = t.path("batch/x").parent().unwrap().to_path_buf();
+    let one = Deb::new("halo-one", "1.0").build(&dir);
+    let two = Deb::new("halo-two", "1.0").build(&dir);
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    let (one_n, two_n) = (name(&one), name(&two));
+    fs::write(dir.join("big_1.0_all.deb"), vec![7u8; 1 << 20]).unwrap();
+    std::os::unix::fs::symlink(&one_n, dir.join("link_1.0_all.deb")).unwrap();
+    let server = Server::start(&t, &[]);
+    let before = t.fingerprint();
+    let area = api(
+        &scratch,
+        "POST",
+        &server.url("/api/v1/uploads"),
+        Some(&writer),
+        Some("{}"),
+    );
+    let id = area.json()["upload"].as_str().unwrap().to_string();
+    let area_dir = t.store().join(format!("work/upload-{id}"));
+
+    // Refused, each whole: the good member sent before the bad one is
+    // removed again, and the area stays empty.
+    let sums = sha256sums(&dir, &[&one_n, &two_n, "big_1.0_all.deb"]);
+    let full = gnu_tar(
+        &dir,
+        "full.tar",
+        &sums,
+        &[],
+        &[&one_n, &two_n, "big_1.0_all.deb"],
+    );
+    let mut cut_bytes = fs::read(&full).unwrap();
+    cut_bytes.truncate(cut_bytes.len() - (600 << 10));
+    let cut = dir.join("cut.tar");
+    fs::write(&cut, cut_bytes).unwrap();
+    let wrong = sums.replace(&sums[..64], &"0".repeat(64));
+    let link_sums = format!("{sums}{}  link_1.0_all.deb\n", &sums[..64]);
+    let cases = [
+        (
+            gnu_tar(
+                &dir,
+                "dotdot.tar",
+                &sums,
+                &["-P", "--transform", &format!("s,^{two_n}$,../{two_n},")],
+                &[&one_n, &two_n],
+            ),
+            "would escape its directory",
+        ),
+        (
+            gnu_tar(
+                &dir,
+                "link.tar",
+                &link_sums,
+                &[],
+                &[&one_n, "link_1.0_all.deb"],
+            ),
+            "a symbolic link",
+        ),
+        (
+            gnu_tar(&dir, "digest.tar", &wrong, &[], &[&two_n, &one_n]),
+            "not 0000",
+        ),
+        (cut, "upload cut"),
+        (
+            gnu_tar(&dir, "missing.tar", &sums, &[], &[&one_n, &two_n]),
+            "the stream ended without big_1.0_all.deb",
+        ),
+    ];
+    for (tar, why) in &cases {
+        let a = put_tar(&server, &scratch, &writer, &id, tar);
+        assert_eq!(a.status, 400, "{}: {}", tar.display(), a.text());
+        let e = a.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            e.contains(why) && !e.contains('\n'),
+            "{}: {e}",
+            tar.display()
+        );
+        let left: Vec<_> = fs::read_dir(&area_dir).unwrap().collect();
+        assert!(left.is_empty(), "{}: {left:?} left", tar.display());
+    }
+    let import = api(
+        &scratch,
+        "POST",
+        &server.url(&format!("/api/v1/uploads/{id}/import")),
+        Some(&writer),
+        Some(
+            &serde_json::json!({
+                "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": [one_n],
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(import.status, 400, "{}", import.text());
+    assert_eq!(t.fingerprint(), before, "a refused batch changed the store");
+
+    // Whole, from GNU tar: every file named, then imported (adopted into
+    // the pool: the blob is the uploaded file itself, not a copy).
+    let area = api(
+        &scratch,
+        "POST",
+        &server.url("/api/v1/uploads"),
+        Some(&writer),
+        Some("{}"),
+    );
+    let id = area.json()["upload"].as_str().unwrap().to_string();
+    let sums = sha256sums(&dir, &[&one_n]);
+    let a = put_tar(
+        &server,
+        &scratch,
+        &writer,
+        &id,
+        &gnu_tar(&dir, "good.tar", &sums, &[], &[&one_n]),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["files"][0]["sha256"].as_str(), Some(&sums[..64]));
+    let uploaded = t.store().join(format!("work/upload-{id}/{one_n}"));
+    let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&uploaded).unwrap());
+    let import = api(
+        &scratch,
+        "POST",
+        &server.url(&format!("/api/v1/uploads/{id}/import")),
+        Some(&writer),
+        Some(
+            &serde_json::json!({
+                "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": [one_n],
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(import.status, 200, "{}", import.text());
+    let blob = t
+        .store()
+        .join(format!("pool/{}/{}", &sums[..2], &sums[..64]));
+    let meta = fs::metadata(&blob).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), inode);
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o444);
+
+    // The real client: `halo --server URL import` sends tar streams, a
+    // part of small files from memory and a package larger than a part
+    // streamed from disk, at once.
+    let big = Deb::new("halo-big", "1.0")
+        .compression("none")
+        .file("/usr/share/halo-big/data", &"x".repeat(5 << 20), 0o644)
+        .build(&dir);
+    let out = run(Command::new(bin("halo"))
+        .args(["--server", &server.url, "--token-file"])
+        .arg(&token_file)
+        .arg("--work-dir")
+        .arg(t.root().join("agent-work"))
+        .args(["import", "--archive", "rustedhalo", "--dist", "trusty"])
+        .args(["--component", "main"])
+        .arg(&two)
+        .arg(&big)
+        .env_remove("HALO_STORE")
+        .env_remove("HALO_CONFIG"));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("added halo-two_1.0_"), "{said}");
+    assert!(said.contains("added halo-big_1.0_all"), "{said}");
+    assert!(!t.store().join("work").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("upload-")));
+    t.assert_sound();
+    assert_no_token(&[&said, &server.log()], &[&writer]);
+}

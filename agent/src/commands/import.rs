@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use repofs::store::import::{import_keeping, Target};
+use repofs::store::import::{import_keeping, ImportReport, Target};
 use repofs::Store;
 
 use crate::cli::ImportArgs;
 use crate::commands::UserError;
 use crate::output::Output;
+use crate::repository::Repository;
 
 pub fn run(
     store: &Store,
@@ -19,11 +20,33 @@ pub fn run(
 ) -> Result<ExitCode> {
     let keep = crate::commands::optional_config(store, config)?
         .and_then(|c| c.keep_versions(&args.archive));
-    let target = Target {
+    let target = target(args);
+    let files = inputs(args)?;
+    let bar = out.progress(files.len() as u64, "importing");
+    let report = import_keeping(store, &target, &files, keep, &mut |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    print(&report, out)
+}
+
+/// `halo --server URL import`: the files uploaded to `halo serve` and
+/// imported there, all or nothing; the server's configuration decides
+/// `keep_versions`.
+pub fn run_remote(repo: &dyn Repository, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
+    let files = inputs(args)?;
+    let report = repo.import(&target(args), &files)?;
+    print(&report, out)
+}
+
+fn target(args: &ImportArgs) -> Target<'_> {
+    Target {
         archive: &args.archive,
         dist: &args.dist,
         component: &args.component,
-    };
+    }
+}
+
+/// The files given, then those `--files-from` lists.
+fn inputs(args: &ImportArgs) -> Result<Vec<PathBuf>> {
     let mut files = args.files.clone();
     if let Some(list) = &args.files_from {
         // The list is the user's input like the files it names: missing,
@@ -40,9 +63,10 @@ pub fn run(
                 .map(PathBuf::from),
         );
     }
-    let bar = out.progress(files.len() as u64, "importing");
-    let report = import_keeping(store, &target, &files, keep, &mut |_| bar.inc(1))?;
-    bar.finish_and_clear();
+    Ok(files)
+}
+
+fn print(report: &ImportReport, out: &Output) -> Result<ExitCode> {
     for key in &report.added {
         out.line(format!("added {key}"))?;
     }
@@ -52,6 +76,6 @@ pub fn run(
     for key in &report.dropped {
         out.line(format!("dropped {key} (keep_versions)"))?;
     }
-    out.json(&report)?;
+    out.json(report)?;
     Ok(ExitCode::SUCCESS)
 }

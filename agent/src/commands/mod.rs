@@ -190,17 +190,24 @@ pub fn whoami() -> String {
 pub fn run(cli: &Cli, out: &Output) -> Result<ExitCode> {
     let remote_step = matches!(
         cli.command,
-        Command::Build(_) | Command::Accept(_) | Command::Gate(_) | Command::Agent(_)
+        Command::Build(_)
+            | Command::Accept(_)
+            | Command::Gate(_)
+            | Command::Agent(_)
+            | Command::Import(_)
     );
     if cli.server.is_some() && !remote_step {
         return Err(UserError(
-            "--server runs build, accept, gate and agent: run this command on the repository host"
+            "--server runs build, accept, gate, agent and import: run this command on the repository host"
                 .into(),
         )
         .into());
     }
     match &cli.command {
         Command::Init(args) => init::run(&store_dir(cli)?, args, out),
+        Command::Import(args) if cli.server.is_some() => {
+            import::run_remote(&*open_repository(cli)?, args, out)
+        }
         Command::Import(args) => import::run(&open_store(cli)?, cli.config.as_deref(), args, out),
         Command::Key(cmd) => key::run(&open_store(cli)?, cmd, out),
         Command::Remove(args) => remove::run(&open_store(cli)?, cli.config.as_deref(), args, out),

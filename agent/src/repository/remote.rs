@@ -34,8 +34,8 @@ use repofs::store::snapshots::Created;
 use repofs::store::{Error, Result};
 
 use super::wire::{
-    Done, ErrorBody, FileReceived, ImportBody, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
-    RenewBody, SnapshotMade, TreeEntry, UploadCreated, VerdictAnswer,
+    BatchReceived, Done, ErrorBody, ImportBody, Imported, LeaseBody, LeaseTaken, MoveBody, Moved,
+    RenewBody, SnapshotMade, TreeEntry, UploadCreated, VerdictAnswer, BATCH_MANIFEST,
 };
 use super::{Claim, Location, Repository};
 
@@ -246,35 +246,35 @@ impl Remote {
         result
     }
 
-    /// Puts each of `set` into upload area `area`, over a few connections at
-    /// once: one file per request costs a round trip and the server's fsync,
-    /// so one connection leaves both ends idle most of the time.
+    /// Puts every file of `set` into upload area `area` as tar streams
+    /// (`PUT /uploads/{id}`), a few at once, each of a bounded part of the
+    /// files: one request per file cost a round trip, a request and a task
+    /// on the server each, more than their bytes for small packages; and
+    /// while one stream hashes its files (the manifest goes first), another
+    /// sends.
     fn upload_files(&self, area: &str, set: &BTreeMap<String, PathBuf>) -> Result<()> {
-        const CONNECTIONS: usize = 4;
-        let files: Vec<(&String, &PathBuf)> = set.iter().collect();
+        let parts = parts(set)?;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..CONNECTIONS.min(files.len()))
+            let workers: Vec<_> = (0..UPLOAD_STREAMS.min(parts.len()))
                 .map(|_| {
                     scope.spawn(|| -> Result<()> {
-                        loop {
-                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                return Ok(());
-                            }
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((name, path)) = files.get(i) else {
-                                return Ok(());
+                        use std::sync::atomic::Ordering::Relaxed;
+                        while !failed.load(Relaxed) {
+                            let Some(part) = parts.get(next.fetch_add(1, Relaxed)) else {
+                                break;
                             };
-                            if let Err(e) = self.upload_file(area, name, path) {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            if let Err(e) = self.upload_batch(area, part) {
+                                failed.store(true, Relaxed);
                                 return Err(e);
                             }
                         }
+                        Ok(())
                     })
                 })
                 .collect();
-            // The first error in the order the workers were started.
+            // The first error in the order the streams were started.
             let mut result = Ok(());
             for w in workers {
                 let r = w.join().unwrap_or_else(|_| {
@@ -290,28 +290,84 @@ impl Remote {
         })
     }
 
-    /// One file into upload area `area`, its SHA-256 checked by the server
-    /// and compared with what it says it received.
-    fn upload_file(&self, area: &str, name: &str, path: &Path) -> Result<()> {
-        let sha256 = file_sha256(path)?;
-        let file = fs_err::File::open(path)?;
-        let len = file.metadata()?.len();
+    /// One tar stream of `files` into area `area`: their digests first
+    /// (the manifest the server checks every file against), then the files;
+    /// the server's answer is compared with the manifest. A part of small
+    /// files (at most [`PART_BYTES`]) is read once and sent as one body of
+    /// known length; a larger file is hashed, then streamed from disk.
+    fn upload_batch(&self, area: &str, files: &[(String, PathBuf)]) -> Result<()> {
+        let mut digests = BTreeMap::new();
+        let mut manifest = String::new();
+        let mut sizes = 0u64;
+        for (_, path) in files {
+            sizes += fs_err::metadata(path)?.len();
+        }
+        let in_memory = sizes <= PART_BYTES;
+        let mut contents = Vec::with_capacity(if in_memory { files.len() } else { 0 });
+        for (name, path) in files {
+            let sha256 = if in_memory {
+                let data = fs_err::read(path)?;
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+                contents.push(data);
+                sha
+            } else {
+                file_sha256(path)?
+            };
+            manifest.push_str(&format!("{sha256}  {name}\n"));
+            digests.insert(name.as_str(), sha256);
+        }
         let req = self
-            .request(
-                Method::PUT,
-                &format!("api/v1/uploads/{area}/{}", encode_segment(name)),
-            )
-            .header("X-Halo-Sha256", &sha256)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::blocking::Body::sized(file.into_parts().0, len));
-        let got: FileReceived = self.json(req, None)?;
-        if got.sha256 != sha256 {
-            return Err(Error::Io(std::io::Error::other(format!(
-                "halo serve received {name} with SHA-256 {}, not {sha256}",
-                got.sha256
-            ))));
+            .request(Method::PUT, &format!("api/v1/uploads/{area}"))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar");
+        let got: BatchReceived = if in_memory {
+            let mut tar = tar::Builder::new(Vec::with_capacity(
+                usize::try_from(sizes).unwrap_or(0) + 1024 * (files.len() + 2),
+            ));
+            append(&mut tar, BATCH_MANIFEST, manifest.as_bytes())?;
+            for ((name, _), data) in files.iter().zip(&contents) {
+                append(&mut tar, name, data)?;
+            }
+            self.json(req.body(tar.into_inner()?), None)?
+        } else {
+            self.stream_batch(req, &manifest, files)?
+        };
+        let same = got.files.len() == digests.len()
+            && got
+                .files
+                .iter()
+                .all(|f| digests.get(f.name.as_str()) == Some(&f.sha256));
+        if !same {
+            return Err(Error::Io(std::io::Error::other(
+                "halo serve received other files than the ones sent",
+            )));
         }
         Ok(())
+    }
+
+    /// Sends a batch of large files, the tar stream made on a thread as
+    /// the request reads it.
+    fn stream_batch(
+        &self,
+        req: RequestBuilder,
+        manifest: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<BatchReceived> {
+        let (reader, writer) = std::io::pipe()?;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || write_batch(writer, manifest, files));
+            let answer: Result<BatchReceived> =
+                self.json(req.body(reqwest::blocking::Body::new(reader)), None);
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the upload's tar thread panicked")));
+            match (answer, produced) {
+                // A file that could not be read is this host's problem,
+                // whatever the server made of the stream cut short; a
+                // broken pipe is the server's answer arriving first.
+                (_, Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
+                (answer, _) => answer,
+            }
+        })
     }
 
     /// Downloads the served tree of `id` into `dir`, each file checked and
@@ -383,18 +439,87 @@ impl Remote {
     }
 }
 
+/// Tar streams of one upload sent at once: two keep both ends busy, one
+/// hashing its files while the other sends.
+const UPLOAD_STREAMS: usize = 2;
+
+/// A tar stream carries at most this many files or bytes (whichever comes
+/// first, and at least one file): small enough that hashing the next part
+/// overlaps sending this one, large enough that requests are few.
+const PART_FILES: usize = 128;
+const PART_BYTES: u64 = 4 << 20;
+
+/// `set` cut into the parts of an upload, in name order.
+fn parts(set: &BTreeMap<String, PathBuf>) -> Result<Vec<Vec<(String, PathBuf)>>> {
+    let mut out: Vec<Vec<(String, PathBuf)>> = Vec::new();
+    let mut bytes = 0u64;
+    for (name, path) in set {
+        let size = fs_err::metadata(path)?.len();
+        match out.last_mut() {
+            Some(part) if part.len() < PART_FILES && bytes + size <= PART_BYTES => {
+                bytes += size;
+                part.push((name.clone(), path.clone()));
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![(name.clone(), path.clone())]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A regular member of a batch, from memory.
+fn append<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
+    tar.append_data(&mut member(data.len() as u64), name, data)
+}
+
+/// A tar header of a regular file (`append_data` sets name, size and sum).
+fn member(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h
+}
+
+/// Writes a batch's tar stream: the manifest, then each file.
+fn write_batch(
+    writer: impl std::io::Write,
+    manifest: &str,
+    files: &[(String, PathBuf)],
+) -> std::io::Result<()> {
+    let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 18, writer));
+    tar.append_data(
+        &mut member(manifest.len() as u64),
+        BATCH_MANIFEST,
+        manifest.as_bytes(),
+    )?;
+    for (name, path) in files {
+        let file = fs_err::File::open(path)?;
+        let len = file.metadata()?.len();
+        // Exactly the length announced, even if the file grows meanwhile.
+        tar.append_data(&mut member(len), name, file.take(len))?;
+    }
+    std::io::Write::flush(&mut tar.into_inner()?)
+}
+
 /// A path segment as a URL carries it: pool names hold `%3a` for an
 /// epoch's colon, which must reach the server as those three characters.
 fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    /// What stays itself: RFC 3986's unreserved characters, and `+`
+    /// (Debian versions are full of it; servers take it literally in paths).
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'+');
+    percent_encoding::utf8_percent_encode(segment, KEEP).to_string()
 }
 
 fn file_name(path: &Path) -> Result<&str> {
@@ -403,18 +528,13 @@ fn file_name(path: &Path) -> Result<&str> {
         .ok_or_else(|| Error::Usage(format!("{}: no file name", path.display())))
 }
 
+/// The SHA-256 alone (not the import's three digests): the manifest's.
 fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
     let mut f = fs_err::File::open(path)?;
-    let mut h = repofs::hash::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finish().sha256)
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Every file an import of `files` reads: each file, and what each

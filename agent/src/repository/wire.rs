@@ -40,6 +40,17 @@ pub struct FileReceived {
     pub sha256: String,
 }
 
+/// The first member of a batch upload's tar stream: `sha256sum`'s lines
+/// (`HEX  NAME`) for every file that follows.
+pub const BATCH_MANIFEST: &str = ".halo-sha256sums";
+
+/// `PUT /api/v1/uploads/{upload}` (a tar stream): every file arrived whole
+/// with the digest its manifest declared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchReceived {
+    pub files: Vec<FileReceived>,
+}
+
 /// `POST /api/v1/uploads/{upload}/import`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportBody {

@@ -65,21 +65,13 @@ fn components(path: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// A segment percent-decoded; `None` when the bytes are not UTF-8 (no
+/// store name is). A `%` not followed by two hex digits stays itself.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Walks `parts` from the mount's root, as the kernel would, and forgets
@@ -485,6 +477,12 @@ mod tests {
         assert_eq!(components("/channels/../x"), None);
         assert_eq!(components("/channels/%2e%2e/x"), None);
         assert_eq!(components("/channels/a%2Fb"), None);
+        assert_eq!(components("/channels/a%00b"), None);
+        assert_eq!(components("/channels/%ff"), None);
+        assert_eq!(
+            components("/pool/bsdutils_1%253a2.38_amd64.deb"),
+            Some(vec!["pool".into(), "bsdutils_1%3a2.38_amd64.deb".into()])
+        );
     }
 
     #[test]

@@ -94,6 +94,18 @@ impl ClosedTemp {
     }
 }
 
+impl ClosedTemp {
+    /// `src` hard-linked under a temp name in `tmp_dir`: a file adopted
+    /// rather than copied (same file system only; the caller falls back to
+    /// a copy on any error).
+    pub fn link_from(src: &Path, tmp_dir: &Path) -> io::Result<Self> {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = tmp_dir.join(format!("{}.{}.tmp", std::process::id(), n));
+        std::fs::hard_link(src, &path)?;
+        Ok(Self { path })
+    }
+}
+
 impl Drop for ClosedTemp {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {

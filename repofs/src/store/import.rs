@@ -85,6 +85,34 @@ pub fn import_keeping(
     keep_versions: Option<usize>,
     progress: &mut dyn FnMut(&Path),
 ) -> Result<ImportReport> {
+    import_with(store, target, files, keep_versions, false, progress)
+}
+
+/// [`import_keeping`] of files the caller gives up (the upload area of
+/// `halo serve`, on the store's file system, its files read-only and
+/// written by nobody again): a package's blob is then a hard link to its
+/// file instead of a second copy of its bytes. The pool's rules hold as for
+/// a copy: the blob's name is the hash of the bytes read here, it is
+/// read-only, and the batch's `syncfs` makes it durable before the state
+/// refers to it. A file that cannot be linked is copied.
+pub fn import_adopting(
+    store: &Store,
+    target: &Target<'_>,
+    files: &[PathBuf],
+    keep_versions: Option<usize>,
+    progress: &mut dyn FnMut(&Path),
+) -> Result<ImportReport> {
+    import_with(store, target, files, keep_versions, true, progress)
+}
+
+fn import_with(
+    store: &Store,
+    target: &Target<'_>,
+    files: &[PathBuf],
+    keep_versions: Option<usize>,
+    adopt: bool,
+    progress: &mut dyn FnMut(&Path),
+) -> Result<ImportReport> {
     name::check_segment("archive", target.archive)?;
     name::check_segment("dist", target.dist)?;
     name::check_segment("component", target.component)?;
@@ -110,13 +138,14 @@ pub fn import_keeping(
         pool_paths,
         pool: store.pool(),
         report: ImportReport::default(),
+        adopt,
     };
     let pool = store.pool();
     let mut batch = pool.batch();
     for window in files.chunks(READ_AHEAD) {
         let read: Vec<Result<Input>> = window
             .par_iter()
-            .map(|file| read_listed(store, &pool, file))
+            .map(|file| read_listed(store, &pool, file, adopt))
             .collect();
         for (file, input) in window.iter().zip(read) {
             session.import_input(&mut batch, file, input?)?;
@@ -160,11 +189,13 @@ struct Session<'a> {
     pool_paths: BTreeMap<String, (String, String)>,
     pool: super::Pool,
     report: ImportReport,
+    /// The inputs are the caller's to give ([`import_adopting`]).
+    adopt: bool,
 }
 
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let input = read_listed(self.store, &self.pool, file)?;
+        let input = read_listed(self.store, &self.pool, file, self.adopt)?;
         self.import_input(batch, file, input)
     }
 
@@ -328,7 +359,7 @@ struct ReadDeb {
     blob: Option<FinishedBlob>,
 }
 
-fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
+fn read_input(pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
     // An input that cannot be read is the user's mistake, not ours.
     let size = match std::fs::metadata(file) {
         // A FIFO would block for ever and a device (a link to /dev/zero)
@@ -338,7 +369,7 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
         Err(e) => return Err(import_failed(file, &e)),
     };
     match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "deb" | "udeb" => Ok(Input::Deb(Box::new(read_deb(pool, file, size)?))),
+        "deb" | "udeb" => Ok(Input::Deb(Box::new(read_deb(pool, file, size, adopt)?))),
         "dsc" => Ok(Input::Dsc),
         "changes" => Ok(Input::Changes),
         _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
@@ -349,8 +380,8 @@ fn read_input(pool: &Pool, file: &Path) -> Result<Input> {
 /// paths it installs) unless the store has it: once per pool file, here
 /// where the package is read anyway and in parallel, so no snapshot has to
 /// unpack it. A package whose data archive cannot be listed is refused.
-fn read_listed(store: &Store, pool: &Pool, file: &Path) -> Result<Input> {
-    let input = read_input(pool, file)?;
+fn read_listed(store: &Store, pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
+    let input = read_input(pool, file, adopt)?;
     if let Input::Deb(read) = &input {
         let sha = &read.digests.sha256;
         if store.cached_contents(sha).is_none() {
@@ -366,17 +397,22 @@ fn read_listed(store: &Store, pool: &Pool, file: &Path) -> Result<Input> {
 }
 
 /// Small packages (nearly all) are read once; large ones are streamed twice.
-fn read_deb(pool: &Pool, file: &Path, size: u64) -> Result<ReadDeb> {
+/// With `adopt`, the file is linked into the pool before its bytes are
+/// read and hashed, not written again.
+fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb> {
     let checked = |control: std::result::Result<deb822::Paragraph, deb::DebError>| {
         let control = control.map_err(|e| import_failed(file, &e))?;
         BinaryControl::from_paragraph(control).map_err(|e| import_failed(file, &e))
     };
+    let adopted = if adopt { pool.adopt(file)? } else { None };
     if size <= IN_MEMORY_MAX {
         let data = fs::read(file).map_err(|e| import_failed(file, &e))?;
         let control = checked(deb::read_control(&data[..]))?;
         let digests = hash::digest(&data);
         let blob = if pool.has(&digests.sha256, digests.size) {
             None
+        } else if let Some(adopted) = adopted {
+            Some(adopted.finish(digests.clone()))
         } else {
             Some(pool.write_blob(&data, digests.clone())?)
         };
@@ -389,6 +425,17 @@ fn read_deb(pool: &Pool, file: &Path, size: u64) -> Result<ReadDeb> {
     let control = checked(deb::read_control(std::io::BufReader::new(fs::File::open(
         file,
     )?)))?;
+    if let Some(adopted) = adopted {
+        let mut w = crate::hash::HashingWriter::new(std::io::sink());
+        std::io::copy(&mut fs::File::open(file)?, &mut w)?;
+        let digests = w.finish().1;
+        return Ok(ReadDeb {
+            control,
+            blob: (!pool.has(&digests.sha256, digests.size))
+                .then(|| adopted.finish(digests.clone())),
+            digests,
+        });
+    }
     let mut writer = pool.blob_writer()?;
     std::io::copy(&mut fs::File::open(file)?, &mut writer)?;
     let blob = writer.finish()?;

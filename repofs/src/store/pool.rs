@@ -74,6 +74,36 @@ impl Pool {
         })
     }
 
+    /// `file` linked into the pool's temp directory instead of copied,
+    /// for [`AdoptedFile::finish`]: `None` when it cannot be (not a
+    /// read-only regular file, so someone may still write it; another
+    /// file system). The caller gives the file up: nothing may write it
+    /// again, and its bytes must be hashed for `finish`.
+    pub fn adopt(&self, file: &Path) -> io::Result<Option<AdoptedFile>> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(file)?;
+        if !meta.is_file() || meta.permissions().mode() & 0o222 != 0 {
+            return Ok(None);
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.tmp.join(format!("w{:02x}", n % 64));
+        let linked = match ClosedTemp::link_from(file, &dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir)?;
+                ClosedTemp::link_from(file, &dir)
+            }
+            other => other,
+        };
+        match linked {
+            Ok(tmp) => Ok(Some(AdoptedFile { tmp })),
+            Err(e) => {
+                tracing::debug!("cannot link {} into the pool, copying: {e}", file.display());
+                Ok(None)
+            }
+        }
+    }
+
     /// A read-only temp file in one of 64 shards of `tmp/` (one directory
     /// of tens of thousands of files is several times slower on ext4).
     fn shared_temp(&self) -> io::Result<TempFile> {
@@ -158,6 +188,22 @@ pub struct FinishedBlob {
 impl FinishedBlob {
     pub fn digests(&self) -> &Digests {
         &self.digests
+    }
+}
+
+/// A file linked into the pool's temp directory (see [`Pool::adopt`]);
+/// the link is removed if dropped.
+pub struct AdoptedFile {
+    tmp: ClosedTemp,
+}
+
+impl AdoptedFile {
+    /// The blob, once the caller has hashed the file's bytes.
+    pub fn finish(self, digests: Digests) -> FinishedBlob {
+        FinishedBlob {
+            tmp: self.tmp,
+            digests,
+        }
     }
 }
 
@@ -331,5 +377,30 @@ mod tests {
             .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
             .sum::<usize>();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn adopted_files_become_blobs_without_a_copy_and_writable_ones_are_not_adopted() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
+        fs::create_dir_all(pool.dir()).unwrap();
+        let file = dir.path().join("x.deb");
+        fs::write(&file, b"package").unwrap();
+        assert!(pool.adopt(&file).unwrap().is_none(), "a writable file");
+        fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let adopted = pool.adopt(&file).unwrap().unwrap();
+        let digests = hash::digest(b"package");
+        let mut b = pool.batch();
+        b.add_finished(adopted.finish(digests.clone())).unwrap();
+        b.commit().unwrap();
+        let blob = fs::metadata(pool.path(&digests.sha256)).unwrap();
+        assert_eq!(blob.ino(), fs::metadata(&file).unwrap().ino());
+        assert_eq!(blob.mode() & 0o777, 0o444);
+        // Dropped unused, the link goes.
+        drop(pool.adopt(&file).unwrap());
+        assert_eq!(fs::metadata(&file).unwrap().nlink(), 2);
     }
 }

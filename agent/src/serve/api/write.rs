@@ -14,6 +14,7 @@
 //! and, for a lost compare-and-swap, the channel's actual target, so the
 //! client rebuilds the store's own error.
 
+mod batch;
 mod reads;
 mod steps;
 mod uploads;
@@ -48,7 +49,12 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/events", post(steps::record_run_event))
         .route("/runs/reports", post(steps::save_run_report))
         .route("/uploads", post(uploads::create))
-        .route("/uploads/{id}", axum::routing::delete(uploads::discard))
+        .route(
+            "/uploads/{id}",
+            put(batch::receive)
+                .layer(DefaultBodyLimit::disable())
+                .delete(uploads::discard),
+        )
         .route(
             "/uploads/{id}/{name}",
             put(uploads::receive).layer(DefaultBodyLimit::disable()),

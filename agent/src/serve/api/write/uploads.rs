@@ -8,9 +8,13 @@
 //! - `PUT /uploads/{id}/{name}` streams one file into the area under a
 //!   temporary name, hashing as it writes; it gets its name only when its
 //!   SHA-256 is the one the agent sent (`X-Halo-Sha256`).
+//! - `PUT /uploads/{id}` streams many files in one tar stream (`batch`).
 //! - `POST /uploads/{id}/import` imports the named files with the store's
 //!   own import (every checksum a .changes or .dsc lists verified; nothing
-//!   is committed unless all of it is), then removes the area.
+//!   is committed unless all of it is), then removes the area. The area
+//!   is on the store's file system and its files are read-only and the
+//!   server's: the import adopts them into the pool (a hard link) instead
+//!   of writing every byte a second time.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -54,7 +58,7 @@ fn unknown(id: &str) -> WriteError {
 }
 
 /// The area's directory, if `caller` made it.
-fn area_dir(caller: &Caller, id: &str) -> WriteResult<PathBuf> {
+pub(super) fn area_dir(caller: &Caller, id: &str) -> WriteResult<PathBuf> {
     let all = areas()?;
     match all.get(id) {
         Some(a) if a.owner == caller.name => Ok(a.dir.clone()),
@@ -125,7 +129,15 @@ pub async fn receive(
         })?;
     let dir = area_dir(&caller, &id)?;
     let part = dir.join(format!(".{name}.part"));
-    let mut file = tokio::fs::File::create(&part).await?;
+    // Born read-only (a leftover of an earlier attempt goes first): the
+    // import may adopt it into the pool.
+    let _ = tokio::fs::remove_file(&part).await;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(&part)
+        .await?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
@@ -183,7 +195,7 @@ pub async fn import(
         let paths: Vec<PathBuf> = req.files.iter().map(|f| area.dir.join(f)).collect();
         // The server's configuration decides retention, as for a local import.
         let keep = state.config.keep_versions(&req.archive);
-        let result = repofs::store::import::import_keeping(
+        let result = repofs::store::import::import_adopting(
             &state.store,
             &Target {
                 archive: &req.archive,
