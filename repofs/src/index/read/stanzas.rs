@@ -179,7 +179,10 @@ pub fn split_at_blank_lines(text: &str, pieces: usize) -> Vec<&str> {
 mod tests {
     use super::*;
 
-    fn all(text: &str) -> Vec<(String, usize, Vec<(String, String)>)> {
+    /// A stanza read, owned: (text, first line, fields).
+    type Read = (String, usize, Vec<(String, String)>);
+
+    fn all(text: &str) -> Vec<Read> {
         stanzas(text)
             .map(|s| {
                 let fields = s
@@ -216,7 +219,7 @@ mod tests {
 
     /// The reader as it was before it was made fast (one `trim` per line,
     /// a byte loop for newlines): the oracle for the one above.
-    fn reference(text: &str) -> Vec<(String, usize, Vec<(String, String)>)> {
+    fn reference(text: &str) -> Vec<Read> {
         let bytes = text.as_bytes();
         let (mut pos, mut line_no) = (0, 0);
         let mut out = Vec::new();
