@@ -8,7 +8,8 @@
 //! mirror, dist or import brought it.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use rayon::prelude::*;
 use repofs::model::state::{cmp_versions, EntryIndex};
@@ -83,10 +84,11 @@ type Chosen<'r, 'a> = (&'r PackageRecord<'a>, &'r str);
 
 /// The binaries of `input` to keep, each identity once, in the state's
 /// order (name, dpkg version, arch): decided on the borrowed records, so
-/// no string is copied for an entry that is dropped or compared.
+/// no string is copied for an entry that is dropped or compared. When
+/// filtering, `sources_wanted` gets the kept binaries' source names.
 fn choose_binaries<'r, 'a>(
     input: &'r ComponentInput<'a>,
-    keep: Option<&HashSet<Key<'_>>>,
+    keep: Option<&std::collections::HashSet<Key<'_>>>,
     sources_wanted: &mut HashSet<&'r str>,
 ) -> Result<Vec<Chosen<'r, 'a>>, PlanError> {
     let total = input.packages.iter().map(|p| p.records.len()).sum();
@@ -97,7 +99,9 @@ fn choose_binaries<'r, 'a>(
             if keep.is_some_and(|k| !k.contains(&(r.package, r.version, r.arch))) {
                 continue;
             }
-            sources_wanted.insert(r.source_name());
+            if keep.is_some() {
+                sources_wanted.insert(r.source_name());
+            }
             match by_key.entry((r.package, r.version, r.arch)) {
                 Entry::Vacant(e) => {
                     e.insert(chosen.len());
@@ -151,7 +155,7 @@ fn binary_entry((r, url): &Chosen<'_, '_>) -> BinaryEntry {
 /// made on every core, already in order.
 pub fn plan_component(
     input: &ComponentInput<'_>,
-    keep: Option<&HashSet<Key<'_>>>,
+    keep: Option<&std::collections::HashSet<Key<'_>>>,
 ) -> Result<ComponentState, PlanError> {
     let mut state = ComponentState::default();
     let mut sources_wanted: HashSet<&str> = HashSet::new();

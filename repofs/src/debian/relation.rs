@@ -78,7 +78,7 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     match name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-+._".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.' | '_')))
     {
         Some(c) => Err(format!(
             "package name {name:?}: character {c:?} not allowed (only letters, digits and -+._)"

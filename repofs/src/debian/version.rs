@@ -70,7 +70,7 @@ impl Parts {
         }
         if !upstream
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+-~:".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'~' | b':'))
         {
             return Err(bad(VersionError::BadCharacter));
         }
@@ -81,7 +81,7 @@ impl Parts {
             }
             if !rev
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".+~".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'~'))
             {
                 return Err(bad(VersionError::BadCharacter));
             }

@@ -158,7 +158,14 @@ impl<'a> Stanza<'a> {
 
     fn single(&self, name: &'static str) -> Result<&'a str, IndexError> {
         let v = self.need(name)?;
-        if v.contains(char::is_whitespace) {
+        // Bytes when the value is ASCII (nearly always); the white space
+        // of `char::is_whitespace` in ASCII is tab, LF, VT, FF, CR, space.
+        let spaced = if v.is_ascii() {
+            v.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
+        } else {
+            v.contains(char::is_whitespace)
+        };
+        if spaced {
             return Err(self.bad(name, v));
         }
         Ok(v)
