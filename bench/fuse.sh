@@ -11,8 +11,10 @@
 #     passthrough and with -o nopassthrough (first read and re-read);
 #  2. `apt-get update` (sandboxed as _apt, fresh lists each time) from the mount vs from a
 #     `halo export` of the same snapshot;
-#  3. `find -printf '%s %T@'` (one lstat per file) over the N-package tree: fresh mount (cold)
-#     and again (warm), against the export on ext4;
+#  3. `find -printf '%s %T@'` (one lstat per entry) over the channel's tree of N packages:
+#     caches dropped and a fresh mount (cold), then again (warm), against the same walk of the
+#     export on ext4 (caches dropped too), with drop_caches 3 and 2 (see below); medians of
+#     WALKS (3) rounds;
 #  4. repofs RSS with SNAPSHOTS snapshots of N packages, at stages of use.
 # Synthetic packages come from bench/gen_debs.py; the snapshots beyond the first differ by one
 # package in a small second dist, so each of them holds all N packages (the big component is
@@ -162,19 +164,40 @@ fi
 mount_view "$HALO_STORE" "$WORK/mnt"
 FUSE_PID=$MOUNT_PID
 if step 3; then
-echo "-- 3. find + lstat of every file of the $N-package tree"
+echo "-- 3. find + lstat of every entry of the channel's tree, $N packages"
 find_stat() { local t0; t0=$(now); find "$1" -printf '%s %T@\n' | wc -l >"$WORK/count"; elapsed "$t0" "$(now)"; }
-echo 2 >/proc/sys/vm/drop_caches
-cold_export=$(find_stat "$WORK/export/bench/pool")
-warm_export=$(find_stat "$WORK/export/bench/pool")
-files=$(cat "$WORK/count")
+# Cold, two ways, each before every cold walk on both sides: `drop=3` drops the page cache
+# too (the disk is read again: the mount side then also reads the snapshot's manifest and
+# component states), as for a staging mirror's first rsync after a reboot; `drop=2` drops
+# only the dentry and inode caches (the disk blocks stay cached), which leaves the cost of
+# the FUSE round trips and of building the tree.
 unmount_view
+for drop in 3 2; do
+    cold_export=() warm_export=() cold_mount=() warm_mount=()
+    for _ in $(seq "${WALKS:-3}"); do
+        sync; echo "$drop" >/proc/sys/vm/drop_caches
+        cold_export+=("$(find_stat "$WORK/export/bench")")
+        warm_export+=("$(find_stat "$WORK/export/bench")")
+        files=$(cat "$WORK/count")
+        sync; echo "$drop" >/proc/sys/vm/drop_caches
+        REPOFS_LOG=repofs::fs::catalog=debug mount_view "$HALO_STORE" "$WORK/mnt"
+        cold_mount+=("$(find_stat "$WORK/mnt/channels/trusty/bench")")
+        warm_mount+=("$(find_stat "$WORK/mnt/channels/trusty/bench")")
+        if [ "$(cat "$WORK/count")" != "$files" ]; then
+            echo "the mount shows $(cat "$WORK/count") entries, the export $files" >&2
+            exit 1
+        fi
+        unmount_view
+    done
+    ce=$(echo "${cold_export[*]}" | median) we=$(echo "${warm_export[*]}" | median)
+    cm=$(echo "${cold_mount[*]}" | median) wm=$(echo "${warm_mount[*]}" | median)
+    tree_ms=$(grep -o 'ms=[0-9]*' "$WORK/repofs.log" | tail -n1 | cut -d= -f2)
+    echo "  drop_caches=$drop, $files entries, medians of ${WALKS:-3}: export cold ${ce}s warm ${we}s;" \
+        "mount cold ${cm}s (tree load ${tree_ms:-?} ms) warm ${wm}s"
+    echo "  drop_caches=$drop: cold walk mount/export = $(ratio "$cm" "$ce"); warm $(ratio "$wm" "$we")"
+done
 mount_view "$HALO_STORE" "$WORK/mnt"
 FUSE_PID=$MOUNT_PID
-cold_mount=$(find_stat "$WORK/mnt/snapshots/$FIRST/bench/pool")
-warm_mount=$(find_stat "$WORK/mnt/snapshots/$FIRST/bench/pool")
-echo "  $files entries: export cold ${cold_export}s warm ${warm_export}s;" \
-    "mount cold ${cold_mount}s (tree load included) warm ${warm_mount}s"
 fi
 step 4 || { unmount_view; exit 0; }
 

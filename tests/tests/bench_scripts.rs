@@ -78,7 +78,12 @@ fn fuse_sh_runs() {
     bench(
         "fuse.sh",
         &[],
-        &[("N", "30"), ("SNAPSHOTS", "2"), ("BIG_MB", "4")],
+        &[
+            ("N", "30"),
+            ("SNAPSHOTS", "2"),
+            ("BIG_MB", "4"),
+            ("WALKS", "1"),
+        ],
         "repofs memory",
     );
 }

@@ -504,7 +504,13 @@ impl Update<'_> {
         record: &mut MirrorRecord,
     ) -> Result<u64, Error> {
         let pool = self.store.pool();
-        let wanted = plan::plan_fetch(states.values(), |h, s| pool.has(h, s))?;
+        let presence = pool.open_dir();
+        let wanted = blocking(|| {
+            plan::plan_fetch(states.values(), |h, s| match &presence {
+                Some(p) => p.has(h, s),
+                None => pool.has(h, s),
+            })
+        })?;
         if wanted.is_empty() {
             return Ok(0);
         }

@@ -78,7 +78,7 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     match name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-+._".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.' | '_')))
     {
         Some(c) => Err(format!(
             "package name {name:?}: character {c:?} not allowed (only letters, digits and -+._)"
@@ -120,7 +120,10 @@ struct Kind {
 impl Kind {
     fn of(field: &str) -> Self {
         Self {
-            build: field.to_ascii_lowercase().starts_with("build-"),
+            build: field
+                .as_bytes()
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"build-")),
             alternatives: !NO_ALTERNATIVES
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(field)),
@@ -156,14 +159,13 @@ pub fn check_relation(field: &str, value: &str) -> Result<(), RelationError> {
             };
             return Err(err(value, reason.to_string()));
         }
-        let alternatives: Vec<&str> = group.split('|').collect();
-        if alternatives.len() > 1 && !kind.alternatives {
+        if !kind.alternatives && group.contains('|') {
             return Err(err(
                 group,
                 format!("alternatives ('|') are not allowed in {field}"),
             ));
         }
-        for alt in alternatives {
+        for alt in group.split('|') {
             if alt.trim().is_empty() {
                 return Err(err(group, "an empty alternative".to_string()));
             }
@@ -271,7 +273,7 @@ fn check_version_part<'a>(name: &str, r: &'a str, kind: &Kind) -> Result<&'a str
         return Err(format!("reference to {name:?}: an empty version"));
     }
     if !kind.build {
-        Version::parse(version).map_err(|e| format!("reference to {name:?}: {e}"))?;
+        Version::check(version).map_err(|e| format!("reference to {name:?}: {e}"))?;
     }
     Ok(&tail[1..])
 }

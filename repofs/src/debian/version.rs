@@ -33,9 +33,18 @@ pub struct Version {
     revision_start: Option<usize>,
 }
 
-impl Version {
-    pub fn parse(text: &str) -> Result<Self, VersionError> {
-        let t = text.trim();
+/// Where the parts of a valid version start, within its trimmed text.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    epoch: u64,
+    upstream_start: usize,
+    revision_start: Option<usize>,
+}
+
+impl Parts {
+    /// dpkg's `parseversion` checks, on the trimmed text `t`, without
+    /// allocating unless it fails.
+    fn of(t: &str) -> Result<Self, VersionError> {
         if t.is_empty() {
             return Err(VersionError::Empty);
         }
@@ -61,7 +70,7 @@ impl Version {
         }
         if !upstream
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+-~:".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'~' | b':'))
         {
             return Err(bad(VersionError::BadCharacter));
         }
@@ -72,17 +81,72 @@ impl Version {
             }
             if !rev
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".+~".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'~'))
             {
                 return Err(bad(VersionError::BadCharacter));
             }
         }
         Ok(Self {
-            text: t.to_string(),
             epoch,
             upstream_start,
             revision_start,
         })
+    }
+
+    fn upstream<'t>(&self, t: &'t str) -> &'t str {
+        match self.revision_start {
+            Some(r) => &t[self.upstream_start..r - 1],
+            None => &t[self.upstream_start..],
+        }
+    }
+
+    fn revision<'t>(&self, t: &'t str) -> &'t str {
+        self.revision_start.map_or("", |r| &t[r..])
+    }
+
+    /// dpkg's order of two versions given as (parts, trimmed text).
+    fn cmp(&self, a: &str, other: &Self, b: &str) -> Ordering {
+        self.epoch
+            .cmp(&other.epoch)
+            .then_with(|| verrevcmp(self.upstream(a), other.upstream(b)))
+            .then_with(|| verrevcmp(self.revision(a), other.revision(b)))
+    }
+}
+
+impl Version {
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let t = text.trim();
+        let p = Parts::of(t)?;
+        Ok(Self {
+            text: t.to_string(),
+            epoch: p.epoch,
+            upstream_start: p.upstream_start,
+            revision_start: p.revision_start,
+        })
+    }
+
+    /// Whether `text` is a version dpkg accepts, as [`Version::parse`]
+    /// decides, without allocating: hot loops (every versioned relation of
+    /// a 50 MB upstream index) check without keeping the value.
+    pub fn check(text: &str) -> Result<(), VersionError> {
+        Parts::of(text.trim()).map(|_| ())
+    }
+
+    /// dpkg's order of two version texts, as [`Version::parse`] then
+    /// `cmp` would give it, without allocating; `None` when either is not a
+    /// valid version.
+    pub fn cmp_texts(a: &str, b: &str) -> Option<Ordering> {
+        let (a, b) = (a.trim(), b.trim());
+        let (pa, pb) = (Parts::of(a).ok()?, Parts::of(b).ok()?);
+        Some(pa.cmp(a, &pb, b))
+    }
+
+    fn parts(&self) -> Parts {
+        Parts {
+            epoch: self.epoch,
+            upstream_start: self.upstream_start,
+            revision_start: self.revision_start,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -124,10 +188,7 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.epoch
-            .cmp(&other.epoch)
-            .then_with(|| verrevcmp(self.upstream(), other.upstream()))
-            .then_with(|| verrevcmp(self.revision(), other.revision()))
+        self.parts().cmp(&self.text, &other.parts(), &other.text)
     }
 }
 
@@ -224,6 +285,35 @@ mod tests {
             "", "a1.0", "x:1.0", "1.0-", "1.0/2", "1.0 2", "1:", "1.0-a_b", "../1",
         ] {
             assert!(Version::parse(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(Version::check(bad), Version::parse(bad).map(|_| ()));
+            assert_eq!(Version::cmp_texts(bad, "1.0"), None);
+        }
+    }
+
+    #[test]
+    fn the_allocation_free_forms_agree_with_parse() {
+        let texts = [
+            "1.0",
+            " 1.0 ",
+            "1.0-0",
+            "1:0.1",
+            "2.0",
+            "1.0~rc1",
+            "1.0~rc1-1",
+            "1.10",
+            "1.9",
+            "1.001",
+            "1.1",
+            "1.0a",
+            "1.0+",
+            "0:1.0-1",
+            "1.2-3-4ubuntu1",
+        ];
+        for a in texts {
+            assert_eq!(Version::check(a), Ok(()));
+            for b in texts {
+                assert_eq!(Version::cmp_texts(a, b), Some(cmp(a, b)), "{a} {b}");
+            }
         }
     }
 }

@@ -55,6 +55,9 @@ struct CachedChannel {
 /// The store behind the mount.
 pub struct StoreCatalog {
     store: Store,
+    /// The pool directory held open: a file's first lookup `stat`s its
+    /// blob relative to it (no path from `/`, no allocation).
+    pool_dir: Option<crate::store::pool::PoolDir>,
     trees: Lru<String, Arc<SnapTree>>,
     infos: Lru<String, SnapshotInfo>,
     channels: Mutex<HashMap<String, CachedChannel>>,
@@ -77,6 +80,7 @@ impl StoreCatalog {
             .and_then(|m| m.modified())
             .unwrap_or(UNIX_EPOCH);
         Self {
+            pool_dir: store.pool().open_dir(),
             store,
             trees: Lru::new(trees),
             infos: Lru::new(NonZeroUsize::new(INFOS).unwrap_or(NonZeroUsize::MIN)),
@@ -174,6 +178,16 @@ impl StoreCatalog {
     }
 }
 
+/// The hex form of a hash, in `buf`.
+fn hex_of<'b>(sha256: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in sha256.iter().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
+    }
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
 impl Catalog for StoreCatalog {
     fn snapshot_ids(&self) -> Result<Vec<String>, FsError> {
         self.store
@@ -245,11 +259,18 @@ impl Catalog for StoreCatalog {
     }
 
     fn blob_mtime(&self, blob: &Blob) -> Result<SystemTime, FsError> {
-        let hex = blob.hex();
-        match self.store.blob_mtime(&hex) {
+        let mut buf = [0u8; 64];
+        let hex = hex_of(&blob.sha256, &mut buf);
+        let got = match &self.pool_dir {
+            Some(dir) => dir.mtime(hex).map_err(store::Error::Io),
+            None => self.store.blob_mtime(hex),
+        };
+        match got {
             Ok(t) => Ok(t),
             Err(store::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(FsError::MissingBlob { sha256: hex })
+                Err(FsError::MissingBlob {
+                    sha256: hex.to_string(),
+                })
             }
             Err(e) => Err(FsError::store(format!("blob {hex}"), e)),
         }

@@ -97,13 +97,13 @@ fn binary_key(b: &BinaryEntry) -> (String, String, String) {
 
 /// dpkg's order, then the text: versions dpkg holds equal (`1.0`, `1.00`)
 /// still have one order, whatever the order they arrived in.
-pub(crate) fn cmp_versions(a: &str, b: &str) -> Ordering {
+pub fn cmp_versions(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
-    match (Version::parse(a), Version::parse(b)) {
-        (Ok(va), Ok(vb)) => va.cmp(&vb).then_with(|| a.cmp(b)),
-        _ => a.cmp(b),
+    match Version::cmp_texts(a, b) {
+        Some(o) => o.then_with(|| a.cmp(b)),
+        None => a.cmp(b),
     }
 }
 

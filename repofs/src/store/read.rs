@@ -53,6 +53,10 @@ struct LeanSource {
     files: Vec<PoolFile>,
 }
 
+/// Component state blobs up to this size are read whole to be parsed
+/// (see [`Store::load_component_files`]): about 20,000 packages' worth.
+pub const LEAN_WHOLE_MAX: u64 = 16 << 20;
+
 impl Store {
     fn channel_pointer_path(&self, channel: &str) -> PathBuf {
         self.root().join("channels").join(format!("{channel}.json"))
@@ -87,13 +91,26 @@ impl Store {
     /// [`plan_tree`], which only asks for `pool_files()`, in the same
     /// order. Parsed as it is read: the blob (tens of megabytes for a large
     /// component) is never in memory whole, nor are its stanzas.
+    ///
+    /// A blob up to [`LEAN_WHOLE_MAX`] is read whole and parsed from memory
+    /// instead: serde_json reads a stream a byte at a time, several times
+    /// slower than a slice, and the mount loads a tree on the first walk
+    /// of a snapshot. Larger ones stream, so memory stays bounded.
     pub fn load_component_files(&self, sha256: &str) -> Result<ComponentState> {
         let path = self.pool().path(sha256);
-        let reader = std::io::BufReader::with_capacity(1 << 16, self.pool().open(sha256)?);
-        let lean: LeanComponent = serde_json::from_reader(reader).map_err(|e| Error::Corrupt {
-            path,
+        let corrupt = |e: serde_json::Error| Error::Corrupt {
+            path: path.clone(),
             reason: format!("component state: {e}"),
-        })?;
+        };
+        let file = self.pool().open(sha256)?;
+        let lean: LeanComponent = if file.metadata()?.len() <= LEAN_WHOLE_MAX {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut { file }, &mut bytes)?;
+            serde_json::from_slice(&bytes).map_err(corrupt)?
+        } else {
+            let reader = std::io::BufReader::with_capacity(1 << 16, file);
+            serde_json::from_reader(reader).map_err(corrupt)?
+        };
         // Same layout: the binaries' vector is reused in place.
         let mut files: Vec<PoolFile> = lean.binaries.into_iter().map(|b| b.file).collect();
         files.extend(lean.sources.into_iter().flat_map(|s| s.files));

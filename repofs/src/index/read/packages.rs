@@ -6,11 +6,17 @@
 //! is kept byte for byte (it becomes the stanza we serve). Pool paths from
 //! the upstream are checked to be plain relative paths: they become paths
 //! of the exported tree and of the mount.
+//!
+//! A large index is cut at empty lines into pieces parsed on every core
+//! (rayon); the records and the first error, with its line, are exactly
+//! those of a parse in one pass.
 
 use std::io::Read;
 
+use rayon::prelude::*;
+
 use super::plan::Compression;
-use super::stanzas::{stanzas, Stanza};
+use super::stanzas::{split_at_blank_lines, Stanza, Stanzas};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
@@ -37,6 +43,20 @@ pub enum IndexError {
         line: usize,
         error: crate::debian::relation::RelationError,
     },
+}
+
+impl IndexError {
+    /// The same error for a piece of an index that starts `lines` lines in.
+    fn shifted(mut self, lines: usize) -> Self {
+        match &mut self {
+            IndexError::MissingField { line, .. }
+            | IndexError::BadField { line, .. }
+            | IndexError::UnsafePath { line, .. }
+            | IndexError::Relation { line, .. } => *line += lines,
+            IndexError::Decompress(_) | IndexError::TooLarge { .. } | IndexError::NotUtf8 => {}
+        }
+        self
+    }
 }
 
 /// The largest decompressed index accepted when the Release does not list
@@ -138,7 +158,14 @@ impl<'a> Stanza<'a> {
 
     fn single(&self, name: &'static str) -> Result<&'a str, IndexError> {
         let v = self.need(name)?;
-        if v.contains(char::is_whitespace) {
+        // Bytes when the value is ASCII (nearly always); the white space
+        // of `char::is_whitespace` in ASCII is tab, LF, VT, FF, CR, space.
+        let spaced = if v.is_ascii() {
+            v.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
+        } else {
+            v.contains(char::is_whitespace)
+        };
+        if spaced {
             return Err(self.bad(name, v));
         }
         Ok(v)
@@ -180,83 +207,167 @@ fn check_sha256(st: &Stanza<'_>, field: &'static str, v: &str) -> Result<(), Ind
     }
 }
 
-/// Parses a `Packages` index.
-pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord<'_>>, IndexError> {
+/// Indices smaller than this are parsed in one piece (splitting would
+/// cost more than it saves).
+const PARALLEL_MIN: usize = 1 << 20;
+
+/// A record that knows its line (shifted when its piece is placed).
+trait Lined {
+    fn shift(&mut self, lines: usize);
+}
+
+impl Lined for PackageRecord<'_> {
+    fn shift(&mut self, lines: usize) {
+        self.line += lines;
+    }
+}
+
+impl Lined for SourceRecord<'_> {
+    fn shift(&mut self, lines: usize) {
+        self.line += lines;
+    }
+}
+
+/// Every stanza of `text` through `record`, in order; stops at the first
+/// error. Returns the records and the lines read.
+fn parse_piece<'a, R>(
+    text: &'a str,
+    record: fn(&Stanza<'a>) -> Result<R, IndexError>,
+) -> Result<(Vec<R>, usize), IndexError> {
+    let mut reader = Stanzas::new(text);
     let mut out = Vec::new();
-    for st in stanzas(text) {
-        let filename = st.single("Filename")?;
-        if !is_safe_pool_path(filename) {
-            return Err(IndexError::UnsafePath {
-                line: st.line,
-                path: filename.to_string(),
-            });
+    // One field vector for every stanza of the piece.
+    let mut fields = Vec::with_capacity(32);
+    while let Some((stanza, line)) = reader.next_into(&mut fields) {
+        let st = Stanza {
+            text: stanza,
+            line,
+            fields: std::mem::take(&mut fields),
+        };
+        out.push(record(&st)?);
+        fields = st.fields;
+    }
+    Ok((out, reader.lines_read()))
+}
+
+/// `text` parsed in `pieces` pieces on the rayon pool, joined in order;
+/// the error is the first in the text, with its line in the whole text.
+fn parse_in_pieces<'a, R: Lined + Send>(
+    text: &'a str,
+    pieces: usize,
+    record: fn(&Stanza<'a>) -> Result<R, IndexError>,
+) -> Result<Vec<R>, IndexError> {
+    let parts = split_at_blank_lines(text, pieces);
+    if parts.len() <= 1 {
+        return parse_piece(text, record).map(|(records, _)| records);
+    }
+    let parsed: Vec<_> = parts
+        .into_par_iter()
+        .map(|piece| parse_piece(piece, record))
+        .collect();
+    let total = parsed
+        .iter()
+        .map(|p| p.as_ref().map_or(0, |(r, _)| r.len()))
+        .sum();
+    let mut out = Vec::with_capacity(total);
+    let mut lines = 0;
+    for piece in parsed {
+        let (mut records, read) = piece.map_err(|e| e.shifted(lines))?;
+        if lines > 0 {
+            records.iter_mut().for_each(|r| r.shift(lines));
         }
-        let size = st.need("Size")?;
-        let sha256 = st.single("SHA256")?;
-        check_sha256(&st, "SHA256", sha256)?;
-        st.check_relations()?;
-        out.push(PackageRecord {
-            package: st.single("Package")?,
-            version: st.single("Version")?,
-            arch: st.single("Architecture")?,
-            filename,
-            size: size.parse().map_err(|_| st.bad("Size", size))?,
-            sha256,
-            depends: st.get("Depends"),
-            pre_depends: st.get("Pre-Depends"),
-            provides: st.get("Provides"),
-            source: st.get("Source"),
-            stanza: st.text,
-            line: st.line,
-        });
+        out.append(&mut records);
+        lines += read;
     }
     Ok(out)
 }
 
-/// Parses a `Sources` index.
-pub fn parse_sources(text: &str) -> Result<Vec<SourceRecord<'_>>, IndexError> {
-    let mut out = Vec::new();
-    for st in stanzas(text) {
-        let directory = st.single("Directory")?;
-        if !is_safe_pool_path(directory) {
-            return Err(IndexError::UnsafePath {
-                line: st.line,
-                path: directory.to_string(),
-            });
-        }
-        let mut files = Vec::new();
-        for l in st.need("Checksums-Sha256")?.lines() {
-            let mut w = l.split_whitespace();
-            let (Some(sha256), Some(size), Some(name), None) =
-                (w.next(), w.next(), w.next(), w.next())
-            else {
-                return Err(st.bad("Checksums-Sha256", l));
-            };
-            check_sha256(&st, "Checksums-Sha256", sha256)?;
-            if name.contains('/') || name == ".." || name == "." {
-                return Err(IndexError::UnsafePath {
-                    line: st.line,
-                    path: format!("{directory}/{name}"),
-                });
-            }
-            files.push(SourceFile {
-                name,
-                size: size.parse().map_err(|_| st.bad("Checksums-Sha256", l))?,
-                sha256,
-            });
-        }
-        files.sort_by_key(|f| !f.name.ends_with(".dsc"));
-        st.check_relations()?;
-        out.push(SourceRecord {
-            package: st.single("Package")?,
-            version: st.single("Version")?,
-            directory,
-            files,
-            stanza: st.text,
+/// How many pieces to cut an index of `len` bytes into.
+fn pieces_for(len: usize) -> usize {
+    if len < PARALLEL_MIN {
+        1
+    } else {
+        // A few per thread, so a slow piece does not hold up the rest.
+        (rayon::current_num_threads() * 4).min(len / (PARALLEL_MIN / 4))
+    }
+}
+
+fn package_record<'a>(st: &Stanza<'a>) -> Result<PackageRecord<'a>, IndexError> {
+    let filename = st.single("Filename")?;
+    if !is_safe_pool_path(filename) {
+        return Err(IndexError::UnsafePath {
             line: st.line,
+            path: filename.to_string(),
         });
     }
-    Ok(out)
+    let size = st.need("Size")?;
+    let sha256 = st.single("SHA256")?;
+    check_sha256(st, "SHA256", sha256)?;
+    st.check_relations()?;
+    Ok(PackageRecord {
+        package: st.single("Package")?,
+        version: st.single("Version")?,
+        arch: st.single("Architecture")?,
+        filename,
+        size: size.parse().map_err(|_| st.bad("Size", size))?,
+        sha256,
+        depends: st.get("Depends"),
+        pre_depends: st.get("Pre-Depends"),
+        provides: st.get("Provides"),
+        source: st.get("Source"),
+        stanza: st.text,
+        line: st.line,
+    })
+}
+
+fn source_record<'a>(st: &Stanza<'a>) -> Result<SourceRecord<'a>, IndexError> {
+    let directory = st.single("Directory")?;
+    if !is_safe_pool_path(directory) {
+        return Err(IndexError::UnsafePath {
+            line: st.line,
+            path: directory.to_string(),
+        });
+    }
+    let mut files = Vec::new();
+    for l in st.need("Checksums-Sha256")?.lines() {
+        let mut w = l.split_whitespace();
+        let (Some(sha256), Some(size), Some(name), None) = (w.next(), w.next(), w.next(), w.next())
+        else {
+            return Err(st.bad("Checksums-Sha256", l));
+        };
+        check_sha256(st, "Checksums-Sha256", sha256)?;
+        if name.contains('/') || name == ".." || name == "." {
+            return Err(IndexError::UnsafePath {
+                line: st.line,
+                path: format!("{directory}/{name}"),
+            });
+        }
+        files.push(SourceFile {
+            name,
+            size: size.parse().map_err(|_| st.bad("Checksums-Sha256", l))?,
+            sha256,
+        });
+    }
+    files.sort_by_key(|f| !f.name.ends_with(".dsc"));
+    st.check_relations()?;
+    Ok(SourceRecord {
+        package: st.single("Package")?,
+        version: st.single("Version")?,
+        directory,
+        files,
+        stanza: st.text,
+        line: st.line,
+    })
+}
+
+/// Parses a `Packages` index.
+pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord<'_>>, IndexError> {
+    parse_in_pieces(text, pieces_for(text.len()), package_record)
+}
+
+/// Parses a `Sources` index.
+pub fn parse_sources(text: &str) -> Result<Vec<SourceRecord<'_>>, IndexError> {
+    parse_in_pieces(text, pieces_for(text.len()), source_record)
 }
 
 #[cfg(test)]
@@ -398,5 +509,47 @@ Checksums-Sha256:\n {SHA} 10 hello_1.0.orig.tar.gz\n {SHA} 3 hello_1.0-1.dsc\n"
             let e = parse_packages(&text).unwrap_err();
             assert!(e.to_string().contains(want), "{e}");
         }
+    }
+
+    #[test]
+    fn pieces_give_the_records_and_the_first_error_of_one_pass() {
+        // A blank line after each copy, so copies do not run together.
+        let one = packages() + "\n";
+        let text = one.repeat(50);
+        let whole = parse_in_pieces(&text, 1, package_record).unwrap();
+        assert_eq!(whole.len(), 100);
+        assert_eq!(whole[99].line, 49 * 21 + 14);
+        for n in [2, 3, 8, 64] {
+            assert_eq!(
+                parse_in_pieces(&text, n, package_record).unwrap(),
+                whole,
+                "{n}"
+            );
+        }
+        // Two bad stanzas: every cut reports the first, at its line.
+        let bad = format!(
+            "{}{}{}{}",
+            one.repeat(20),
+            one.replace("Size: 5\n", ""),
+            one.repeat(10),
+            one.replace("Size: 1234\n", "")
+        );
+        let first = parse_in_pieces(&bad, 1, package_record).unwrap_err();
+        assert_eq!(first.to_string(), "stanza at line 434: no Size field");
+        for n in [2, 3, 8, 64] {
+            assert_eq!(
+                parse_in_pieces(&bad, n, package_record).unwrap_err(),
+                first,
+                "{n}"
+            );
+        }
+        let sources = format!(
+            "Package: hello\nVersion: 1.0-1\nDirectory: pool/main/h/hello\n\
+Checksums-Sha256:\n {SHA} 3 hello_1.0-1.dsc\n\n"
+        )
+        .repeat(30);
+        let whole = parse_in_pieces(&sources, 1, source_record).unwrap();
+        assert_eq!(parse_in_pieces(&sources, 7, source_record).unwrap(), whole);
+        assert_eq!(whole[29].line, 29 * 6 + 1);
     }
 }
