@@ -33,7 +33,7 @@ pub fn run(
 /// `keep_versions`.
 pub fn run_remote(repo: &dyn Repository, args: &ImportArgs, out: &Output) -> Result<ExitCode> {
     let files = inputs(args)?;
-    let report = repo.import(&target(args), &files)?;
+    let report = repo.import(&target(args), &files, None)?;
     print(&report, out)
 }
 
