@@ -555,7 +555,7 @@ mod tests {
             .chain(packages(100..4000, "1"))
             .collect();
         let (reused, compressed) = round(Some(&base), &changed);
-        assert!(compressed >= 1 && compressed <= 3, "{compressed}");
+        assert!((1..=3).contains(&compressed), "{compressed}");
         assert!(reused > compressed * 5);
         // Added at the end and in the middle, removed at the start.
         let grown: Vec<u8> = packages(50..2000, "1")

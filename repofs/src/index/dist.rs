@@ -151,8 +151,8 @@ fn compress_with(
             _ => return Err(io::Error::other("block compressor made no .gz or .xz")),
         };
         let ((gz_d, xz_d), plain_d) = rayon::join(
-            || rayon::join(|| hash::digest(gz), || hash::digest(xz)),
-            || hash::digest(&f.data),
+            || rayon::join(|| hash::release_digest(gz), || hash::release_digest(xz)),
+            || hash::release_digest(&f.data),
         );
         let r = |d: &Digests| blocks::BlobRef {
             sha256: d.sha256.clone(),

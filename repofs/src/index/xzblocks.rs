@@ -59,7 +59,7 @@ fn put_vli(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -106,7 +106,7 @@ pub fn encode_block(data: &[u8]) -> io::Result<XzBlock> {
     put_vli(&mut header, 1);
     header.push(dict_prop(DICT_SIZE));
     // Padding so that header + CRC32 is a multiple of four.
-    while (header.len() + 4) % 4 != 0 {
+    while !(header.len() + 4).is_multiple_of(4) {
         header.push(0);
     }
     header[0] = ((header.len() + 4) / 4 - 1) as u8;
