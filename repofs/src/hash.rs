@@ -134,7 +134,10 @@ mod tests {
     fn release_digests_are_the_full_digests_without_sha1() {
         let data = b"Package: a\n\n".repeat(1000);
         let (full, rel) = (digest(&data), release_digest(&data));
-        assert_eq!((rel.size, &rel.md5, &rel.sha256), (full.size, &full.md5, &full.sha256));
+        assert_eq!(
+            (rel.size, &rel.md5, &rel.sha256),
+            (full.size, &full.md5, &full.sha256)
+        );
         assert!(rel.sha1.is_empty());
     }
 

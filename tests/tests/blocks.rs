@@ -34,7 +34,9 @@ fn deb(t: &TestStore, i: usize, version: &str) -> PathBuf {
         ));
     }
     Deb::new(&format!("bk-{i:03}"), version)
-        .fields(&format!("Homepage: https://example.org/bk-{i:03}\nX-Notes: notes\n{long}"))
+        .fields(&format!(
+            "Homepage: https://example.org/bk-{i:03}\nX-Notes: notes\n{long}"
+        ))
         .build(&dir)
 }
 
@@ -95,8 +97,14 @@ fn check_indices(t: &TestStore, id: &str) -> Vec<u8> {
     // gzip -t / xz -t read the member and stream whole (CRC, sizes, index).
     tool("gzip", &["-t"], &gz);
     tool("xz", &["-t"], &xz);
-    assert!(tool("zcat", &[], &gz) == plain, "zcat of {id}'s Packages.gz");
-    assert!(tool("xzcat", &[], &xz) == plain, "xzcat of {id}'s Packages.xz");
+    assert!(
+        tool("zcat", &[], &gz) == plain,
+        "zcat of {id}'s Packages.gz"
+    );
+    assert!(
+        tool("xzcat", &[], &xz) == plain,
+        "xzcat of {id}'s Packages.xz"
+    );
     // One stream of many blocks (apt reads only a first stream).
     let list = String::from_utf8(tool("xz", &["--robot", "--list"], &xz)).unwrap();
     let totals = list.lines().find(|l| l.starts_with("totals")).unwrap();
@@ -111,10 +119,20 @@ fn check_indices(t: &TestStore, id: &str) -> Vec<u8> {
         None,
     )
     .unwrap();
-    assert!(fresh.gz.unwrap() == fs::read(&gz).unwrap(), "{id}: gz differs");
-    assert!(fresh.xz.unwrap() == fs::read(&xz).unwrap(), "{id}: xz differs");
     assert!(
-        t.store().join("blocks").join(&plain_sha[..2]).join(&plain_sha).exists(),
+        fresh.gz.unwrap() == fs::read(&gz).unwrap(),
+        "{id}: gz differs"
+    );
+    assert!(
+        fresh.xz.unwrap() == fs::read(&xz).unwrap(),
+        "{id}: xz differs"
+    );
+    assert!(
+        t.store()
+            .join("blocks")
+            .join(&plain_sha[..2])
+            .join(&plain_sha)
+            .exists(),
         "{id}: no block map kept"
     );
     plain
@@ -179,14 +197,24 @@ fn block_compressed_indices_are_exact_after_every_kind_of_change() {
     t.import("trusty", &changed);
     next_second();
     let (s2, reused, compressed) = snapshot_counting(&t);
-    assert!(reused > compressed, "{reused} copied, {compressed} compressed");
+    assert!(
+        reused > compressed,
+        "{reused} copied, {compressed} compressed"
+    );
     assert!(compressed >= 1);
     check_indices(&t, &s2);
 
     // Removed: old versions go (the pool keeps them until gc).
     t.ok(&[
-        "remove", "--archive", "rustedhalo", "--dist", "trusty", "--component", "main",
-        "bk-100", "bk-101",
+        "remove",
+        "--archive",
+        "rustedhalo",
+        "--dist",
+        "trusty",
+        "--component",
+        "main",
+        "bk-100",
+        "bk-101",
     ]);
     next_second();
     let (s3, reused, _) = snapshot_counting(&t);
@@ -200,7 +228,7 @@ fn block_compressed_indices_are_exact_after_every_kind_of_change() {
     let export = t.export_channel("trusty");
     let apt = Apt::new(
         &t.root().join("apt"),
-        &t.sources(&format!("file:{}", export.display())),
+        &t.sources(&format!("file:{}", export.join("rustedhalo").display())),
     );
     apt.update();
     assert_eq!(apt.candidate("bk-001").as_deref(), Some("1.1"));
@@ -210,7 +238,11 @@ fn block_compressed_indices_are_exact_after_every_kind_of_change() {
 
     // A torn map: the next index is compressed whole, and right.
     let (plain_sha, _) = blob(&t, &s3, "main/binary-amd64/Packages");
-    let map = t.store().join("blocks").join(&plain_sha[..2]).join(&plain_sha);
+    let map = t
+        .store()
+        .join("blocks")
+        .join(&plain_sha[..2])
+        .join(&plain_sha);
     let text = fs::read(&map).unwrap();
     fs::write(&map, &text[..text.len() / 2]).unwrap();
     t.import("trusty", &[deb(&t, 40, "1.1")]);
@@ -234,7 +266,13 @@ fn block_compressed_indices_are_exact_after_every_kind_of_change() {
 
     // A missing map: the same.
     let (plain_sha, _) = blob(&t, &s5, "main/binary-amd64/Packages");
-    fs::remove_file(t.store().join("blocks").join(&plain_sha[..2]).join(&plain_sha)).unwrap();
+    fs::remove_file(
+        t.store()
+            .join("blocks")
+            .join(&plain_sha[..2])
+            .join(&plain_sha),
+    )
+    .unwrap();
     t.import("trusty", &[deb(&t, 42, "1.1")]);
     next_second();
     let (s6, reused, _) = snapshot_counting(&t);
@@ -246,7 +284,12 @@ fn block_compressed_indices_are_exact_after_every_kind_of_change() {
     let before = maps(&t).len();
     ok(t.halo().args(["gc", "--keep-snapshots", "1"]));
     let after = maps(&t);
-    assert!(after.len() < before, "{} maps before gc, {} after", before, after.len());
+    assert!(
+        after.len() < before,
+        "{} maps before gc, {} after",
+        before,
+        after.len()
+    );
     let (plain_sha, _) = blob(&t, &s6, "main/binary-amd64/Packages");
     assert!(
         after.iter().any(|p| p.ends_with(&plain_sha)),

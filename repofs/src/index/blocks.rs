@@ -174,7 +174,8 @@ impl BlockMap {
     pub fn decode(data: &[u8]) -> Option<BlockMap> {
         let text = std::str::from_utf8(data).ok()?;
         let (header, body) = text.split_once('\n')?;
-        if header.strip_prefix(MAGIC)?.strip_prefix(' ')? != crate::hash::sha256_hex(body.as_bytes())
+        if header.strip_prefix(MAGIC)?.strip_prefix(' ')?
+            != crate::hash::sha256_hex(body.as_bytes())
         {
             return None;
         }
@@ -277,7 +278,8 @@ impl Previous {
             if map.gz.is_some() && !gz[g..g + gl].ends_with(&gzblocks::FLUSH_MARK) {
                 return None;
             }
-            if map.xz.is_some() && !xzblocks::check_block(&xz[x..x + xl], b.plain_len, b.xz_unpadded)
+            if map.xz.is_some()
+                && !xzblocks::check_block(&xz[x..x + xl], b.plain_len, b.xz_unpadded)
             {
                 return None;
             }

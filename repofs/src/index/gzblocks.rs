@@ -76,7 +76,8 @@ mod tests {
     fn the_final_block_is_what_deflate_ends_with() {
         let mut c = Compress::new(Compression::new(LEVEL), false);
         let mut out = Vec::with_capacity(64);
-        c.compress_vec(b"", &mut out, FlushCompress::Finish).unwrap();
+        c.compress_vec(b"", &mut out, FlushCompress::Finish)
+            .unwrap();
         assert_eq!(out, FINAL_BLOCK);
     }
 

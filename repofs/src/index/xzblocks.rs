@@ -149,8 +149,7 @@ pub fn check_block(bytes: &[u8], plain_len: u64, unpadded: u64) -> bool {
         return false;
     }
     let mut pos = 2;
-    let (Some(compressed), Some(uncompressed)) =
-        (get_vli(body, &mut pos), get_vli(body, &mut pos))
+    let (Some(compressed), Some(uncompressed)) = (get_vli(body, &mut pos), get_vli(body, &mut pos))
     else {
         return false;
     };

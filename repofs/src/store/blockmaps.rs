@@ -43,7 +43,10 @@ impl Store {
         let (gz, xz) = (read(&map.gz)?, read(&map.xz)?);
         let prev = Previous::new(map, gz, xz);
         if prev.is_none() {
-            tracing::warn!(index = plain, "block map does not fit its blobs: compressing whole");
+            tracing::warn!(
+                index = plain,
+                "block map does not fit its blobs: compressing whole"
+            );
         }
         prev
     }
