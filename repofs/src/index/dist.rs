@@ -138,22 +138,26 @@ fn compress_with(
         compressed: 0,
     };
     for f in large {
-        let prev = previous(&f.path);
-        let c = blocks::compress(
-            &f.data,
-            blocks::Records::Stanzas,
-            blocks::Forms { gz: true, xz: true },
-            prev.as_ref(),
-        )?;
-        drop(prev);
+        // The plain index's MD5 (one core, the slowest digest) runs beside
+        // reading the previous blocks and compressing the new ones.
+        let (plain_d, c) = rayon::join(
+            || hash::release_digest(&f.data),
+            || {
+                let prev = previous(&f.path);
+                blocks::compress(
+                    &f.data,
+                    blocks::Records::Stanzas,
+                    blocks::Forms { gz: true, xz: true },
+                    prev.as_ref(),
+                )
+            },
+        );
+        let c = c?;
         let (gz, xz) = match (&c.gz, &c.xz) {
             (Some(gz), Some(xz)) => (gz, xz),
             _ => return Err(io::Error::other("block compressor made no .gz or .xz")),
         };
-        let ((gz_d, xz_d), plain_d) = rayon::join(
-            || rayon::join(|| hash::release_digest(gz), || hash::release_digest(xz)),
-            || hash::release_digest(&f.data),
-        );
+        let (gz_d, xz_d) = rayon::join(|| hash::release_digest(gz), || hash::release_digest(xz));
         let r = |d: &Digests| blocks::BlobRef {
             sha256: d.sha256.clone(),
             size: d.size,
