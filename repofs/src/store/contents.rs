@@ -206,13 +206,11 @@ impl Store {
             return Err(std::io::Error::other("block compressor made no .gz").into());
         };
         let plain_sha = crate::hash::sha256_hex(plain);
-        if !self.block_map_path(&plain_sha).exists() {
-            let gz_ref = blocks::BlobRef {
-                sha256: crate::hash::sha256_hex(gz),
-                size: gz.len() as u64,
-            };
-            self.write_block_map(&plain_sha, &blocks::map_of(&c, Some(gz_ref), None))?;
-        }
+        let gz_ref = blocks::BlobRef {
+            sha256: crate::hash::sha256_hex(gz),
+            size: gz.len() as u64,
+        };
+        self.write_block_map(&plain_sha, &blocks::map_of(&c, Some(gz_ref), None))?;
         tracing::debug!(
             index = path,
             blocks_reused = c.reused,

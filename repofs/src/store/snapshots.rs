@@ -302,10 +302,9 @@ impl DistContext<'_> {
                 self.store.previous_blocks(&f.sha256)
             };
             let compressed = render::render_compressed_cached(plain, &previous)?;
+            // Written every time (a few KiB): one torn or stale is replaced.
             for (plain_sha, map) in &compressed.maps {
-                if !self.store.block_map_path(plain_sha).exists() {
-                    self.store.write_block_map(plain_sha, map)?;
-                }
+                self.store.write_block_map(plain_sha, map)?;
             }
             let (reused, recompressed) = (compressed.reused, compressed.compressed);
             let rendered = compressed.files;
