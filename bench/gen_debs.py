@@ -46,9 +46,15 @@ def deb(name, version, arch="amd64"):
 
 def main():
     out, count, version = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    # FIRST, or @FILE: the package numbers to write, one a line (COUNT is then ignored).
+    arg = sys.argv[4] if len(sys.argv) > 4 else "0"
+    if arg.startswith("@"):
+        with open(arg[1:]) as f:
+            numbers = [int(line) for line in f if line.strip()]
+    else:
+        numbers = range(int(arg), int(arg) + count)
     os.makedirs(out, exist_ok=True)
-    for i in range(first, first + count):
+    for i in numbers:
         name = f"bench-pkg{i:06d}"
         path = os.path.join(out, f"{name}_{version}_amd64.deb")
         with open(path, "wb") as f:

@@ -7,6 +7,8 @@ promote(50k)/promote(1k) and, where aptly is installed, aptly's times for the sa
 
 Usage: bench/store.py [N ...]   (build first: cargo build --release --bins)
 BENCH_NO_PEER=1 skips aptly; BENCH_DIR puts the work directories elsewhere than /tmp.
+BENCH_CHURN=random makes the 1% churn 1% of the names drawn at random (seeded) instead of the
+first 1% (clustered, the default): block-cached compression pays differently for the two.
 Not a test: it prints figures; docs/performance.md records them.
 """
 import json
@@ -40,7 +42,7 @@ def timed(cmd, **kw):
     return elapsed, max(rss, before) / 1024, p.stdout
 
 
-def gen(dirname, n, version, first=0):
+def gen(dirname, n, version, first="0"):
     out = subprocess.run([sys.executable, GEN, dirname, str(n), version, str(first)],
                          stdout=subprocess.PIPE, text=True, check=True).stdout
     return out.split()
@@ -102,7 +104,25 @@ def pdiff_bytes(store, snapshot):
     base = "main/binary-amd64/Packages"
     index = sizes.get(base + ".diff/Index", 0)
     patch = sizes.get(f"{base}.diff/{snapshot}.gz", 0)
-    return {"pdiff_fetch_bytes": index + patch, "full_index_bytes": sizes[base + ".xz"]}
+    return {"pdiff_fetch_bytes": index + patch, "full_index_bytes": sizes[base + ".xz"],
+            "packages_bytes": sizes[base], "packages_gz_bytes": sizes[base + ".gz"],
+            "contents_gz_bytes": sizes.get("main/Contents-amd64.gz", 0)}
+
+
+def churn_names(work, n):
+    """gen_debs.py's FIRST argument for the churn: 0 (the first 1% of names), or with
+    BENCH_CHURN=random a file of 1% of the numbers drawn at random (the same ones every run)."""
+    mode = os.environ.get("BENCH_CHURN", "first")
+    if mode == "first":
+        return "0"
+    if mode != "random":
+        sys.exit(f"BENCH_CHURN={mode}: expected first or random")
+    import random
+    numbers = sorted(random.Random(22).sample(range(n), max(1, n // 100)))
+    path = os.path.join(work, "churn-numbers")
+    with open(path, "w") as f:
+        f.write("\n".join(map(str, numbers)))
+    return "@" + path
 
 
 def bench_aptly(work, n, debs, churn):
@@ -141,7 +161,7 @@ def main():
         work = tempfile.mkdtemp(prefix=f"halo-bench-{n}-", dir=os.environ.get("BENCH_DIR"))
         try:
             debs = gen(os.path.join(work, "debs"), n, "1.0")
-            churn = gen(os.path.join(work, "churn"), max(1, n // 100), "1.1")
+            churn = gen(os.path.join(work, "churn"), max(1, n // 100), "1.1", churn_names(work, n))
             h = bench_halo(work, n, debs, churn)
             a = bench_aptly(work, n, debs, churn)
             results[n] = (h, a)
@@ -158,6 +178,9 @@ def main():
             ratio = f"{av / h[step]:10.1f}" if av else f"{'-':>10}"
             print(f"{n:>7} {step:<15} {h[step]:9.4f} {av if av is not None else float('nan'):9.4f} {ratio}")
         print(f"{n:>7} {'import RSS MiB':<15} {h['import_rss']:9.1f}")
+        print(f"index sizes({n}): Packages {h['packages_bytes']} B, .gz {h['packages_gz_bytes']} B, "
+              f".xz {h['full_index_bytes']} B, Contents-amd64.gz {h['contents_gz_bytes']} B "
+              f"(churn: {os.environ.get('BENCH_CHURN', 'first')})")
         pd, full = h["pdiff_fetch_bytes"], h["full_index_bytes"]
         print(f"pdiff({n}): apt fetches {pd} B (diff Index + patch) instead of {full} B "
               f"(Packages.xz) = {100 * pd / full:.2f}%")

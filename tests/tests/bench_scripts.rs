@@ -58,6 +58,13 @@ fn store_py_runs() {
         &[("BENCH_NO_PEER", "1")],
         "promote(40)/promote(20)",
     );
+    // The churn drawn at random instead of the first names.
+    bench(
+        "store.py",
+        &["40"],
+        &[("BENCH_NO_PEER", "1"), ("BENCH_CHURN", "random")],
+        "(churn: random)",
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use super::compress;
+use super::{blocks, compress};
 use crate::hash::{self, Digests};
 use crate::model::ComponentState;
 
@@ -91,12 +91,99 @@ pub struct HashedFile {
 /// raised again here: nothing that follows (storing, signing) may run on a
 /// partial result.
 pub fn render_compressed(plain: Vec<RenderedFile>) -> io::Result<Vec<HashedFile>> {
-    compress_with(plain, compress::gzip, compress::xz)
+    Ok(render_compressed_cached(plain, &|_: &str| None)?.files)
+}
+
+/// Where the previous snapshot's compressed blocks of an index are, by the
+/// index's path (`None`: compress every block).
+pub type PreviousBlocks<'a> = dyn Fn(&str) -> Option<blocks::Previous> + Sync + 'a;
+
+/// What [`render_compressed_cached`] made.
+pub struct Compressed {
+    pub files: Vec<HashedFile>,
+    /// The block map of each index compressed in blocks, by the SHA-256
+    /// of its plain form, for the store to keep beside the blobs.
+    pub maps: Vec<(String, blocks::BlockMap)>,
+    /// Blocks copied from the previous snapshot's blobs / compressed.
+    pub reused: usize,
+    pub compressed: usize,
+}
+
+/// [`render_compressed`], where indices of at least `blocks::BLOCKS_FROM`
+/// bytes are compressed in blocks, copying the blocks `previous` has
+/// (`index::blocks`): the cost follows the change, not the index.
+pub fn render_compressed_cached(
+    plain: Vec<RenderedFile>,
+    previous: &PreviousBlocks<'_>,
+) -> io::Result<Compressed> {
+    compress_with(plain, compress::gzip, compress::xz, previous)
 }
 
 type Compressor = fn(&[u8]) -> io::Result<Vec<u8>>;
 
 fn compress_with(
+    plain: Vec<RenderedFile>,
+    gzip: Compressor,
+    xz: Compressor,
+    previous: &PreviousBlocks<'_>,
+) -> io::Result<Compressed> {
+    let (large, small): (Vec<RenderedFile>, Vec<RenderedFile>) = plain
+        .into_iter()
+        .partition(|f| f.data.len() >= blocks::BLOCKS_FROM);
+    let mut out = compress_whole(small, gzip, xz)?;
+    let mut done = Compressed {
+        files: Vec::new(),
+        maps: Vec::new(),
+        reused: 0,
+        compressed: 0,
+    };
+    for f in large {
+        // The plain index's MD5 (one core, the slowest digest) runs beside
+        // reading the previous blocks and compressing the new ones.
+        let (plain_d, c) = rayon::join(
+            || hash::release_digest(&f.data),
+            || {
+                let prev = previous(&f.path);
+                blocks::compress(
+                    &f.data,
+                    blocks::Records::Stanzas,
+                    blocks::Forms { gz: true, xz: true },
+                    prev.as_ref(),
+                )
+            },
+        );
+        let c = c?;
+        let (gz, xz) = match (&c.gz, &c.xz) {
+            (Some(gz), Some(xz)) => (gz, xz),
+            _ => return Err(io::Error::other("block compressor made no .gz or .xz")),
+        };
+        let (gz_d, xz_d) = rayon::join(|| hash::release_digest(gz), || hash::release_digest(xz));
+        let r = |d: &Digests| blocks::BlobRef {
+            sha256: d.sha256.clone(),
+            size: d.size,
+        };
+        done.maps.push((
+            plain_d.sha256.clone(),
+            blocks::map_of(&c, Some(r(&gz_d)), Some(r(&xz_d))),
+        ));
+        done.reused += c.reused;
+        done.compressed += c.compressed;
+        let hashed = |path: String, data, digests| HashedFile {
+            file: RenderedFile { path, data },
+            digests,
+        };
+        let (gz, xz) = (c.gz.unwrap_or_default(), c.xz.unwrap_or_default());
+        out.push(hashed(format!("{}.gz", f.path), gz, gz_d));
+        out.push(hashed(format!("{}.xz", f.path), xz, xz_d));
+        out.push(hashed(f.path, f.data, plain_d));
+    }
+    out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+    done.files = out;
+    Ok(done)
+}
+
+/// Small indices, each compressed whole (gzip -9, xz -6: they cost little).
+fn compress_whole(
     plain: Vec<RenderedFile>,
     gzip: Compressor,
     xz: Compressor,
@@ -136,7 +223,6 @@ fn compress_with(
         out.push(hashed(format!("{}.xz", f.path), xz, xz_d));
         out.push(hashed(f.path, f.data, plain_d));
     }
-    out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
     Ok(out)
 }
 
@@ -223,11 +309,11 @@ mod tests {
         fn broken(_: &[u8]) -> io::Result<Vec<u8>> {
             Err(io::Error::other("liblzma: out of memory"))
         }
-        let err = compress_with(one_index(), compress::gzip, broken)
+        let err = compress_with(one_index(), compress::gzip, broken, &|_: &str| None)
             .err()
             .expect("a failed xz must fail the render");
         assert!(err.to_string().contains("out of memory"), "{err}");
-        assert!(compress_with(one_index(), broken, compress::xz).is_err());
+        assert!(compress_with(one_index(), broken, compress::xz, &|_: &str| None).is_err());
     }
 
     #[test]
@@ -236,6 +322,6 @@ mod tests {
         fn panics(_: &[u8]) -> io::Result<Vec<u8>> {
             panic!("compressor bug")
         }
-        let _ = compress_with(one_index(), compress::gzip, panics);
+        let _ = compress_with(one_index(), compress::gzip, panics, &|_: &str| None);
     }
 }

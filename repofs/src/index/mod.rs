@@ -4,10 +4,13 @@
 //! index diffs apt fetches with `Acquire::PDiffs` (`pdiff`); and
 //! reading an upstream's (`read`).
 
+pub mod blocks;
 pub mod compress;
 pub mod contents;
 pub mod dist;
+pub mod gzblocks;
 pub mod pdiff;
 pub mod read;
 pub mod release;
 pub mod stanza;
+pub mod xzblocks;

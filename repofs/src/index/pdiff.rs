@@ -214,10 +214,49 @@ fn longest_increasing(seq: &[usize]) -> Vec<usize> {
 /// cannot be diffed as stanza lists (no final newline, or a line that is a
 /// lone `.`, which would end ed's input mode).
 pub fn ed_script(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
-    let (a, b) = (stanzas(old)?, stanzas(new)?);
+    if !old.is_empty() && !old.ends_with(b"\n") || !new.is_empty() && !new.ends_with(b"\n") {
+        return None;
+    }
     if new.starts_with(b".\n") || memchr::memmem::find(new, b"\n.\n").is_some() {
         return None;
     }
+    // The stanzas both sides begin and end with are kept as they are:
+    // comparing bytes is far cheaper than hashing every stanza, and after
+    // a clustered change most of the index is such a prefix or suffix.
+    let (head, tail) = common_ends(old, new);
+    let skipped = lines(&old[..head]);
+    ed_middle(
+        &old[head..old.len() - tail],
+        &new[head..new.len() - tail],
+        skipped,
+    )
+}
+
+/// Lengths of a common prefix and a common suffix of `old` and `new` that
+/// end and start at stanza boundaries (after a blank line) and do not
+/// overlap on either side.
+fn common_ends(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let head = memchr::memmem::rfind(&old[..same], b"\n\n").map_or(0, |i| i + 2);
+    let room = old.len().min(new.len()) - head;
+    let same_tail = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // The suffix starts right after a blank line that both sides share
+    // (inside the common bytes), so it starts a stanza on both sides.
+    let common = &old[old.len() - same_tail..];
+    let tail = memchr::memmem::find(common, b"\n\n").map_or(0, |i| same_tail - (i + 2));
+    (head, tail)
+}
+
+/// `ed_script` of the differing middle, whose first line is line
+/// `skipped + 1` of the whole file.
+fn ed_middle(old: &[u8], new: &[u8], skipped: usize) -> Option<Vec<u8>> {
+    let (a, b) = (stanzas(old)?, stanzas(new)?);
     // Stanzas that appear once on each side can anchor the diff.
     let mut count: HashMap<&[u8], (usize, usize, usize)> = HashMap::with_capacity(a.len());
     for (i, u) in a.iter().enumerate() {
@@ -243,7 +282,7 @@ pub fn ed_script(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
         .collect();
     // Line number (1-based) where each old stanza starts.
     let mut start = Vec::with_capacity(a.len() + 1);
-    let mut n = 1;
+    let mut n = skipped + 1;
     for u in &a {
         start.push(n);
         n += lines(u);

@@ -116,6 +116,7 @@ impl Store {
         (hash, prev): (&str, Option<&str>),
         state: &crate::model::ComponentState,
         archs: &[String],
+        previous: &crate::index::dist::PreviousBlocks<'_>,
     ) -> Result<Vec<crate::model::DistFile>> {
         let started = std::time::Instant::now();
         let mut listed = prev
@@ -157,12 +158,13 @@ impl Store {
                     continue;
                 }
                 let plain = crate::index::contents::render(owners);
-                let gz = crate::index::compress::gzip(&plain)?;
                 let kind = if udeb { "udeb-" } else { "" };
+                let path = format!("{comp}/Contents-{kind}{arch}");
+                let gz = self.contents_gz(&path, &plain, previous)?;
                 for (ext, data) in [("", &plain), (".gz", &gz)] {
                     let d = batch.add_bytes(data)?;
                     out.push(crate::model::DistFile {
-                        path: format!("{comp}/Contents-{kind}{arch}{ext}"),
+                        path: format!("{path}{ext}"),
                         sha256: d.sha256,
                         md5: d.md5,
                         size: d.size,
@@ -179,6 +181,43 @@ impl Store {
             "Contents rendered"
         );
         Ok(out)
+    }
+
+    /// The `.gz` of Contents index `path`: in blocks of lines when large,
+    /// copying the blocks of the previous snapshot's (`index::blocks`); the
+    /// block map is kept for the next snapshot.
+    fn contents_gz(
+        &self,
+        path: &str,
+        plain: &[u8],
+        previous: &crate::index::dist::PreviousBlocks<'_>,
+    ) -> Result<Vec<u8>> {
+        use crate::index::blocks;
+        if plain.len() < blocks::BLOCKS_FROM {
+            return Ok(crate::index::compress::gzip(plain)?);
+        }
+        let prev = previous(path);
+        let forms = blocks::Forms {
+            gz: true,
+            xz: false,
+        };
+        let c = blocks::compress(plain, blocks::Records::Lines, forms, prev.as_ref())?;
+        let Some(gz) = c.gz.as_ref() else {
+            return Err(std::io::Error::other("block compressor made no .gz").into());
+        };
+        let plain_sha = crate::hash::sha256_hex(plain);
+        let gz_ref = blocks::BlobRef {
+            sha256: crate::hash::sha256_hex(gz),
+            size: gz.len() as u64,
+        };
+        self.write_block_map(&plain_sha, &blocks::map_of(&c, Some(gz_ref), None))?;
+        tracing::debug!(
+            index = path,
+            blocks_reused = c.reused,
+            blocks_compressed = c.compressed,
+            "Contents compressed"
+        );
+        Ok(c.gz.unwrap_or_default())
     }
 
     pub fn contents_dir(&self) -> PathBuf {

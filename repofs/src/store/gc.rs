@@ -36,6 +36,9 @@ pub struct GcReport {
     /// Contents sidecars whose package left the pool.
     #[serde(default)]
     pub contents: u64,
+    /// Block maps of compressed indices gc removed (`store::blockmaps`).
+    #[serde(default)]
+    pub block_maps: u64,
 }
 
 /// Whether the process that made temp file `path` (`<pid>.<n>.tmp`) runs.
@@ -145,6 +148,8 @@ impl Store {
             }
         }
         report.contents += self.remove_stale_component_contents(&live)?;
+        // Block maps of indices gone from the pool (a cache, like the above).
+        report.block_maps = self.remove_stale_block_maps(&live)?;
         if report.blobs > 0 {
             fsutil::syncfs(pool.dir())?;
         }

@@ -7,6 +7,7 @@
 //! either the old or the new version of any file.
 
 pub mod acceptance;
+pub mod blockmaps;
 pub mod builds;
 pub mod channels;
 pub mod contents;

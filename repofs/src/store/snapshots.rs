@@ -296,7 +296,18 @@ impl DistContext<'_> {
             files.extend(state.extra_files.iter().cloned());
             let plain = render::render_plain(comp, state, &archs);
             let rendered_ms = started.elapsed().as_millis() as u64;
-            let rendered = render::render_compressed(plain)?;
+            // The previous snapshot's blocks of the same index, if kept.
+            let previous = |path: &str| {
+                let f = self.prev?.files.iter().find(|f| f.path == path)?;
+                self.store.previous_blocks(&f.sha256)
+            };
+            let compressed = render::render_compressed_cached(plain, &previous)?;
+            // Written every time (a few KiB): one torn or stale is replaced.
+            for (plain_sha, map) in &compressed.maps {
+                self.store.write_block_map(plain_sha, map)?;
+            }
+            let (reused, recompressed) = (compressed.reused, compressed.compressed);
+            let rendered = compressed.files;
             let compressed_ms = started.elapsed().as_millis() as u64;
             for f in &rendered {
                 if super::pdiffs::has_diffs(&f.file.path) {
@@ -327,12 +338,15 @@ impl DistContext<'_> {
                 (&components[comp], prev_hash),
                 state,
                 &archs,
+                &previous,
             )?);
             tracing::debug!(
                 dist = self.dist,
                 component = comp.as_str(),
                 rendered_ms,
                 compressed_ms,
+                blocks_reused = reused,
+                blocks_compressed = recompressed,
                 diffed_ms,
                 stored_ms = started.elapsed().as_millis() as u64,
                 "indices rendered"
