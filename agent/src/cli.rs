@@ -85,6 +85,10 @@ pub struct Cli {
     /// With --server: the file holding the API token (else $HALO_TOKEN).
     #[arg(long, global = true, env = "HALO_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// With --server: trust this PEM certificate (a private CA or the
+    /// server's own) besides the system's roots.
+    #[arg(long, global = true, env = "HALO_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// With --server: this host's directory for work, build roots, the
     /// agent's records and downloaded trees; default /var/tmp/halo.
     #[arg(long, global = true, env = "HALO_WORK_DIR", value_name = "DIR")]

@@ -109,10 +109,11 @@ fn init_tracing(verbose: u8) {
     // -vv is our own debug output (phases, timings); the libraries'
     // (OpenPGP packet dumps, HTTP internals) only from -vvv on.
     let default = match verbose {
-        // Libraries' warnings are for -v: an OpenPGP parser's complaint
-        // about a garbage key (a multi-line dump) must not bury the one
-        // line that says what was wrong.
-        0 => "error,agent=warn,halo=warn,repofs=warn",
+        // Libraries' logs are for -v: an OpenPGP parser's complaint about
+        // a garbage key (a multi-line dump) or a TLS verifier's "failed to
+        // verify" must not bury or repeat the one line that says what was
+        // wrong; what they fail with comes back as our error.
+        0 => "off,agent=warn,halo=warn,repofs=warn",
         1 => "info",
         2 => "info,agent=debug,halo=debug,repofs=debug",
         3 => "debug",

@@ -473,6 +473,8 @@ fn tls_serves_the_same_bytes_with_the_configured_certificate() {
         ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // An end-entity certificate, so that a client may trust it alone.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -504,6 +506,38 @@ fn tls_serves_the_same_bytes_with_the_configured_certificate() {
         .args(["-sS", "--noproxy", "*", "-o", "/dev/null"])
         .arg(server.url(path)));
     assert!(!out.status.success());
+    // The real client trusts the server through --ca-cert, and without it
+    // refuses in one line.
+    let (_, _) = add_token(&t, "tls", "writer");
+    let deb = halo_tests::Deb::new("halo-tls", "1.0").build(&t.path("tls-in"));
+    let remote_import = |ca: Option<&std::path::Path>| {
+        let mut cmd = t.halo();
+        cmd.args(["--server", &server.url, "--token-file"])
+            .arg(t.root().join("tls.token"))
+            .arg("--work-dir")
+            .arg(t.root().join("tls-work"));
+        if let Some(ca) = ca {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        cmd.args(["import", "--archive", "rustedhalo", "--dist", "trusty"])
+            .args(["--component", "main"])
+            .arg(&deb)
+            .env_remove("HALO_STORE");
+        run(&mut cmd)
+    };
+    let out = remote_import(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    let out = remote_import(Some(&cert));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("added halo-tls_1.0_all"), "{said}");
     // A key that does not fit: one line, exit 1.
     let other = t.root().join("other.pem");
     ok(Command::new("openssl")

@@ -68,7 +68,14 @@ pub fn open_repository(cli: &Cli) -> Result<Box<dyn Repository>> {
         .work_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("/var/tmp/halo"));
-    let remote = crate::repository::Remote::new(url, token, &work)
+    let ca = match &cli.ca_cert {
+        Some(file) => Some(
+            repofs::bounded::read_regular_string(file, 1 << 20)
+                .map_err(|e| UserError(format!("--ca-cert {}: {e}", file.display())))?,
+        ),
+        None => None,
+    };
+    let remote = crate::repository::Remote::new(url, token, ca.as_deref(), &work)
         .map_err(|e| UserError(format!("{e:#}")))?;
     Ok(Box::new(remote))
 }

@@ -115,8 +115,14 @@ fn answer_error(status: StatusCode, body: &[u8], missing: Option<&dyn Fn() -> Er
 
 impl Remote {
     /// A client of the server at `url`; `work` is this host's directory for
-    /// scratch, roots and records (made if missing).
-    pub fn new(url: &str, token: Option<String>, work: &Path) -> anyhow::Result<Self> {
+    /// scratch, roots and records (made if missing); `ca` is PEM text of
+    /// certificates to trust besides the system's.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        ca: Option<&str>,
+        work: &Path,
+    ) -> anyhow::Result<Self> {
         let mut base =
             Url::parse(url).map_err(|e| anyhow::anyhow!("--server {url}: not a URL ({e})"))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -131,7 +137,18 @@ impl Remote {
         }
         // A process-wide provider for rustls; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Client::builder()
+        let mut http = Client::builder();
+        if let Some(pem) = ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| anyhow::anyhow!("--ca-cert: not PEM certificates ({e})"))?;
+            if certs.is_empty() {
+                anyhow::bail!("--ca-cert: no certificate in the file");
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .connect_timeout(Duration::from_secs(30))
             // Uploads and tree downloads take as long as they take; a dead
             // server is noticed by the connection.
@@ -845,11 +862,16 @@ mod tests {
         let r = Remote::new(
             "http://127.0.0.1:1/",
             Some("halo_secret".into()),
+            None,
             dir.path(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{r:?}").contains("halo_secret"));
-        assert!(Remote::new("http://u:p@host/", None, dir.path()).is_err());
-        assert!(Remote::new("ftp://host/", None, dir.path()).is_err());
+        assert!(Remote::new("http://u:p@host/", None, None, dir.path()).is_err());
+        assert!(Remote::new("ftp://host/", None, None, dir.path()).is_err());
+        let err = Remote::new("https://host/", None, Some("not pem"), dir.path())
+            .err()
+            .expect("text without a certificate is refused");
+        assert!(err.to_string().contains("--ca-cert"), "{err}");
     }
 }
