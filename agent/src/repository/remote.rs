@@ -869,9 +869,9 @@ mod tests {
         assert!(!format!("{r:?}").contains("halo_secret"));
         assert!(Remote::new("http://u:p@host/", None, None, dir.path()).is_err());
         assert!(Remote::new("ftp://host/", None, None, dir.path()).is_err());
-        let err = Remote::new("https://host/", None, Some("not pem"), dir.path())
-            .err()
-            .expect("text without a certificate is refused");
+        let Err(err) = Remote::new("https://host/", None, Some("not pem"), dir.path()) else {
+            panic!("text without a certificate was taken");
+        };
         assert!(err.to_string().contains("--ca-cert"), "{err}");
     }
 }
