@@ -108,7 +108,14 @@ pub fn import_keeping(
     // The target's own paths are claimed last, as they were when one map
     // was built from every component.
     if let Some(hash) = own {
-        component.load(store.load_component(&hash)?)?;
+        let path = store.pool().path(&hash);
+        let blob = std::io::BufReader::with_capacity(1 << 16, fs::File::open(&path)?);
+        if let Err(reason) = component.load_json(blob)? {
+            return Err(Error::Corrupt {
+                path,
+                reason: format!("component state: {reason}"),
+            });
+        }
     }
     component.reserve(files.len());
     let mut session = Session {

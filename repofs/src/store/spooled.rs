@@ -298,14 +298,7 @@ impl SpooledComponent {
         } = state;
         self.reserve(binaries.len());
         for b in binaries {
-            let found = self.find_path(&b.file.path)?;
-            self.set_path(found, &b.file.path, hex_id(&b.file.sha256)?, &b.origin)?;
-            if let Err(c) = self.insert_binary(b)? {
-                return Err(Error::Corrupt {
-                    path: "component state".into(),
-                    reason: format!("lists {} twice with different content", c.key),
-                });
-            }
+            self.load_binary(b)?;
         }
         let rest = ComponentState {
             binaries: Vec::new(),
@@ -326,6 +319,52 @@ impl SpooledComponent {
                 let found = self.find_path(&f.path)?;
                 self.set_path(found, &f.path, hex_id(&f.sha256)?, &s.origin)?;
             }
+        }
+        Ok(())
+    }
+
+    /// [`Self::load`] from the component's JSON, read as a stream: the
+    /// target component is never held whole, not even as its blob's bytes
+    /// (a re-import into a large component would otherwise peak at the
+    /// blob, the parsed component and this together). `Ok(Err(reason))`
+    /// when the JSON is not a component state.
+    pub fn load_json(
+        &mut self,
+        reader: impl io::Read,
+    ) -> Result<std::result::Result<(), String>> {
+        let mut failed = None;
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        let rest = serde::de::DeserializeSeed::deserialize(
+            ComponentSeed {
+                into: self,
+                failed: &mut failed,
+            },
+            &mut de,
+        )
+        .and_then(|rest| de.end().map(|()| rest));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let rest = match rest {
+            Ok(rest) => rest,
+            Err(e) if e.is_io() => return Err(Error::Io(e.into())),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        self.add_source_paths(&rest.sources)?;
+        self.rest_index = rest.index();
+        self.rest = rest;
+        Ok(Ok(()))
+    }
+
+    /// One binary of the loaded target component.
+    fn load_binary(&mut self, b: BinaryEntry) -> Result<()> {
+        let found = self.find_path(&b.file.path)?;
+        self.set_path(found, &b.file.path, hex_id(&b.file.sha256)?, &b.origin)?;
+        if let Err(c) = self.insert_binary(b)? {
+            return Err(Error::Corrupt {
+                path: "component state".into(),
+                reason: format!("lists {} twice with different content", c.key),
+            });
         }
         Ok(())
     }
@@ -552,6 +591,140 @@ impl SpooledComponent {
 /// hashes the same tuple.
 fn key_hash(hasher: &RandomState, b: &Binary) -> u64 {
     hasher.hash_one((&*b.package, &*b.version, b.arch))
+}
+
+/// Deserialises like [`ComponentState`]'s derived `Deserialize` (every
+/// field defaults, unknown fields are ignored), each binary going into the
+/// spooled component as it is read; returns the rest.
+struct ComponentSeed<'a> {
+    into: &'a mut SpooledComponent,
+    /// A failure of the spool (not of the JSON), reported as itself.
+    failed: &'a mut Option<Error>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ComponentSeed<'_> {
+    type Value = ComponentState;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        de: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        de.deserialize_struct(
+            "ComponentState",
+            &["binaries", "sources", "upstream", "identity", "extra_files"],
+            self,
+        )
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ComponentSeed<'_> {
+    type Value = ComponentState;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a component state")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut sources = None;
+        let mut upstream = None;
+        let mut identity = None;
+        let mut extra_files = None;
+        let mut binaries_seen = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let twice = |seen: bool| {
+                if seen {
+                    Err(A::Error::duplicate_field("field"))
+                } else {
+                    Ok(())
+                }
+            };
+            match &*key {
+                "binaries" => {
+                    twice(binaries_seen)?;
+                    binaries_seen = true;
+                    map.next_value_seed(BinariesSeed {
+                        into: &mut *self.into,
+                        failed: &mut *self.failed,
+                    })?;
+                }
+                "sources" => {
+                    twice(sources.is_some())?;
+                    sources = Some(map.next_value::<Vec<SourceEntry>>()?);
+                }
+                "upstream" => {
+                    twice(upstream.is_some())?;
+                    upstream = Some(map.next_value()?);
+                }
+                "identity" => {
+                    twice(identity.is_some())?;
+                    identity = Some(map.next_value()?);
+                }
+                "extra_files" => {
+                    twice(extra_files.is_some())?;
+                    extra_files = Some(map.next_value()?);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        // Exhaustive: a field added to ComponentState fails to compile
+        // here until it is read too.
+        Ok(ComponentState {
+            binaries: Vec::new(),
+            sources: sources.unwrap_or_default(),
+            upstream: upstream.unwrap_or_default(),
+            identity: identity.unwrap_or_default(),
+            extra_files: extra_files.unwrap_or_default(),
+        })
+    }
+}
+
+/// The `binaries` array, each entry added as it is read.
+struct BinariesSeed<'a> {
+    into: &'a mut SpooledComponent,
+    failed: &'a mut Option<Error>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BinariesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        de: D,
+    ) -> std::result::Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BinariesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of binary packages")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        use serde::de::Error as _;
+        if let Some(n) = seq.size_hint() {
+            self.into.reserve(n);
+        }
+        while let Some(b) = seq.next_element::<BinaryEntry>()? {
+            if let Err(e) = self.into.load_binary(b) {
+                let message = e.to_string();
+                *self.failed = Some(e);
+                return Err(A::Error::custom(message));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Serialises like [`ComponentState`]'s derived `Serialize`.
@@ -786,7 +959,44 @@ mod tests {
                 "{n} binaries, rest {with_rest}"
             );
             assert_eq!(c.to_state().unwrap(), state);
+
+            let (_dir, mut streamed) = spooled();
+            let blob = serde_json::to_vec(&state).unwrap();
+            streamed.load_json(&blob[..]).unwrap().unwrap();
+            assert_eq!(json(&mut streamed), blob, "{n} binaries streamed");
         }
+    }
+
+    #[test]
+    fn a_component_read_as_a_stream_reads_as_serde_reads_it() {
+        let (_dir, mut c) = spooled();
+        // Fields missing, unknown and in another order.
+        let text = r#"{"future":[1,{"a":2}],"sources":[],"binaries":[]}"#;
+        c.load_json(text.as_bytes()).unwrap().unwrap();
+        let want: ComponentState = serde_json::from_str(text).unwrap();
+        assert_eq!(c.to_state().unwrap(), want);
+        // (The derived form also reads a struct from an array; component
+        // blobs are written as objects only.)
+        for bad in [
+            "",
+            r#"{"binaries":[{"package":"a"}]}"#,
+            r#"{"binaries":[],"binaries":[]}"#,
+            r#"{"binaries":[]} x"#,
+        ] {
+            let (_dir, mut c) = spooled();
+            let reason = c.load_json(bad.as_bytes()).unwrap().unwrap_err();
+            assert!(serde_json::from_str::<ComponentState>(bad).is_err(), "{bad}");
+            assert!(!reason.is_empty());
+        }
+        let (_dir, mut c) = spooled();
+        let mut b = bin("a", "1", "amd64", 1);
+        b.file.sha256 = "not a hash".into();
+        let text = serde_json::to_string(&ComponentState {
+            binaries: vec![b],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.load_json(text.as_bytes()).is_err());
     }
 
     #[test]
