@@ -39,6 +39,9 @@ pub fn run(
                 .filter(|l| !l.trim().is_empty())
                 .map(PathBuf::from),
         );
+        // The list is held once, as paths, through the import.
+        drop(text);
+        files.shrink_to_fit();
     }
     let bar = out.progress(files.len() as u64, "importing");
     let report = import_keeping(store, &target, &files, keep, &mut |_| bar.inc(1))?;
