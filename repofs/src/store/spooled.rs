@@ -148,7 +148,11 @@ fn unnamed_file(dir: &Path) -> io::Result<std::fs::File> {
     {
         Ok(f) => Ok(f),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
-            let path = dir.join(format!("spool.{}.{}", std::process::id(), rand::random::<u64>()));
+            let path = dir.join(format!(
+                "spool.{}.{}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
             let f = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -273,8 +277,7 @@ impl SpooledComponent {
         self.keys
             .reserve(n, |&i| key_hash(hasher, &binaries[i as usize]));
         let paths = &self.paths;
-        self.path_table
-            .reserve(n, |&i| paths[i as usize].hash);
+        self.path_table.reserve(n, |&i| paths[i as usize].hash);
     }
 
     /// The pool paths of another component of the archive: they are taken
@@ -328,10 +331,7 @@ impl SpooledComponent {
     /// (a re-import into a large component would otherwise peak at the
     /// blob, the parsed component and this together). `Ok(Err(reason))`
     /// when the JSON is not a component state.
-    pub fn load_json(
-        &mut self,
-        reader: impl io::Read,
-    ) -> Result<std::result::Result<(), String>> {
+    pub fn load_json(&mut self, reader: impl io::Read) -> Result<std::result::Result<(), String>> {
         let mut failed = None;
         let mut de = serde_json::Deserializer::from_reader(reader);
         let rest = serde::de::DeserializeSeed::deserialize(
@@ -470,7 +470,10 @@ impl SpooledComponent {
     }
 
     /// Adds a binary unless one of its name, version and arch is there.
-    fn insert_binary(&mut self, entry: BinaryEntry) -> Result<std::result::Result<Added, Conflict>> {
+    fn insert_binary(
+        &mut self,
+        entry: BinaryEntry,
+    ) -> Result<std::result::Result<Added, Conflict>> {
         let sha256 = hex_id(&entry.file.sha256)?;
         let arch = self.arch_id(&entry.arch);
         let hash = self
@@ -496,9 +499,9 @@ impl SpooledComponent {
                 new_sha256: entry.file.sha256,
             }));
         }
-        let (at, lens) =
-            self.spool
-                .append([&entry.stanza, &entry.file.path, &entry.origin])?;
+        let (at, lens) = self
+            .spool
+            .append([&entry.stanza, &entry.file.path, &entry.origin])?;
         let i = self.binaries.len();
         self.binaries.push(Binary {
             package: entry.package.into(),
@@ -560,7 +563,10 @@ impl SpooledComponent {
                 true
             }
         });
-        dropped.extend(crate::model::retention::retain_versions(&mut self.rest, keep));
+        dropped.extend(crate::model::retention::retain_versions(
+            &mut self.rest,
+            keep,
+        ));
         dropped.sort();
         dropped
     }
@@ -693,10 +699,7 @@ struct BinariesSeed<'a> {
 impl<'de> serde::de::DeserializeSeed<'de> for BinariesSeed<'_> {
     type Value = ();
 
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        de: D,
-    ) -> std::result::Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> std::result::Result<(), D::Error> {
         de.deserialize_seq(self)
     }
 }
@@ -985,7 +988,10 @@ mod tests {
         ] {
             let (_dir, mut c) = spooled();
             let reason = c.load_json(bad.as_bytes()).unwrap().unwrap_err();
-            assert!(serde_json::from_str::<ComponentState>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<ComponentState>(bad).is_err(),
+                "{bad}"
+            );
             assert!(!reason.is_empty());
         }
         let (_dir, mut c) = spooled();
@@ -1051,7 +1057,10 @@ mod tests {
         other.add_binary(bin("a", "1", "amd64", 1)).unwrap();
         c.add_paths_of(&other).unwrap();
         let path = &other.binaries[0].file.path;
-        let taken = c.claim_path(path, &sha(2), "/new/a.deb").unwrap().unwrap_err();
+        let taken = c
+            .claim_path(path, &sha(2), "/new/a.deb")
+            .unwrap()
+            .unwrap_err();
         assert_eq!(
             taken,
             PathTaken {
@@ -1060,11 +1069,18 @@ mod tests {
             }
         );
         // The same content is fine, and the latest claim is named after.
-        c.claim_path(path, &sha(1), "/again/a.deb").unwrap().unwrap();
+        c.claim_path(path, &sha(1), "/again/a.deb")
+            .unwrap()
+            .unwrap();
         let taken = c.claim_path(path, &sha(3), "/x.deb").unwrap().unwrap_err();
         assert_eq!(taken.origin, "/again/a.deb");
-        c.claim_path("pool/main/b/b.deb", &sha(4), "/b.deb").unwrap().unwrap();
-        assert!(c.claim_path("pool/main/b/b.deb", &sha(5), "/c.deb").unwrap().is_err());
+        c.claim_path("pool/main/b/b.deb", &sha(4), "/b.deb")
+            .unwrap()
+            .unwrap();
+        assert!(c
+            .claim_path("pool/main/b/b.deb", &sha(5), "/c.deb")
+            .unwrap()
+            .is_err());
         assert!(c.claim_path("pool/main/b/b.deb", "ABC", "/c.deb").is_err());
     }
 
