@@ -584,8 +584,9 @@ impl SpooledComponent {
         serde_json::to_writer(w, &view).map_err(io::Error::other)
     }
 
-    /// The component as a [`ComponentState`] (for tests: the blob is
-    /// written with [`Self::write_json`]).
+    /// The component as a [`ComponentState`] (the blob is written with
+    /// [`Self::write_json`]).
+    #[cfg(test)]
     pub fn to_state(&mut self) -> Result<ComponentState> {
         let mut json = Vec::new();
         self.write_json(&mut json)?;
