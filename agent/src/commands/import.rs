@@ -62,6 +62,9 @@ fn inputs(args: &ImportArgs) -> Result<Vec<PathBuf>> {
                 .filter(|l| !l.trim().is_empty())
                 .map(PathBuf::from),
         );
+        // The list is held once, as paths, through the import.
+        drop(text);
+        files.shrink_to_fit();
     }
     Ok(files)
 }

@@ -19,25 +19,16 @@ use super::state::{cmp_versions, ComponentState};
 /// `keep` = 0 is refused by the configuration; here it keeps nothing.
 pub fn retain_versions(state: &mut ComponentState, keep: usize) -> Vec<String> {
     let mut dropped = Vec::new();
-    // Versions of each (name, arch), newest first.
-    let mut versions: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
-    for b in &state.binaries {
-        versions
-            .entry((b.package.as_str(), b.arch.as_str()))
-            .or_default()
-            .push(b.version.as_str());
-    }
-    let mut doomed: std::collections::HashSet<(String, String, String)> = Default::default();
-    for ((name, arch), mut vs) in versions {
-        vs.sort_by(|a, b| cmp_versions(b, a));
-        vs.dedup();
-        for v in vs.into_iter().skip(keep) {
-            doomed.insert((name.to_string(), v.to_string(), arch.to_string()));
-        }
-    }
+    let drop = drop_mask(
+        state
+            .binaries
+            .iter()
+            .map(|b| (b.package.as_str(), b.version.as_str(), b.arch.as_str())),
+        keep,
+    );
+    let mut doomed = drop.into_iter();
     state.binaries.retain(|b| {
-        let key = (b.package.clone(), b.version.clone(), b.arch.clone());
-        if doomed.contains(&key) {
+        if doomed.next().unwrap_or(false) {
             dropped.push(format!("{}_{}_{}", b.package, b.version, b.arch));
             false
         } else {
@@ -69,6 +60,30 @@ pub fn retain_versions(state: &mut ComponentState, keep: usize) -> Vec<String> {
     });
     dropped.sort();
     dropped
+}
+
+/// For each binary (name, version, arch), in the order given, whether
+/// `keep_versions` drops it: all but the newest `keep` versions of each
+/// name and arch. Shared by [`retain_versions`] and the import's compact
+/// component (`store::spooled`), which hold binaries differently.
+pub fn drop_mask<'a>(
+    binaries: impl Iterator<Item = (&'a str, &'a str, &'a str)> + Clone,
+    keep: usize,
+) -> Vec<bool> {
+    // Versions of each (name, arch), newest first.
+    let mut versions: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for (name, version, arch) in binaries.clone() {
+        versions.entry((name, arch)).or_default().push(version);
+    }
+    let mut doomed: std::collections::HashSet<(&str, &str, &str)> = Default::default();
+    for ((name, arch), mut vs) in versions {
+        vs.sort_by(|a, b| cmp_versions(b, a));
+        vs.dedup();
+        for v in vs.into_iter().skip(keep) {
+            doomed.insert((name, v, arch));
+        }
+    }
+    binaries.map(|key| doomed.contains(&key)).collect()
 }
 
 #[cfg(test)]

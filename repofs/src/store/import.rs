@@ -6,21 +6,20 @@
 //! into one pool batch, and the import becomes visible by one rename of
 //! `state.json`. A refused input leaves the store exactly as it was.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 use rayon::prelude::*;
 
 use super::pool::{Batch, FinishedBlob, Pool};
-use super::state::add_component;
+use super::spooled::SpooledComponent;
 use super::{Error, Result, Store};
 use crate::deb822;
 use crate::debian::{deb, name, BinaryControl, ChangesControl, ListedFile, SourceControl};
 use crate::hash::{self, Digests};
 use crate::index::stanza;
-use crate::model::state::{pool_paths, Added, EntryIndex};
-use crate::model::{BinaryEntry, ComponentState, PoolFile, SourceEntry};
+use crate::model::state::Added;
+use crate::model::{BinaryEntry, PoolFile, SourceEntry};
 
 /// The longest file name ext4, XFS and the FUSE view accept, in bytes.
 const NAME_MAX: usize = 255;
@@ -118,24 +117,39 @@ fn import_with(
     name::check_segment("component", target.component)?;
     let lock = store.lock()?;
     let mut state = store.load_state()?;
-    // The target component is taken out, not copied, and the archive's
-    // other components are dropped once their pool paths are known: a
-    // re-import into a large component holds it once.
-    let mut existing = store.load_archive_components(&state, target.archive)?;
-    let mut component = existing
-        .remove(&(target.dist.to_string(), target.component.to_string()))
-        .unwrap_or_default();
-    let pool_paths = pool_paths(existing.values().chain([&component]));
-    drop(existing);
-    component.reserve_binaries(files.len());
-    let mut index = component.index();
-    index.reserve_binaries(files.len());
+    // The target component is held compactly, its stanzas spooled to disk
+    // (`spooled`); of the archive's other components only their pool
+    // paths are kept, one component loaded at a time.
+    let mut component = SpooledComponent::new(&store.tmp_dir())?;
+    let mut own = None;
+    if let Some(dists) = state.get(target.archive) {
+        for (dist, comps) in dists {
+            for (comp, hash) in comps {
+                if (dist.as_str(), comp.as_str()) == (target.dist, target.component) {
+                    own = Some(hash.clone());
+                } else {
+                    component.add_paths_of(&store.load_component(hash)?)?;
+                }
+            }
+        }
+    }
+    // The target's own paths are claimed last, as they were when one map
+    // was built from every component.
+    if let Some(hash) = own {
+        let path = store.pool().path(&hash);
+        let blob = std::io::BufReader::with_capacity(1 << 16, fs::File::open(&path)?);
+        if let Err(reason) = component.load_json(blob)? {
+            return Err(Error::Corrupt {
+                path,
+                reason: format!("component state: {reason}"),
+            });
+        }
+    }
+    component.reserve(files.len());
     let mut session = Session {
         store,
         target,
-        index,
         component,
-        pool_paths,
         pool: store.pool(),
         report: ImportReport::default(),
         adopt,
@@ -157,10 +171,10 @@ fn import_with(
     }
     session.component.sort();
     if let Some(keep) = keep_versions {
-        session.report.dropped =
-            crate::model::retention::retain_versions(&mut session.component, keep);
+        session.report.dropped = session.component.retain_versions(keep);
     }
-    let component_hash = add_component(&mut batch, &session.component)?;
+    let component = &mut session.component;
+    let component_hash = batch.add_with(|w| component.write_json(w))?.sha256;
     super::failpoint::hit("import:before-blobs");
     batch.commit()?;
     super::failpoint::hit("import:before-state");
@@ -184,9 +198,7 @@ fn import_with(
 struct Session<'a> {
     store: &'a Store,
     target: &'a Target<'a>,
-    component: ComponentState,
-    index: EntryIndex,
-    pool_paths: BTreeMap<String, (String, String)>,
+    component: SpooledComponent,
     pool: super::Pool,
     report: ImportReport,
     /// The inputs are the caller's to give ([`import_adopting`]).
@@ -221,15 +233,12 @@ impl Session<'_> {
             ));
         }
         let origin = display_name(file);
-        match self.pool_paths.get(path) {
-            Some((sha, other)) if sha != sha256 => Err(import_err(
+        match self.component.claim_path(path, sha256, &origin)? {
+            Err(taken) => Err(import_err(
                 file,
-                format!("{path} is already in the archive from {other} with different content (sha256 {sha}); this file has sha256 {sha256}: bump the version instead"),
+                format!("{path} is already in the archive from {} with different content (sha256 {}); this file has sha256 {sha256}: bump the version instead", taken.origin, taken.sha256),
             )),
-            _ => {
-                self.pool_paths.insert(path.to_string(), (sha256.to_string(), origin));
-                Ok(())
-            }
+            Ok(()) => Ok(()),
         }
     }
 
@@ -267,7 +276,7 @@ impl Session<'_> {
             },
             origin: display_name(file),
         };
-        match self.component.push_binary(&mut self.index, entry)? {
+        match self.component.push_binary(entry)? {
             Added::New => self.report.added.push(key),
             Added::Unchanged => self.report.unchanged.push(key),
         }
@@ -315,7 +324,7 @@ impl Session<'_> {
             files,
             origin: display_name(file),
         };
-        match self.component.push_source(&mut self.index, entry)? {
+        match self.component.push_source(entry)? {
             Added::New => self.report.added.push(key),
             Added::Unchanged => self.report.unchanged.push(key),
         }

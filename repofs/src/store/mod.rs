@@ -27,6 +27,7 @@ pub mod pool;
 pub mod process;
 pub mod read;
 pub mod snapshots;
+pub mod spooled;
 pub mod state;
 pub mod work;
 
