@@ -109,15 +109,18 @@ impl Store {
     /// read from one file kept for it (`contents/components/<hash>`), and
     /// only the packages new since then from their sidecars, so a snapshot
     /// after a small change does not open every sidecar again.
+    ///
+    /// It needs no pool batch: the files come back as bytes for the caller
+    /// to add, so that the snapshot renders them on one core while it
+    /// renders, compresses and diffs `Packages` on the other.
     pub(crate) fn render_contents(
         &self,
-        batch: &mut super::pool::Batch<'_>,
         comp: &str,
         (hash, prev): (&str, Option<&str>),
         state: &crate::model::ComponentState,
         archs: &[String],
         previous: &crate::index::dist::PreviousBlocks<'_>,
-    ) -> Result<Vec<crate::model::DistFile>> {
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         let started = std::time::Instant::now();
         let mut listed = prev
             .and_then(|p| self.component_contents(p))
@@ -161,15 +164,8 @@ impl Store {
                 let kind = if udeb { "udeb-" } else { "" };
                 let path = format!("{comp}/Contents-{kind}{arch}");
                 let gz = self.contents_gz(&path, &plain, previous)?;
-                for (ext, data) in [("", &plain), (".gz", &gz)] {
-                    let d = batch.add_bytes(data)?;
-                    out.push(crate::model::DistFile {
-                        path: format!("{path}{ext}"),
-                        sha256: d.sha256,
-                        md5: d.md5,
-                        size: d.size,
-                    });
-                }
+                out.push((format!("{path}.gz"), gz));
+                out.push((path, plain));
             }
         }
         tracing::debug!(

@@ -301,7 +301,29 @@ impl DistContext<'_> {
                 let f = self.prev?.files.iter().find(|f| f.path == path)?;
                 self.store.previous_blocks(&f.sha256)
             };
-            let compressed = render::render_compressed_cached(plain, &previous)?;
+            let prev_hash = self
+                .prev
+                .and_then(|p| p.components.get(comp))
+                .map(String::as_str);
+            // Contents on its own thread, beside Packages: both mostly copy
+            // cached blocks now, and neither waits for the other.
+            let (compressed, contents) = std::thread::scope(|scope| {
+                let contents = scope.spawn(|| {
+                    self.store.render_contents(
+                        comp,
+                        (&components[comp], prev_hash),
+                        state,
+                        &archs,
+                        &previous,
+                    )
+                });
+                let compressed = render::render_compressed_cached(plain, &previous);
+                let contents = contents
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (compressed, contents)
+            });
+            let (compressed, contents) = (compressed?, contents?);
             // Written every time (a few KiB): one torn or stale is replaced.
             for (plain_sha, map) in &compressed.maps {
                 self.store.write_block_map(plain_sha, map)?;
@@ -328,18 +350,15 @@ impl DistContext<'_> {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
-            let prev_hash = self
-                .prev
-                .and_then(|p| p.components.get(comp))
-                .map(String::as_str);
-            files.extend(self.store.render_contents(
-                batch,
-                comp,
-                (&components[comp], prev_hash),
-                state,
-                &archs,
-                &previous,
-            )?);
+            for (path, data) in contents {
+                let d = batch.add_bytes(&data)?;
+                files.push(crate::model::DistFile {
+                    path,
+                    sha256: d.sha256,
+                    md5: d.md5,
+                    size: d.size,
+                });
+            }
             tracing::debug!(
                 dist = self.dist,
                 component = comp.as_str(),
