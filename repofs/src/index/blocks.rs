@@ -234,15 +234,22 @@ pub struct Previous {
     /// Block digest -> (gz piece, xz block) ranges in the blobs.
     pieces: HashMap<[u8; 32], (Range<usize>, Range<usize>, usize)>,
     map: BlockMap,
-    gz: Vec<u8>,
-    xz: Vec<u8>,
+    gz: Blob,
+    xz: Blob,
 }
+
+/// A previous blob's bytes: read, or mapped from the pool.
+type Blob = Box<dyn std::ops::Deref<Target = [u8]> + Send + Sync>;
 
 impl Previous {
     /// `gz` and `xz` are the whole blobs the map names (empty when the map
     /// names none). `None` when they do not match the map (sizes, digests,
     /// framing): the caller then compresses everything.
-    pub fn new(map: BlockMap, gz: Vec<u8>, xz: Vec<u8>) -> Option<Previous> {
+    pub fn new<B>(map: BlockMap, gz: B, xz: B) -> Option<Previous>
+    where
+        B: std::ops::Deref<Target = [u8]> + Send + Sync + 'static,
+    {
+        let (gz, xz): (Blob, Blob) = (Box::new(gz), Box::new(xz));
         let check = |r: &Option<BlobRef>, data: &[u8], framing: usize, pieces: u64| match r {
             None => data.is_empty(),
             Some(r) => {

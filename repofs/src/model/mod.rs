@@ -15,6 +15,7 @@ pub mod query;
 pub mod retention;
 pub mod snapshot;
 pub mod state;
+pub mod state_json;
 pub mod tree;
 pub mod verbatim;
 

@@ -37,8 +37,8 @@ impl Store {
         let map = BlockMap::decode(&data)?;
         let pool = self.pool();
         let read = |r: &Option<crate::index::blocks::BlobRef>| match r {
-            None => Some(Vec::new()),
-            Some(r) => pool.read(&r.sha256).ok(),
+            None => Some(super::pool::Mapped::default()),
+            Some(r) => pool.map(&r.sha256).ok(),
         };
         let (gz, xz) = (read(&map.gz)?, read(&map.xz)?);
         let prev = Previous::new(map, gz, xz);

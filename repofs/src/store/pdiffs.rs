@@ -92,7 +92,7 @@ impl Store {
             });
         }
         let pool = self.pool();
-        let old_data = pool.read(&old.sha256)?;
+        let old_data = pool.map(&old.sha256)?;
         let Some(script) = pdiff::ed_script(&old_data, data) else {
             return Ok(DiffFiles::default());
         };

@@ -62,6 +62,25 @@ impl Pool {
         fs::read(self.path(sha256))
     }
 
+    /// The blob mapped into memory, for large blobs read whole (a component
+    /// state, the previous snapshot's indices): no copy into anonymous
+    /// memory, whose pages a 40 MB read faults in and the process's exit
+    /// frees again.
+    pub fn map(&self, sha256: &str) -> io::Result<Mapped> {
+        let file = self.open(sha256)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped(None)); // an empty mapping is an error
+        }
+        // SAFETY: a committed pool blob is never written again: it is named
+        // by its content, created read-only and only ever replaced by
+        // rename or removed, neither of which touches a mapping. Only an
+        // outside writer that truncates the file in place could fault the
+        // reads, and it would have broken the store already.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(file.file())? };
+        Ok(Mapped(Some(map)))
+    }
+
     pub fn open(&self, sha256: &str) -> io::Result<fs::File> {
         fs::File::open(self.path(sha256))
     }
@@ -365,6 +384,17 @@ impl Batch<'_> {
             tmp.rename_to(&dest)?;
         }
         fsutil::syncfs(&self.pool.dir)
+    }
+}
+
+/// A blob's bytes in memory, mapped from the pool (see [`Pool::map`]).
+#[derive(Debug, Default)]
+pub struct Mapped(Option<memmap2::Mmap>);
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
     }
 }
 

@@ -28,8 +28,8 @@ impl Store {
     /// Loads and parses a component state blob.
     pub fn load_component(&self, sha256: &str) -> Result<ComponentState> {
         let path = self.pool().path(sha256);
-        let data = self.pool().read(sha256)?;
-        serde_json::from_slice(&data).map_err(|e| Error::Corrupt {
+        let data = self.pool().map(sha256)?;
+        crate::model::state_json::parse(&data).map_err(|e| Error::Corrupt {
             path,
             reason: format!("component state: {e}"),
         })
