@@ -309,13 +309,22 @@ impl DistContext<'_> {
             // cached blocks now, and neither waits for the other.
             let (compressed, contents) = std::thread::scope(|scope| {
                 let contents = scope.spawn(|| {
-                    self.store.render_contents(
+                    let files = self.store.render_contents(
                         comp,
                         (&components[comp], prev_hash),
                         state,
                         &archs,
                         &previous,
-                    )
+                    )?;
+                    // Hashed here too, off the Packages thread.
+                    let hashed: Vec<_> = files
+                        .into_iter()
+                        .map(|(path, data)| {
+                            let digests = crate::hash::release_digest(&data);
+                            (path, data, digests)
+                        })
+                        .collect();
+                    Ok::<_, Error>(hashed)
                 });
                 let compressed = render::render_compressed_cached(plain, &previous);
                 let contents = contents
@@ -350,8 +359,8 @@ impl DistContext<'_> {
                 let d = batch.add_hashed(&f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
-            for (path, data) in contents {
-                let d = batch.add_bytes(&data)?;
+            for (path, data, digests) in contents {
+                let d = batch.add_hashed(&data, digests)?;
                 files.push(crate::model::DistFile {
                     path,
                     sha256: d.sha256,
