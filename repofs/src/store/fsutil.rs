@@ -86,6 +86,11 @@ pub struct ClosedTemp {
 }
 
 impl ClosedTemp {
+    /// Makes the file's data durable (before it is renamed into place).
+    pub fn sync_data(&self) -> io::Result<()> {
+        fs::File::open(&self.path)?.sync_data()
+    }
+
     /// Renames into place without syncing (the caller syncs the file system
     /// afterwards).
     pub fn rename_to(mut self, dest: &Path) -> io::Result<()> {

@@ -369,23 +369,47 @@ impl Batch<'_> {
 
     /// Makes every added blob durable under its hash name.
     pub fn commit(self) -> io::Result<()> {
+        use rayon::prelude::*;
         if self.pending.is_empty() {
             return Ok(());
         }
-        fsutil::syncfs(&self.pool.dir)?;
+        let small = self.pending.len() <= SYNC_FILES_UP_TO;
+        if small {
+            self.pending
+                .par_iter()
+                .try_for_each(|(_, tmp)| tmp.sync_data())?;
+        } else {
+            fsutil::syncfs(&self.pool.dir)?;
+        }
         let mut dirs = HashSet::new();
+        let mut created = false;
         for (id, tmp) in self.pending {
             let dest = self.pool.path(&hex::encode(id.0));
             if let Some(dir) = dest.parent() {
                 if dirs.insert(dir.to_path_buf()) && !dir.is_dir() {
                     fs::create_dir_all(dir)?;
+                    created = true;
                 }
             }
             tmp.rename_to(&dest)?;
         }
-        fsutil::syncfs(&self.pool.dir)
+        if !small {
+            return fsutil::syncfs(&self.pool.dir);
+        }
+        if created {
+            dirs.insert(self.pool.dir.clone()); // new shard directories' entries
+        }
+        dirs.par_iter().try_for_each(|d| fsutil::sync_dir(d))
     }
 }
+
+/// Up to this many blobs, a commit syncs each file it adds and each
+/// directory it renames into; above, one `syncfs` is far cheaper than
+/// thousands of fsyncs. Syncing only its own files also keeps a small batch
+/// (a snapshot's twenty indices) from waiting for every other writer's
+/// dirty pages on the same file system, which `syncfs` writes out too: the
+/// snapshot's sync took 35 to 120 ms depending on what else was writing.
+const SYNC_FILES_UP_TO: usize = 64;
 
 /// A blob's bytes in memory, mapped from the pool (see [`Pool::map`]).
 #[derive(Debug, Default)]

@@ -429,6 +429,9 @@ impl DistContext<'_> {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         pdiffs.sort_by(|a, b| a.path.cmp(&b.path));
+        // Freeing 50,000 entries' strings took 15 ms before the commit could
+        // start; nothing waits for it.
+        std::thread::spawn(move || drop(states));
         Ok(DistSnapshot {
             components: components.clone(),
             architectures: archs,
