@@ -9,12 +9,18 @@ use super::{blocks, compress};
 use crate::hash::{self, Digests};
 use crate::model::ComponentState;
 
-/// One rendered file, path relative to `dists/<dist>/`.
+/// One rendered file, path relative to `dists/<dist>/`. Its bytes are a
+/// `Vec` or whatever the caller rendered into (the store spools large
+/// indices straight into their files).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedFile {
+pub struct RenderedFile<D = Vec<u8>> {
     pub path: String,
-    pub data: Vec<u8>,
+    pub data: D,
 }
+
+/// What rendered bytes can live in.
+pub trait IndexData: std::ops::Deref<Target = [u8]> + From<Vec<u8>> + Send + Sync {}
+impl<D: std::ops::Deref<Target = [u8]> + From<Vec<u8>> + Send + Sync> IndexData for D {}
 
 /// An installer package (`.udeb`): indexed under `debian-installer/`.
 fn is_udeb(b: &crate::model::BinaryEntry) -> bool {
@@ -27,7 +33,13 @@ fn is_udeb(b: &crate::model::BinaryEntry) -> bool {
 /// index over and over and touched twice its size in fresh pages (slow on
 /// a virtual machine, where a new page can cost a fault in the host too).
 /// Large indices are filled by every core, a group of stanzas each.
-fn join_stanzas<'a>(stanzas: impl Iterator<Item = &'a str>) -> Vec<u8> {
+fn join_stanzas<'a, D, E>(
+    stanzas: impl Iterator<Item = &'a str>,
+    buffer: impl FnOnce(usize) -> Result<D, E>,
+) -> Result<D, E>
+where
+    D: std::ops::DerefMut<Target = [u8]>,
+{
     use rayon::prelude::*;
     const GROUP: usize = 2048;
     let stanzas: Vec<&str> = stanzas.collect();
@@ -41,7 +53,7 @@ fn join_stanzas<'a>(stanzas: impl Iterator<Item = &'a str>) -> Vec<u8> {
             at += 1;
         }
     };
-    let mut out = vec![0u8; total];
+    let mut out = buffer(total)?;
     let mut rest: &mut [u8] = &mut out;
     let mut jobs = Vec::with_capacity(stanzas.len() / GROUP + 1);
     for group in stanzas.chunks(GROUP) {
@@ -52,7 +64,7 @@ fn join_stanzas<'a>(stanzas: impl Iterator<Item = &'a str>) -> Vec<u8> {
     }
     jobs.into_par_iter()
         .for_each(|(group, buf)| fill(group, buf));
-    out
+    Ok(out)
 }
 
 /// The plain indices of a component, uncompressed.
@@ -61,21 +73,41 @@ pub fn render_plain(
     state: &ComponentState,
     archs: &[String],
 ) -> Vec<RenderedFile> {
+    let heap = |_: &str, len: usize| Ok::<_, std::convert::Infallible>(vec![0u8; len]);
+    match render_plain_into(component, state, archs, heap) {
+        Ok(files) => files,
+        Err(never) => match never {},
+    }
+}
+
+/// [`render_plain`], each index written into `buffer(path, length)`:
+/// memory of exactly that length that the caller provides.
+pub fn render_plain_into<D, E>(
+    component: &str,
+    state: &ComponentState,
+    archs: &[String],
+    mut buffer: impl FnMut(&str, usize) -> Result<D, E>,
+) -> Result<Vec<RenderedFile<D>>, E>
+where
+    D: std::ops::DerefMut<Target = [u8]>,
+{
     let mut out = Vec::new();
+    let mut push = |path: String, stanzas: &mut dyn Iterator<Item = &str>| {
+        let data = join_stanzas(stanzas, |len| buffer(&path, len))?;
+        out.push(RenderedFile { path, data });
+        Ok(())
+    };
     for arch in archs {
         let for_arch = |b: &&crate::model::BinaryEntry| b.arch == *arch || b.arch == "all";
-        let data = join_stanzas(
-            state
+        push(
+            format!("{component}/binary-{arch}/Packages"),
+            &mut state
                 .binaries
                 .iter()
                 .filter(for_arch)
                 .filter(|b| !is_udeb(b))
                 .map(|b| b.stanza.as_str()),
-        );
-        out.push(RenderedFile {
-            path: format!("{component}/binary-{arch}/Packages"),
-            data,
-        });
+        )?;
         // The installer's packages have their own index, as in Debian's
         // archive; apt never sees them in the ordinary one.
         let mut udebs = state
@@ -85,24 +117,24 @@ pub fn render_plain(
             .filter(|b| is_udeb(b))
             .peekable();
         if udebs.peek().is_some() {
-            out.push(RenderedFile {
-                path: format!("{component}/debian-installer/binary-{arch}/Packages"),
-                data: join_stanzas(udebs.map(|b| b.stanza.as_str())),
-            });
+            push(
+                format!("{component}/debian-installer/binary-{arch}/Packages"),
+                &mut udebs.map(|b| b.stanza.as_str()),
+            )?;
         }
     }
     if !state.sources.is_empty() {
-        out.push(RenderedFile {
-            path: format!("{component}/source/Sources"),
-            data: join_stanzas(state.sources.iter().map(|s| s.stanza.as_str())),
-        });
+        push(
+            format!("{component}/source/Sources"),
+            &mut state.sources.iter().map(|s| s.stanza.as_str()),
+        )?;
     }
-    out
+    Ok(out)
 }
 
 /// An index file with its digests, computed beside the compressors.
-pub struct HashedFile {
-    pub file: RenderedFile,
+pub struct HashedFile<D = Vec<u8>> {
+    pub file: RenderedFile<D>,
     pub digests: Digests,
 }
 
@@ -123,8 +155,8 @@ pub fn render_compressed(plain: Vec<RenderedFile>) -> io::Result<Vec<HashedFile>
 pub type PreviousBlocks<'a> = dyn Fn(&str) -> Option<blocks::Previous> + Sync + 'a;
 
 /// What [`render_compressed_cached`] made.
-pub struct Compressed {
-    pub files: Vec<HashedFile>,
+pub struct Compressed<D = Vec<u8>> {
+    pub files: Vec<HashedFile<D>>,
     /// The block map of each index compressed in blocks, by the SHA-256
     /// of its plain form, for the store to keep beside the blobs.
     pub maps: Vec<(String, blocks::BlockMap)>,
@@ -136,22 +168,22 @@ pub struct Compressed {
 /// [`render_compressed`], where indices of at least `blocks::BLOCKS_FROM`
 /// bytes are compressed in blocks, copying the blocks `previous` has
 /// (`index::blocks`): the cost follows the change, not the index.
-pub fn render_compressed_cached(
-    plain: Vec<RenderedFile>,
+pub fn render_compressed_cached<D: IndexData>(
+    plain: Vec<RenderedFile<D>>,
     previous: &PreviousBlocks<'_>,
-) -> io::Result<Compressed> {
+) -> io::Result<Compressed<D>> {
     compress_with(plain, compress::gzip, compress::xz, previous)
 }
 
 type Compressor = fn(&[u8]) -> io::Result<Vec<u8>>;
 
-fn compress_with(
-    plain: Vec<RenderedFile>,
+fn compress_with<D: IndexData>(
+    plain: Vec<RenderedFile<D>>,
     gzip: Compressor,
     xz: Compressor,
     previous: &PreviousBlocks<'_>,
-) -> io::Result<Compressed> {
-    let (large, small): (Vec<RenderedFile>, Vec<RenderedFile>) = plain
+) -> io::Result<Compressed<D>> {
+    let (large, small): (Vec<RenderedFile<D>>, Vec<RenderedFile<D>>) = plain
         .into_iter()
         .partition(|f| f.data.len() >= blocks::BLOCKS_FROM);
     let mut out = compress_whole(small, gzip, xz)?;
@@ -197,8 +229,8 @@ fn compress_with(
             digests,
         };
         let (gz, xz) = (c.gz.unwrap_or_default(), c.xz.unwrap_or_default());
-        out.push(hashed(format!("{}.gz", f.path), gz, gz_d));
-        out.push(hashed(format!("{}.xz", f.path), xz, xz_d));
+        out.push(hashed(format!("{}.gz", f.path), D::from(gz), gz_d));
+        out.push(hashed(format!("{}.xz", f.path), D::from(xz), xz_d));
         out.push(hashed(f.path, f.data, plain_d));
     }
     out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
@@ -207,11 +239,11 @@ fn compress_with(
 }
 
 /// Small indices, each compressed whole (gzip -9, xz -6: they cost little).
-fn compress_whole(
-    plain: Vec<RenderedFile>,
+fn compress_whole<D: IndexData>(
+    plain: Vec<RenderedFile<D>>,
     gzip: Compressor,
     xz: Compressor,
-) -> io::Result<Vec<HashedFile>> {
+) -> io::Result<Vec<HashedFile<D>>> {
     // Per plain file: (gzip, plain digests, gzip digests), (xz, xz digests).
     type Gz = io::Result<(Vec<u8>, Digests, Digests)>;
     type Xz = io::Result<(Vec<u8>, Digests)>;
@@ -243,8 +275,8 @@ fn compress_whole(
             file: RenderedFile { path, data },
             digests,
         };
-        out.push(hashed(format!("{}.gz", f.path), gz, gz_d));
-        out.push(hashed(format!("{}.xz", f.path), xz, xz_d));
+        out.push(hashed(format!("{}.gz", f.path), D::from(gz), gz_d));
+        out.push(hashed(format!("{}.xz", f.path), D::from(xz), xz_d));
         out.push(hashed(f.path, f.data, plain_d));
     }
     Ok(out)

@@ -28,10 +28,20 @@ impl TempFile {
     /// A temp file created with `mode` (pool blobs are born read-only,
     /// which saves a chmod per blob).
     pub fn with_mode(tmp_dir: &Path, mode: u32) -> io::Result<Self> {
+        Self::open(tmp_dir, mode, false)
+    }
+
+    /// Opened for reading too (a file that is mapped to be written).
+    pub fn read_write(tmp_dir: &Path, mode: u32) -> io::Result<Self> {
+        Self::open(tmp_dir, mode, true)
+    }
+
+    fn open(tmp_dir: &Path, mode: u32, read: bool) -> io::Result<Self> {
         use fs_err::os::unix::fs::OpenOptionsExt;
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = tmp_dir.join(format!("{}.{}.tmp", std::process::id(), n));
         let file = fs::OpenOptions::new()
+            .read(read)
             .write(true)
             .create_new(true)
             .mode(mode)

@@ -13,7 +13,7 @@ use std::io;
 
 use fs_err as fs;
 
-use super::pool::Batch;
+use super::pool::{Batch, IndexBuf};
 use super::{load_json, save_json, Error, Result, Store};
 use crate::hash::Digests;
 use crate::index::{dist as render, release};
@@ -294,7 +294,8 @@ impl DistContext<'_> {
             }
             let started = std::time::Instant::now();
             files.extend(state.extra_files.iter().cloned());
-            let plain = render::render_plain(comp, state, &archs);
+            let plain =
+                render::render_plain_into(comp, state, &archs, |_, len| self.index_buffer(len))?;
             let rendered_ms = started.elapsed().as_millis() as u64;
             // The previous snapshot's blocks of the same index, if kept.
             let previous = |path: &str| {
@@ -356,7 +357,7 @@ impl DistContext<'_> {
             }
             let diffed_ms = started.elapsed().as_millis() as u64;
             for f in rendered {
-                let d = batch.add_hashed(&f.file.data, f.digests)?;
+                let d = batch.add_index(f.file.data, f.digests)?;
                 files.push(dist_file(f.file.path, &d));
             }
             for (path, data, digests) in contents {
@@ -439,6 +440,25 @@ impl DistContext<'_> {
             pdiffs,
             identity,
         })
+    }
+
+    /// Memory for a plain index of `len` bytes: a large one is spooled
+    /// into its pool file as it is rendered (see [`Pool::spool`]), where
+    /// the file system can reserve the space; elsewhere it is kept in memory
+    /// and written once hashed.
+    ///
+    /// [`Pool::spool`]: super::pool::Pool::spool
+    fn index_buffer(&self, len: usize) -> io::Result<IndexBuf> {
+        if len < crate::index::blocks::BLOCKS_FROM {
+            return Ok(IndexBuf::Heap(vec![0; len]));
+        }
+        match self.store.pool().spool(len) {
+            Ok(spool) => Ok(IndexBuf::Spool(spool)),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                Ok(IndexBuf::Heap(vec![0; len]))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Concrete architectures of the packages plus the store's defaults.
