@@ -343,3 +343,49 @@ fn a_failed_export_leaves_no_partial_tree() {
     assert!(left.is_empty(), "a failed export left {left:?}");
     t.assert_sound();
 }
+
+/// A snapshot whose large index finds no room fails with one line and
+/// changes nothing. The index is rendered straight into its pool file
+/// through a mapping; the space is reserved first, so a full disk is an
+/// error here, not a SIGBUS while the mapping is written.
+#[test]
+fn a_full_disk_fails_the_snapshot_cleanly() {
+    let t = TestStore::new();
+    // One stanza of 1.5 MB: the index is large enough to be spooled.
+    let big = format!("X-Big: {}\n", "x".repeat(1_500_000));
+    let a = Deb::new("big", "1").fields(&big).build(&t.path("in"));
+    t.import("trusty", &[a]);
+    let first = t.snapshot();
+    let b = Deb::new("big", "2").fields(&big).build(&t.path("in"));
+    t.import("trusty", &[b]);
+    // The store's temp area on a tmpfs with room for small files only.
+    let tmp = t.store().join("tmp");
+    ok(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&tmp));
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let guard = Unmount(&tmp);
+    let out = run(t.halo().args(["snapshot", "create"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a full disk: {stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    drop(guard);
+    let listed = t.ok(&["snapshot", "list", "--json"]);
+    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, [first], "no snapshot may be left by the failed one");
+    t.assert_sound();
+    // With room again, the same snapshot succeeds.
+    assert_ne!(t.snapshot(), ids[0]);
+}
