@@ -78,6 +78,20 @@ fn api(scratch: &Path, method: &str, url: &str, token: Option<&str>, body: Optio
     curl(scratch, &refs)
 }
 
+/// `POST /api/v1/uploads/{id}/import` of `files` into rustedhalo/trusty/main.
+fn import_upload(s: &Server, scratch: &Path, token: &str, id: &str, files: &[&str]) -> Answer {
+    let body = serde_json::json!({
+        "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": files,
+    });
+    api(
+        scratch,
+        "POST",
+        &s.url(&format!("/api/v1/uploads/{id}/import")),
+        Some(token),
+        Some(&body.to_string()),
+    )
+}
+
 /// Uploads `files` into a new area and imports them into
 /// rustedhalo/trusty/main: the import's answer.
 fn upload_and_import(s: &Server, scratch: &Path, token: &str, files: &[PathBuf]) -> Answer {
@@ -402,18 +416,7 @@ fn a_server_killed_mid_upload_imports_nothing_and_the_store_stays_sound() {
         "{}",
         bad.text()
     );
-    let import = api(
-        &scratch,
-        "POST",
-        &server.url(&format!("/api/v1/uploads/{id}/import")),
-        Some(&writer),
-        Some(
-            &serde_json::json!({
-                "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": [good_name],
-            })
-            .to_string(),
-        ),
-    );
+    let import = import_upload(&server, &scratch, &writer, &id, &[&good_name]);
     assert_eq!(import.status, 400, "{}", import.text());
     assert_eq!(
         t.fingerprint(),
@@ -732,18 +735,7 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
         let left: Vec<_> = fs::read_dir(&area_dir).unwrap().collect();
         assert!(left.is_empty(), "{}: {left:?} left", tar.display());
     }
-    let import = api(
-        &scratch,
-        "POST",
-        &server.url(&format!("/api/v1/uploads/{id}/import")),
-        Some(&writer),
-        Some(
-            &serde_json::json!({
-                "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": [one_n],
-            })
-            .to_string(),
-        ),
-    );
+    let import = import_upload(&server, &scratch, &writer, &id, &[&one_n]);
     assert_eq!(import.status, 400, "{}", import.text());
     assert_eq!(t.fingerprint(), before, "a refused batch changed the store");
 
@@ -769,18 +761,7 @@ fn batched_uploads_import_whole_and_refuse_bad_members_digests_and_cut_streams_c
     assert_eq!(a.json()["files"][0]["sha256"].as_str(), Some(&sums[..64]));
     let uploaded = t.store().join(format!("work/upload-{id}/{one_n}"));
     let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&uploaded).unwrap());
-    let import = api(
-        &scratch,
-        "POST",
-        &server.url(&format!("/api/v1/uploads/{id}/import")),
-        Some(&writer),
-        Some(
-            &serde_json::json!({
-                "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": [one_n],
-            })
-            .to_string(),
-        ),
-    );
+    let import = import_upload(&server, &scratch, &writer, &id, &[&one_n]);
     assert_eq!(import.status, 200, "{}", import.text());
     let blob = t
         .store()
