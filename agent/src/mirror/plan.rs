@@ -7,8 +7,6 @@
 //! SHA-256: a file the store holds is never fetched again, whichever
 //! mirror, dist or import brought it.
 
-use std::collections::hash_map::Entry;
-
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use rayon::prelude::*;
@@ -82,55 +80,116 @@ fn with_newline(stanza: &str) -> String {
 /// A binary chosen for the state, still borrowed from its index.
 type Chosen<'r, 'a> = (&'r PackageRecord<'a>, &'r str);
 
+/// A record in the sort that orders and dedupes the binaries: the first
+/// 16 bytes of its package name (big-endian, zero-padded), so most
+/// comparisons are decided without reading the index text again; then
+/// its place in the input, so equal identities stay in input order.
+struct SortKey<'r, 'a> {
+    prefix: u128,
+    record: &'r PackageRecord<'a>,
+    url: &'r str,
+    position: usize,
+}
+
+impl<'r, 'a> SortKey<'r, 'a> {
+    fn new(record: &'r PackageRecord<'a>, url: &'r str, position: usize) -> Self {
+        let mut bytes = [0u8; 16];
+        let name = record.package.as_bytes();
+        let n = name.len().min(16);
+        bytes[..n].copy_from_slice(&name[..n]);
+        Self {
+            prefix: u128::from_be_bytes(bytes),
+            record,
+            url,
+            position,
+        }
+    }
+
+    /// The state's order: name, dpkg version, arch.
+    fn cmp_identity(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.record, other.record);
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| a.package.cmp(b.package))
+            .then_with(|| cmp_versions(a.version, b.version))
+            .then_with(|| a.arch.cmp(b.arch))
+    }
+
+    fn same_identity(&self, other: &Self) -> bool {
+        let (a, b) = (self.record, other.record);
+        a.package == b.package && a.version == b.version && a.arch == b.arch
+    }
+}
+
 /// The binaries of `input` to keep, each identity once, in the state's
 /// order (name, dpkg version, arch): decided on the borrowed records, so
 /// no string is copied for an entry that is dropped or compared. When
 /// filtering, `sources_wanted` gets the kept binaries' source names.
+///
+/// Duplicates are found by sorting (on every core) rather than in a hash
+/// map filled on one: an identity's first listing in input order is
+/// kept, and the error is the one a pass in input order meets first (the
+/// earliest listing that differs from its identity's first).
 fn choose_binaries<'r, 'a>(
     input: &'r ComponentInput<'a>,
     keep: Option<&std::collections::HashSet<Key<'_>>>,
     sources_wanted: &mut HashSet<&'r str>,
 ) -> Result<Vec<Chosen<'r, 'a>>, PlanError> {
     let total = input.packages.iter().map(|p| p.records.len()).sum();
-    let mut chosen: Vec<Chosen<'r, 'a>> = Vec::with_capacity(total);
-    let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(total);
+    let mut keys: Vec<SortKey<'r, 'a>> = Vec::with_capacity(total);
     for parsed in &input.packages {
-        for r in &parsed.records {
-            if keep.is_some_and(|k| !k.contains(&(r.package, r.version, r.arch))) {
-                continue;
-            }
-            if keep.is_some() {
-                sources_wanted.insert(r.source_name());
-            }
-            match by_key.entry((r.package, r.version, r.arch)) {
-                Entry::Vacant(e) => {
-                    e.insert(chosen.len());
-                    chosen.push((r, &parsed.url));
-                }
-                // The same package in two indices (arch `all` is listed
-                // under every architecture): one entry, if the content is one.
-                Entry::Occupied(e) => {
-                    let (old, old_url) = chosen[*e.get()];
-                    if !old.sha256.eq_ignore_ascii_case(r.sha256) {
-                        return Err(PlanError::Duplicate {
-                            key: format!("{}_{}_{}", r.package, r.version, r.arch),
-                            first: old.sha256.to_ascii_lowercase(),
-                            first_index: old_url.to_string(),
-                            second: r.sha256.to_ascii_lowercase(),
-                            second_index: parsed.url.clone(),
-                        });
+        let base = keys.len();
+        match keep {
+            None => keys.par_extend(
+                parsed
+                    .records
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, r)| SortKey::new(r, &parsed.url, base + i)),
+            ),
+            Some(keep) => {
+                for r in &parsed.records {
+                    if keep.contains(&(r.package, r.version, r.arch)) {
+                        sources_wanted.insert(r.source_name());
+                        let position = keys.len();
+                        keys.push(SortKey::new(r, &parsed.url, position));
                     }
                 }
             }
         }
     }
-    chosen.par_sort_unstable_by(|(a, _), (b, _)| {
-        a.package
-            .cmp(b.package)
-            .then_with(|| cmp_versions(a.version, b.version))
-            .then_with(|| a.arch.cmp(b.arch))
-    });
-    Ok(chosen)
+    keys.par_sort_unstable_by(|a, b| a.cmp_identity(b).then(a.position.cmp(&b.position)));
+    let mut chosen: Vec<Chosen<'r, 'a>> = Vec::with_capacity(keys.len());
+    // (position, error) of the earliest conflicting listing.
+    let mut conflict: Option<(usize, PlanError)> = None;
+    let mut first = 0;
+    for (i, k) in keys.iter().enumerate() {
+        let kept = &keys[first];
+        if i > 0 && kept.same_identity(k) {
+            // The same package in two indices (arch `all` is listed
+            // under every architecture): one entry, if the content is one.
+            let (old, r) = (kept.record, k.record);
+            if !old.sha256.eq_ignore_ascii_case(r.sha256)
+                && conflict.as_ref().is_none_or(|(p, _)| k.position < *p)
+            {
+                let error = PlanError::Duplicate {
+                    key: format!("{}_{}_{}", r.package, r.version, r.arch),
+                    first: old.sha256.to_ascii_lowercase(),
+                    first_index: kept.url.to_string(),
+                    second: r.sha256.to_ascii_lowercase(),
+                    second_index: k.url.to_string(),
+                };
+                conflict = Some((k.position, error));
+            }
+            continue;
+        }
+        first = i;
+        chosen.push((k.record, k.url));
+    }
+    match conflict {
+        Some((_, e)) => Err(e),
+        None => Ok(chosen),
+    }
 }
 
 fn binary_entry((r, url): &Chosen<'_, '_>) -> BinaryEntry {
@@ -206,37 +265,41 @@ pub fn plan_component(
 /// the archive has one `pool/` tree for all its dists.
 ///
 /// `has` is asked once per distinct blob, on every core: it is a `stat`
-/// per pool file, 63,000 of them for Debian's main.
+/// per pool file, 63,000 of them for Debian's main (a
+/// `repofs::store::pool::PoolProbe` answers most of them without one when
+/// the pool is new).
 pub fn plan_fetch<'s>(
     states: impl IntoIterator<Item = &'s ComponentState>,
     has: impl Fn(&str, u64) -> bool + Sync,
 ) -> Result<Vec<PoolFile>, PlanError> {
-    let mut paths: HashMap<&str, &str> = HashMap::new();
-    let mut distinct: Vec<&PoolFile> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    for state in states {
-        for f in state.pool_files() {
-            if let Some(prev) = paths.insert(&f.path, &f.sha256) {
-                if prev != f.sha256 {
-                    return Err(PlanError::PathConflict {
-                        path: f.path.clone(),
-                        first: prev.to_string(),
-                        second: f.sha256.clone(),
-                    });
-                }
-            }
-            if seen.insert(&f.sha256) {
-                distinct.push(f);
+    let files: Vec<&PoolFile> = states.into_iter().flat_map(|s| s.pool_files()).collect();
+    // Sized up front: growing two tables of 63,000 strings rehashes each
+    // several times.
+    let mut paths: HashMap<&str, &str> = HashMap::with_capacity(files.len());
+    let mut distinct: Vec<&PoolFile> = Vec::with_capacity(files.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(files.len());
+    for f in files {
+        if let Some(prev) = paths.insert(&f.path, &f.sha256) {
+            if prev != f.sha256 {
+                return Err(PlanError::PathConflict {
+                    path: f.path.clone(),
+                    first: prev.to_string(),
+                    second: f.sha256.clone(),
+                });
             }
         }
+        if seen.insert(&f.sha256) {
+            distinct.push(f);
+        }
     }
-    let mut wanted: Vec<PoolFile> = distinct
+    drop((paths, seen));
+    let mut wanted: Vec<&PoolFile> = distinct
         .into_par_iter()
         .filter(|f| !has(&f.sha256, f.size))
-        .cloned()
         .collect();
+    // Sorted as references, copied once in order.
     wanted.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(wanted)
+    Ok(wanted.into_par_iter().cloned().collect())
 }
 
 #[cfg(test)]
@@ -291,6 +354,87 @@ mod tests {
         let sel = select(&u, &["a".into()], false);
         let state = plan_component(&input, Some(&sel.keep)).unwrap();
         assert_eq!(state.binaries.len(), 1);
+    }
+
+    /// The choice as it was made before (a hash map filled in input
+    /// order, then a sort): the oracle for the sort-based one.
+    fn choose_in_one_pass<'r, 'a>(
+        input: &'r ComponentInput<'a>,
+    ) -> Result<Vec<Chosen<'r, 'a>>, PlanError> {
+        let mut chosen: Vec<Chosen<'r, 'a>> = Vec::new();
+        let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        for parsed in &input.packages {
+            for r in &parsed.records {
+                match by_key.entry((r.package, r.version, r.arch)) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(chosen.len());
+                        chosen.push((r, &parsed.url));
+                    }
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        let (old, old_url) = chosen[*e.get()];
+                        if !old.sha256.eq_ignore_ascii_case(r.sha256) {
+                            return Err(PlanError::Duplicate {
+                                key: format!("{}_{}_{}", r.package, r.version, r.arch),
+                                first: old.sha256.to_ascii_lowercase(),
+                                first_index: old_url.to_string(),
+                                second: r.sha256.to_ascii_lowercase(),
+                                second_index: parsed.url.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        chosen.sort_by(|(a, _), (b, _)| {
+            a.package
+                .cmp(b.package)
+                .then_with(|| cmp_versions(a.version, b.version))
+                .then_with(|| a.arch.cmp(b.arch))
+        });
+        Ok(chosen)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_sorted_choice_is_the_one_pass_choice(
+            indices in proptest::collection::vec(
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(vec![
+                            "a", "b", "libverylongname-abcdefgh", "libverylongname-abcdefgz", "a0",
+                        ]),
+                        proptest::sample::select(vec!["1", "1.0", "1.00", "2~rc1", "0:1", "1-1"]),
+                        proptest::sample::select(vec!["amd64", "all"]),
+                        proptest::sample::select(vec![1u8, 2]),
+                        proptest::bool::ANY,
+                    ),
+                    0..12,
+                ),
+                0..4,
+            ),
+        ) {
+            let texts: Vec<String> = indices
+                .iter()
+                .map(|recs| {
+                    recs.iter()
+                        .map(|&(p, v, a, n, upper)| {
+                            let s = stanza(p, v, a, n);
+                            if upper { s.replace(&sha(n), &sha(n).to_ascii_uppercase()) } else { s }
+                        })
+                        .collect()
+                })
+                .collect();
+            let urls: Vec<String> = (0..texts.len()).map(|i| format!("u{i}")).collect();
+            let pairs: Vec<(&str, &str)> =
+                urls.iter().zip(&texts).map(|(u, t)| (u.as_str(), t.as_str())).collect();
+            let input = binaries(&pairs);
+            let ids = |c: Vec<Chosen<'_, '_>>| -> Vec<(String, String)> {
+                c.iter().map(|(r, u)| (r.stanza.to_string(), u.to_string())).collect()
+            };
+            let want = choose_in_one_pass(&input).map(ids);
+            let got = choose_binaries(&input, None, &mut HashSet::new()).map(ids);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

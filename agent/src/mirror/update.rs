@@ -506,7 +506,9 @@ impl Update<'_> {
         let pool = self.store.pool();
         let presence = pool.open_dir();
         let wanted = blocking(|| {
-            plan::plan_fetch(states.values(), |h, s| match &presence {
+            // Its shard directories stay open only for the plan.
+            let probe = presence.as_ref().map(|p| p.probe());
+            plan::plan_fetch(states.values(), |h, s| match &probe {
                 Some(p) => p.has(h, s),
                 None => pool.has(h, s),
             })
