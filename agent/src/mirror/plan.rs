@@ -93,12 +93,8 @@ struct SortKey<'r, 'a> {
 
 impl<'r, 'a> SortKey<'r, 'a> {
     fn new(record: &'r PackageRecord<'a>, url: &'r str, position: usize) -> Self {
-        let mut bytes = [0u8; 16];
-        let name = record.package.as_bytes();
-        let n = name.len().min(16);
-        bytes[..n].copy_from_slice(&name[..n]);
         Self {
-            prefix: u128::from_be_bytes(bytes),
+            prefix: key16(record.package, 0),
             record,
             url,
             position,
@@ -260,6 +256,34 @@ pub fn plan_component(
     Ok(state)
 }
 
+/// The first 16 bytes of `s` from byte `at` on (zero-padded), as one
+/// number that orders as those bytes do: compared first, it decides most
+/// comparisons of a sort without reading the strings again.
+fn key16(s: &str, at: usize) -> u128 {
+    let mut bytes = [0u8; 16];
+    let tail = s.as_bytes().get(at..).unwrap_or_default();
+    let n = tail.len().min(16);
+    bytes[..n].copy_from_slice(&tail[..n]);
+    u128::from_be_bytes(bytes)
+}
+
+/// The first listing of a path already listed with another content.
+fn path_conflict(files: &[&PoolFile]) -> Option<PlanError> {
+    let mut paths: HashMap<&str, &str> = HashMap::with_capacity(files.len());
+    for f in files {
+        if let Some(prev) = paths.insert(&f.path, &f.sha256) {
+            if prev != f.sha256 {
+                return Some(PlanError::PathConflict {
+                    path: f.path.clone(),
+                    first: prev.to_string(),
+                    second: f.sha256.clone(),
+                });
+            }
+        }
+    }
+    None
+}
+
 /// The pool files of `states` that the pool lacks (`has(sha256, size)`),
 /// each blob once, sorted by path. Refuses one path with two contents:
 /// the archive has one `pool/` tree for all its dists.
@@ -267,39 +291,49 @@ pub fn plan_component(
 /// `has` is asked once per distinct blob, on every core: it is a `stat`
 /// per pool file, 63,000 of them for Debian's main (a
 /// `repofs::store::pool::PoolProbe` answers most of them without one when
-/// the pool is new).
+/// the pool is new). The paths are checked meanwhile on another core.
 pub fn plan_fetch<'s>(
     states: impl IntoIterator<Item = &'s ComponentState>,
     has: impl Fn(&str, u64) -> bool + Sync,
 ) -> Result<Vec<PoolFile>, PlanError> {
     let files: Vec<&PoolFile> = states.into_iter().flat_map(|s| s.pool_files()).collect();
-    // Sized up front: growing two tables of 63,000 strings rehashes each
-    // several times.
-    let mut paths: HashMap<&str, &str> = HashMap::with_capacity(files.len());
-    let mut distinct: Vec<&PoolFile> = Vec::with_capacity(files.len());
-    let mut seen: HashSet<&str> = HashSet::with_capacity(files.len());
-    for f in files {
-        if let Some(prev) = paths.insert(&f.path, &f.sha256) {
-            if prev != f.sha256 {
-                return Err(PlanError::PathConflict {
-                    path: f.path.clone(),
-                    first: prev.to_string(),
-                    second: f.sha256.clone(),
-                });
-            }
-        }
-        if seen.insert(&f.sha256) {
-            distinct.push(f);
-        }
+    let (conflict, wanted) = rayon::join(
+        || path_conflict(&files),
+        || {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(files.len());
+            let distinct: Vec<&PoolFile> = files
+                .iter()
+                .copied()
+                .filter(|f| seen.insert(&f.sha256))
+                .collect();
+            drop(seen);
+            distinct
+                .into_par_iter()
+                .filter(|f| !has(&f.sha256, f.size))
+                .collect::<Vec<&PoolFile>>()
+        },
+    );
+    if let Some(e) = conflict {
+        return Err(e);
     }
-    drop((paths, seen));
-    let mut wanted: Vec<&PoolFile> = distinct
+    // Sorted as (key, reference) past the paths' common prefix (`pool/`
+    // and the component), then copied once in order. Paths are distinct
+    // here: one path has one content, and each content is listed once.
+    let common = wanted.first().map_or(0, |first| {
+        wanted.iter().fold(first.path.len(), |n, f| {
+            first.path.as_bytes()[..n]
+                .iter()
+                .zip(f.path.as_bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+    });
+    let mut keyed: Vec<(u128, &PoolFile)> = wanted
         .into_par_iter()
-        .filter(|f| !has(&f.sha256, f.size))
+        .map(|f| (key16(&f.path, common), f))
         .collect();
-    // Sorted as references, copied once in order.
-    wanted.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(wanted.into_par_iter().cloned().collect())
+    keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.path.cmp(&b.1.path)));
+    Ok(keyed.into_par_iter().map(|(_, f)| f.clone()).collect())
 }
 
 #[cfg(test)]
@@ -307,6 +341,7 @@ mod tests {
     use super::*;
     use repofs::index::read::packages::parse_packages;
     use repofs::model::closure::select;
+    use repofs::model::BinaryEntry;
 
     fn sha(n: u8) -> String {
         format!("{n:02x}").repeat(32)
@@ -434,6 +469,85 @@ mod tests {
             let want = choose_in_one_pass(&input).map(ids);
             let got = choose_binaries(&input, None, &mut HashSet::new()).map(ids);
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    /// The fetch list as it was made before (in one pass): the oracle.
+    fn fetch_in_one_pass(
+        states: &[&ComponentState],
+        has: impl Fn(&str, u64) -> bool,
+    ) -> Result<Vec<PoolFile>, PlanError> {
+        let mut paths: HashMap<&str, &str> = HashMap::new();
+        let mut distinct: Vec<&PoolFile> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for f in states.iter().flat_map(|s| s.pool_files()) {
+            if let Some(prev) = paths.insert(&f.path, &f.sha256) {
+                if prev != f.sha256 {
+                    return Err(PlanError::PathConflict {
+                        path: f.path.clone(),
+                        first: prev.to_string(),
+                        second: f.sha256.clone(),
+                    });
+                }
+            }
+            if seen.insert(&f.sha256) {
+                distinct.push(f);
+            }
+        }
+        let mut wanted: Vec<PoolFile> = distinct
+            .into_iter()
+            .filter(|f| !has(&f.sha256, f.size))
+            .cloned()
+            .collect();
+        wanted.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(wanted)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fetch_list_is_the_one_pass_list(
+            states in proptest::collection::vec(
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(vec![
+                            "pool/main/a/a/a.deb",
+                            "pool/main/a/a/b.deb",
+                            "pool/main/l/libverylongname/libverylongname_1_amd64.deb",
+                            "pool/main/l/libverylongname/libverylongname_1_arm64.deb",
+                            "pool/main/l/libverylongname/libverylongname_10_amd64.deb",
+                            "pool/main/l/libverylongname/libverylongname_1_amd64.debx",
+                            "x",
+                        ]),
+                        0u8..4,
+                    ),
+                    0..10,
+                ),
+                1..3,
+            ),
+            held in proptest::collection::vec(proptest::bool::ANY, 4),
+        ) {
+            let states: Vec<ComponentState> = states
+                .iter()
+                .map(|files| {
+                    let mut s = ComponentState::default();
+                    s.binaries = files
+                        .iter()
+                        .map(|&(path, n)| BinaryEntry {
+                            package: "p".into(),
+                            version: "1".into(),
+                            arch: "all".into(),
+                            stanza: String::new(),
+                            file: PoolFile { path: path.into(), sha256: sha(n), size: n.into() },
+                            origin: String::new(),
+                        })
+                        .collect();
+                    s
+                })
+                .collect();
+            let refs: Vec<&ComponentState> = states.iter().collect();
+            let has = |h: &str, _| (0u8..4).any(|n| held[usize::from(n)] && h == sha(n));
+            let got = plan_fetch(refs.iter().copied(), has);
+            proptest::prop_assert_eq!(got, fetch_in_one_pass(&refs, has));
         }
     }
 

@@ -176,13 +176,20 @@ impl<'a> Stanza<'a> {
         value: Option<&'a str>,
     ) -> Result<&'a str, IndexError> {
         let v = self.need_value(name, value)?;
-        // Bytes when the value is ASCII (nearly always); the white space
-        // of `char::is_whitespace` in ASCII is tab, LF, VT, FF, CR, space.
-        let spaced = if v.is_ascii() {
-            v.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
-        } else {
-            v.contains(char::is_whitespace)
-        };
+        // Bytes while they are ASCII (nearly always: one pass); the white
+        // space of `char::is_whitespace` in ASCII is tab, LF, VT, FF, CR,
+        // space. A non-ASCII byte hands the value to the Unicode test.
+        let mut spaced = false;
+        for b in v.bytes() {
+            if !b.is_ascii() {
+                spaced = v.contains(char::is_whitespace);
+                break;
+            }
+            if matches!(b, b'\t'..=b'\r' | b' ') {
+                spaced = true;
+                break;
+            }
+        }
         if spaced {
             return Err(self.bad(name, v));
         }
@@ -210,11 +217,14 @@ impl<'a> Stanza<'a> {
 /// A pool path the upstream gives must be relative, plain and outside
 /// `dists/`: it becomes a path of our tree.
 pub fn is_safe_pool_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with("dists/")
-        && path
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\\', '\0']))
+    // On bytes: `/`, `.`, `\` and NUL are ASCII, so no character of a
+    // multi-byte sequence is mistaken for them.
+    let b = path.as_bytes();
+    !b.is_empty()
+        && !b.starts_with(b"dists/")
+        && !b.iter().any(|&c| c == b'\\' || c == 0)
+        && b.split(|&c| c == b'/')
+            .all(|seg| !seg.is_empty() && seg != b"." && seg != b"..")
 }
 
 fn check_sha256(st: &Stanza<'_>, field: &'static str, v: &str) -> Result<(), IndexError> {
@@ -531,6 +541,19 @@ Depends: d\nPRE-DEPENDS: p\nProvides: v\nProvides: w\n"
             );
         }
         assert!(is_safe_pool_path("pool/main/h/hello/hello_1.0_amd64.deb"));
+    }
+
+    proptest::proptest! {
+        /// The byte test says what the test on `str` segments said.
+        #[test]
+        fn pool_paths_are_judged_as_on_str_segments(p in "[a./\\\\\u{0}\u{e9}d]{0,10}|dists/[a./]{0,4}") {
+            let before = !p.is_empty()
+                && !p.starts_with("dists/")
+                && p.split('/').all(|seg| {
+                    !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\\', '\0'])
+                });
+            proptest::prop_assert_eq!(is_safe_pool_path(&p), before);
+        }
     }
 
     #[test]
