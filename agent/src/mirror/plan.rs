@@ -113,7 +113,10 @@ impl<'r, 'a> SortKey<'r, 'a> {
 
     fn same_identity(&self, other: &Self) -> bool {
         let (a, b) = (self.record, other.record);
-        a.package == b.package && a.version == b.version && a.arch == b.arch
+        self.prefix == other.prefix
+            && a.package == b.package
+            && a.version == b.version
+            && a.arch == b.arch
     }
 }
 
@@ -250,9 +253,13 @@ pub fn plan_component(
                 })?;
         }
     }
-    // The binaries are in order already: this sorts the sources (and
-    // checks the binaries in one pass).
-    state.sort();
+    // The binaries are in order already (`choose_binaries`); the sources
+    // take the state's order here.
+    state.sources.sort_unstable_by(|a, b| {
+        a.package
+            .cmp(&b.package)
+            .then_with(|| cmp_versions(&a.version, &b.version))
+    });
     Ok(state)
 }
 
@@ -285,7 +292,8 @@ fn path_conflict(files: &[&PoolFile]) -> Option<PlanError> {
 }
 
 /// The pool files of `states` that the pool lacks (`has(sha256, size)`),
-/// each blob once, sorted by path. Refuses one path with two contents:
+/// each blob once, sorted by path (borrowed from the states: a list of
+/// 63,000 is not copied). Refuses one path with two contents:
 /// the archive has one `pool/` tree for all its dists.
 ///
 /// `has` is asked once per distinct blob, on every core: it is a `stat`
@@ -295,7 +303,7 @@ fn path_conflict(files: &[&PoolFile]) -> Option<PlanError> {
 pub fn plan_fetch<'s>(
     states: impl IntoIterator<Item = &'s ComponentState>,
     has: impl Fn(&str, u64) -> bool + Sync,
-) -> Result<Vec<PoolFile>, PlanError> {
+) -> Result<Vec<&'s PoolFile>, PlanError> {
     let files: Vec<&PoolFile> = states.into_iter().flat_map(|s| s.pool_files()).collect();
     let (conflict, wanted) = rayon::join(
         || path_conflict(&files),
@@ -317,23 +325,28 @@ pub fn plan_fetch<'s>(
         return Err(e);
     }
     // Sorted as (key, reference) past the paths' common prefix (`pool/`
-    // and the component), then copied once in order. Paths are distinct
+    // and the component). Paths are distinct
     // here: one path has one content, and each content is listed once.
     let common = wanted.first().map_or(0, |first| {
-        wanted.iter().fold(first.path.len(), |n, f| {
-            first.path.as_bytes()[..n]
-                .iter()
-                .zip(f.path.as_bytes())
-                .take_while(|(a, b)| a == b)
-                .count()
-        })
+        wanted
+            .par_iter()
+            .map(|f| {
+                first
+                    .path
+                    .bytes()
+                    .zip(f.path.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+            .min()
+            .unwrap_or(0)
     });
     let mut keyed: Vec<(u128, &PoolFile)> = wanted
         .into_par_iter()
         .map(|f| (key16(&f.path, common), f))
         .collect();
     keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.path.cmp(&b.1.path)));
-    Ok(keyed.into_par_iter().map(|(_, f)| f.clone()).collect())
+    Ok(keyed.into_par_iter().map(|(_, f)| f).collect())
 }
 
 #[cfg(test)]
@@ -546,9 +559,39 @@ mod tests {
                 .collect();
             let refs: Vec<&ComponentState> = states.iter().collect();
             let has = |h: &str, _| (0u8..4).any(|n| held[usize::from(n)] && h == sha(n));
-            let got = plan_fetch(refs.iter().copied(), has);
+            let got = plan_fetch(refs.iter().copied(), has)
+                .map(|w| w.into_iter().cloned().collect::<Vec<_>>());
             proptest::prop_assert_eq!(got, fetch_in_one_pass(&refs, has));
         }
+    }
+
+    #[test]
+    fn the_state_comes_out_in_the_states_own_order() {
+        let text: String = [("b", "1.10"), ("a", "2"), ("b", "1.9"), ("b", "1.9")]
+            .iter()
+            .map(|(p, v)| stanza(p, v, "all", 1))
+            .collect();
+        let sources: String = ["z", "a", "m"]
+            .iter()
+            .map(|p| {
+                format!(
+                    "Package: {p}\nVersion: 1\nDirectory: pool/main/{p}\n\
+Checksums-Sha256:\n {} 1 {p}_1.dsc\n\n",
+                    sha(1)
+                )
+            })
+            .collect();
+        let mut input = binaries(&[("u", &text)]);
+        input.sources.push(Parsed {
+            url: "s".into(),
+            records: repofs::index::read::packages::parse_sources(&sources).unwrap(),
+        });
+        let state = plan_component(&input, None).unwrap();
+        let mut sorted = state.clone();
+        sorted.sort();
+        assert_eq!(state, sorted);
+        assert_eq!(state.binaries.len(), 3);
+        assert_eq!(state.sources.len(), 3);
     }
 
     #[test]

@@ -593,7 +593,11 @@ impl Update<'_> {
     /// Downloads `files` into the pool; returns how many. Keeps going after
     /// a failed file so that a retry needs only the failures, commits what
     /// finished, then reports the first failure.
-    async fn download(&self, pool: &repofs::store::Pool, files: &[PoolFile]) -> Result<u64, Error> {
+    async fn download(
+        &self,
+        pool: &repofs::store::Pool,
+        files: &[&PoolFile],
+    ) -> Result<u64, Error> {
         let total: u64 = files.iter().map(|f| f.size).sum();
         self.progress.start_downloads(files.len() as u64, total);
         let base = self.mirror.base_url();
