@@ -541,9 +541,8 @@ mod tests {
         ) {
             let states: Vec<ComponentState> = states
                 .iter()
-                .map(|files| {
-                    let mut s = ComponentState::default();
-                    s.binaries = files
+                .map(|files| ComponentState {
+                    binaries: files
                         .iter()
                         .map(|&(path, n)| BinaryEntry {
                             package: "p".into(),
@@ -553,8 +552,8 @@ mod tests {
                             file: PoolFile { path: path.into(), sha256: sha(n), size: n.into() },
                             origin: String::new(),
                         })
-                        .collect();
-                    s
+                        .collect(),
+                    ..ComponentState::default()
                 })
                 .collect();
             let refs: Vec<&ComponentState> = states.iter().collect();

@@ -576,8 +576,8 @@ mod tests {
     fn agree(v: &str) -> Result<(), proptest::test_runner::TestCaseError> {
         for field in ["Depends", "Provides", "Breaks", "Build-Depends"] {
             let kind = Kind::of(field);
-            let slow = check_relation_slowly(field, &v, &kind);
-            proptest::prop_assert_eq!(check_relation(field, &v), slow.clone());
+            let slow = check_relation_slowly(field, v, &kind);
+            proptest::prop_assert_eq!(check_relation(field, v), slow.clone());
             if !kind.build && plainly_valid(v, kind.alternatives) {
                 proptest::prop_assert!(slow.is_ok(), "{:?} {:?}", field, v);
             }
