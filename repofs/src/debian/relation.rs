@@ -403,6 +403,7 @@ pub fn check_multi_arch(value: &str, arch: Option<&str>) -> Result<(), RelationE
 
 /// Whether `name` is one of [`RELATION_FIELDS`] (in any case): decided by
 /// its length first, as a paragraph's every field is asked.
+#[inline]
 fn is_relation_field(name: &str) -> bool {
     let candidates: &[&str] = match name.len() {
         6 => &["Breaks"],

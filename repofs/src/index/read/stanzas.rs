@@ -159,7 +159,9 @@ impl<'a> Stanzas<'a> {
                     if let Some((n, s, e)) = cur.take() {
                         fields.push((n, trim_value(&text[s..e])));
                     }
-                    match memchr::memchr(b':', line.as_bytes()) {
+                    // A plain loop: the colon is a few bytes in (a field
+                    // name), too near for `memchr`'s set-up to pay.
+                    match line.bytes().position(|b| b == b':') {
                         Some(c) => cur = Some((&line[..c], pos + c + 1, end)),
                         None => cur = None, // not a field: ignored, as apt does
                     }
