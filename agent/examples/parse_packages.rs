@@ -85,7 +85,8 @@ fn round(text: &str, url: &str, pool: &Pool) -> Result<(Round, usize, usize, usi
     let t = Instant::now();
     // As `halo mirror update` asks.
     let presence = pool.open_dir();
-    let wanted = plan_fetch([&state], |h, s| match &presence {
+    let probe = presence.as_ref().map(|p| p.probe());
+    let wanted = plan_fetch([&state], |h, s| match &probe {
         Some(p) => p.has(h, s),
         None => pool.has(h, s),
     })?;

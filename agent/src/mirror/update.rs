@@ -506,7 +506,9 @@ impl Update<'_> {
         let pool = self.store.pool();
         let presence = pool.open_dir();
         let wanted = blocking(|| {
-            plan::plan_fetch(states.values(), |h, s| match &presence {
+            // Its shard directories stay open only for the plan.
+            let probe = presence.as_ref().map(|p| p.probe());
+            plan::plan_fetch(states.values(), |h, s| match &probe {
                 Some(p) => p.has(h, s),
                 None => pool.has(h, s),
             })
@@ -591,7 +593,11 @@ impl Update<'_> {
     /// Downloads `files` into the pool; returns how many. Keeps going after
     /// a failed file so that a retry needs only the failures, commits what
     /// finished, then reports the first failure.
-    async fn download(&self, pool: &repofs::store::Pool, files: &[PoolFile]) -> Result<u64, Error> {
+    async fn download(
+        &self,
+        pool: &repofs::store::Pool,
+        files: &[&PoolFile],
+    ) -> Result<u64, Error> {
         let total: u64 = files.iter().map(|f| f.size).sum();
         self.progress.start_downloads(files.len() as u64, total);
         let base = self.mirror.base_url();

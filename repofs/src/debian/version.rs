@@ -49,7 +49,11 @@ impl Parts {
             return Err(VersionError::Empty);
         }
         let bad = |f: fn(String) -> VersionError| f(t.to_string());
-        let (epoch, upstream_start) = match t.find(':') {
+        // Byte searches (`:` and `-` are ASCII, so a byte index is a
+        // character boundary): versions are short, too short for the
+        // `char` searcher's set-up to pay, and every versioned relation of
+        // a 50 MB index is checked.
+        let (epoch, upstream_start) = match t.bytes().position(|b| b == b':') {
             Some(i) => {
                 let e = &t[..i];
                 if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
@@ -60,7 +64,10 @@ impl Parts {
             None => (0, 0),
         };
         let rest = &t[upstream_start..];
-        let revision_start = rest.rfind('-').map(|i| upstream_start + i + 1);
+        let revision_start = rest
+            .bytes()
+            .rposition(|b| b == b'-')
+            .map(|i| upstream_start + i + 1);
         let upstream = match revision_start {
             Some(r) => &t[upstream_start..r - 1],
             None => rest,

@@ -147,7 +147,16 @@ pub struct SourceRecord<'a> {
 
 impl<'a> Stanza<'a> {
     fn need(&self, name: &'static str) -> Result<&'a str, IndexError> {
-        match self.get(name) {
+        self.need_value(name, self.get(name))
+    }
+
+    /// `value` (the field `name` as found) when present and not empty.
+    fn need_value(
+        &self,
+        name: &'static str,
+        value: Option<&'a str>,
+    ) -> Result<&'a str, IndexError> {
+        match value {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(IndexError::MissingField {
                 line: self.line,
@@ -157,13 +166,30 @@ impl<'a> Stanza<'a> {
     }
 
     fn single(&self, name: &'static str) -> Result<&'a str, IndexError> {
-        let v = self.need(name)?;
-        // Bytes when the value is ASCII (nearly always); the white space
-        // of `char::is_whitespace` in ASCII is tab, LF, VT, FF, CR, space.
-        let spaced = if v.is_ascii() {
-            v.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
-        } else {
+        self.single_value(name, self.get(name))
+    }
+
+    /// As [`Stanza::need_value`], refusing white space inside.
+    fn single_value(
+        &self,
+        name: &'static str,
+        value: Option<&'a str>,
+    ) -> Result<&'a str, IndexError> {
+        let v = self.need_value(name, value)?;
+        // One pass over the bytes without a branch each (five such fields
+        // a stanza): the white space of `char::is_whitespace` in ASCII is
+        // tab, LF, VT, FF, CR, space; a non-ASCII byte hands the value to
+        // the Unicode test.
+        let (ascii_space, non_ascii) = v.bytes().fold((false, false), |(sp, na), b| {
+            (
+                sp | (b.wrapping_sub(b'\t') < 5) | (b == b' '),
+                na | !b.is_ascii(),
+            )
+        });
+        let spaced = if non_ascii {
             v.contains(char::is_whitespace)
+        } else {
+            ascii_space
         };
         if spaced {
             return Err(self.bad(name, v));
@@ -192,15 +218,31 @@ impl<'a> Stanza<'a> {
 /// A pool path the upstream gives must be relative, plain and outside
 /// `dists/`: it becomes a path of our tree.
 pub fn is_safe_pool_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with("dists/")
-        && path
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\\', '\0']))
+    // On bytes: `/`, `.`, `\` and NUL are ASCII, so no character of a
+    // multi-byte sequence is mistaken for them.
+    let b = path.as_bytes();
+    !b.is_empty()
+        && !b.starts_with(b"dists/")
+        && memchr::memchr2(b'\\', 0, b).is_none()
+        && b.split(|&c| c == b'/')
+            .all(|seg| !seg.is_empty() && seg != b"." && seg != b"..")
 }
 
+/// `is_ascii_hexdigit` of every byte, as a table.
+const HEX_DIGIT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_hexdigit();
+        i += 1;
+    }
+    t
+};
+
 fn check_sha256(st: &Stanza<'_>, field: &'static str, v: &str) -> Result<(), IndexError> {
-    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Every byte looked at, without a branch each (a digest of 64 per
+    // stanza, 4 MB of them in Debian's main).
+    if v.len() == 64 && v.bytes().fold(true, |ok, b| ok & HEX_DIGIT[usize::from(b)]) {
         Ok(())
     } else {
         Err(st.bad(field, v))
@@ -235,7 +277,9 @@ fn parse_piece<'a, R>(
     record: fn(&Stanza<'a>) -> Result<R, IndexError>,
 ) -> Result<(Vec<R>, usize), IndexError> {
     let mut reader = Stanzas::new(text);
-    let mut out = Vec::new();
+    // Room for a stanza per 512 bytes (Debian's average 790): the vector
+    // is not copied as it grows, and room never used is never touched.
+    let mut out = Vec::with_capacity(text.len() / 512 + 1);
     // One field vector for every stanza of the piece.
     let mut fields = Vec::with_capacity(32);
     while let Some((stanza, line)) = reader.next_into(&mut fields) {
@@ -292,29 +336,74 @@ fn pieces_for(len: usize) -> usize {
     }
 }
 
+/// The fields a binary's record takes, each at its first occurrence (as
+/// [`Stanza::get`] finds it), picked in one pass over the stanza's fields
+/// instead of one search per field.
+#[derive(Default)]
+struct BinaryFields<'a> {
+    package: Option<&'a str>,
+    version: Option<&'a str>,
+    architecture: Option<&'a str>,
+    filename: Option<&'a str>,
+    size: Option<&'a str>,
+    sha256: Option<&'a str>,
+    depends: Option<&'a str>,
+    pre_depends: Option<&'a str>,
+    provides: Option<&'a str>,
+    source: Option<&'a str>,
+}
+
+impl<'a> BinaryFields<'a> {
+    fn of(fields: &[(&'a str, &'a str)]) -> Self {
+        let mut f = Self::default();
+        for &(name, value) in fields {
+            let is = |want: &str| name.eq_ignore_ascii_case(want);
+            // The length first: most fields are none of these.
+            let slot = match name.len() {
+                4 if is("Size") => &mut f.size,
+                6 if is("SHA256") => &mut f.sha256,
+                6 if is("Source") => &mut f.source,
+                7 if is("Package") => &mut f.package,
+                7 if is("Version") => &mut f.version,
+                7 if is("Depends") => &mut f.depends,
+                8 if is("Filename") => &mut f.filename,
+                8 if is("Provides") => &mut f.provides,
+                11 if is("Pre-Depends") => &mut f.pre_depends,
+                12 if is("Architecture") => &mut f.architecture,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        f
+    }
+}
+
 fn package_record<'a>(st: &Stanza<'a>) -> Result<PackageRecord<'a>, IndexError> {
-    let filename = st.single("Filename")?;
+    let f = BinaryFields::of(&st.fields);
+    let filename = st.single_value("Filename", f.filename)?;
     if !is_safe_pool_path(filename) {
         return Err(IndexError::UnsafePath {
             line: st.line,
             path: filename.to_string(),
         });
     }
-    let size = st.need("Size")?;
-    let sha256 = st.single("SHA256")?;
+    let size = st.need_value("Size", f.size)?;
+    let sha256 = st.single_value("SHA256", f.sha256)?;
     check_sha256(st, "SHA256", sha256)?;
     st.check_relations()?;
     Ok(PackageRecord {
-        package: st.single("Package")?,
-        version: st.single("Version")?,
-        arch: st.single("Architecture")?,
+        package: st.single_value("Package", f.package)?,
+        version: st.single_value("Version", f.version)?,
+        arch: st.single_value("Architecture", f.architecture)?,
         filename,
         size: size.parse().map_err(|_| st.bad("Size", size))?,
         sha256,
-        depends: st.get("Depends"),
-        pre_depends: st.get("Pre-Depends"),
-        provides: st.get("Provides"),
-        source: st.get("Source"),
+        depends: f.depends,
+        pre_depends: f.pre_depends,
+        provides: f.provides,
+        source: f.source,
         stanza: st.text,
         line: st.line,
     })
@@ -372,6 +461,7 @@ pub fn parse_sources(text: &str) -> Result<Vec<SourceRecord<'_>>, IndexError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::stanzas::stanzas;
     use super::*;
 
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -402,6 +492,56 @@ Filename: pool/main/h/hello/hello-doc_1.0-1_all.deb\nSize: 5\nSHA256: {SHA}\n"
         assert_eq!(h.source_name(), "hello");
         assert_eq!(recs[1].line, 14);
         assert!(recs[1].stanza.ends_with(&format!("SHA256: {SHA}\n")));
+    }
+
+    #[test]
+    fn a_field_given_twice_is_read_at_its_first_occurrence_in_any_case() {
+        let text = format!(
+            "package: first\nPackage: second\nVERSION: 1\nVersion: 2\nArchitecture: all\n\
+Filename: pool/a.deb\nfilename: pool/b.deb\nSize: 1\nSHA256: {SHA}\nsource: s\nSource: t\n\
+Depends: d\nPRE-DEPENDS: p\nProvides: v\nProvides: w\n"
+        );
+        let r = &parse_packages(&text).unwrap()[0];
+        let want = |name| stanzas(&text).next().unwrap().get(name);
+        assert_eq!((r.package, r.version), ("first", "1"));
+        assert_eq!(Some(r.filename), want("Filename"));
+        assert_eq!(r.source, want("Source"));
+        assert_eq!(r.pre_depends, Some("p"));
+        assert_eq!(r.provides, Some("v"));
+        assert_eq!(r.depends, Some("d"));
+    }
+
+    #[test]
+    fn white_space_inside_a_single_valued_field_is_refused() {
+        for (version, ok) in [
+            ("1.0", true),
+            ("1.0\u{e9}", true),
+            ("1 0", false),
+            ("1\t0", false),
+            ("1\u{b}0", false),
+            ("1\r0", false),
+            ("1\u{a0}0", false),
+            ("\u{e9}\u{2003}0", false),
+        ] {
+            let text = packages().replace(
+                "Version: 1.0-1\nArchitecture: amd64",
+                &format!("Version: {version}\nArchitecture: amd64"),
+            );
+            let got = parse_packages(&text);
+            assert_eq!(got.is_ok(), ok, "{version:?}: {got:?}");
+            if !ok {
+                assert!(
+                    matches!(
+                        got,
+                        Err(IndexError::BadField {
+                            field: "Version",
+                            ..
+                        })
+                    ),
+                    "{version:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -450,6 +590,19 @@ Filename: pool/main/h/hello/hello-doc_1.0-1_all.deb\nSize: 5\nSHA256: {SHA}\n"
             );
         }
         assert!(is_safe_pool_path("pool/main/h/hello/hello_1.0_amd64.deb"));
+    }
+
+    proptest::proptest! {
+        /// The byte test says what the test on `str` segments said.
+        #[test]
+        fn pool_paths_are_judged_as_on_str_segments(p in "[a./\\\\\u{0}\u{e9}d]{0,10}|dists/[a./]{0,4}") {
+            let before = !p.is_empty()
+                && !p.starts_with("dists/")
+                && p.split('/').all(|seg| {
+                    !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\\', '\0'])
+                });
+            proptest::prop_assert_eq!(is_safe_pool_path(&p), before);
+        }
     }
 
     #[test]

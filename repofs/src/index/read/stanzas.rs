@@ -76,6 +76,30 @@ fn classify(line: &str) -> Line {
     }
 }
 
+/// `v.trim()`, with the common case (ASCII at both ends) decided on bytes:
+/// the white space `char::is_whitespace` holds for in ASCII is cut
+/// bytewise, and only a value that then starts or ends with a non-ASCII
+/// byte takes the Unicode-aware trim (which gives the same result on the
+/// rest, as it would have on the whole).
+fn trim_value(v: &str) -> &str {
+    let ws = |b: u8| matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+    let b = v.as_bytes();
+    let mut start = 0;
+    while start < b.len() && ws(b[start]) {
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && ws(b[end - 1]) {
+        end -= 1;
+    }
+    // Cut only at ASCII bytes: both ends are character boundaries.
+    let rest = &v[start..end];
+    match (rest.as_bytes().first(), rest.as_bytes().last()) {
+        (Some(f), Some(l)) if !f.is_ascii() || !l.is_ascii() => rest.trim(),
+        _ => rest,
+    }
+}
+
 impl<'a> Stanzas<'a> {
     pub fn new(text: &'a str) -> Self {
         Self {
@@ -133,9 +157,11 @@ impl<'a> Stanzas<'a> {
                         first_line = self.line_no;
                     }
                     if let Some((n, s, e)) = cur.take() {
-                        fields.push((n, text[s..e].trim()));
+                        fields.push((n, trim_value(&text[s..e])));
                     }
-                    match memchr::memchr(b':', line.as_bytes()) {
+                    // A plain loop: the colon is a few bytes in (a field
+                    // name), too near for `memchr`'s set-up to pay.
+                    match line.bytes().position(|b| b == b':') {
                         Some(c) => cur = Some((&line[..c], pos + c + 1, end)),
                         None => cur = None, // not a field: ignored, as apt does
                     }
@@ -145,7 +171,7 @@ impl<'a> Stanzas<'a> {
         }
         let start = start?;
         if let Some((n, s, e)) = cur.take() {
-            fields.push((n, text[s..e].trim()));
+            fields.push((n, trim_value(&text[s..e])));
         }
         Some((&text[start..last_end], first_line))
     }
@@ -269,6 +295,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn values_trim_as_str_trim_does(v in "[ \t\n\u{b}\u{c}\r\u{a0}\u{2003}\u{85}a\u{e9}]{0,8}") {
+            proptest::prop_assert_eq!(trim_value(&v), v.trim());
+        }
+
         #[test]
         fn reads_exactly_what_the_simple_reader_read(
             parts in proptest::collection::vec(
