@@ -34,6 +34,14 @@ use crate::debian::deb;
 /// The first word of a sidecar: its format.
 const MAGIC: &str = "halo-contents-1";
 
+/// The first word of a component's lists file: the packs that hold the
+/// lists of a component state's packages.
+const COMPONENT: &str = "halo-contents-component-1";
+
+/// A component's lists spread over more packs than this are gathered into
+/// one pack.
+const MAX_PACKS: usize = 8;
+
 /// A set of package blobs.
 type KeySet = HashSet<Key, std::hash::BuildHasherDefault<pack::KeyHasher>>;
 
@@ -129,6 +137,8 @@ impl NewPack {
 /// Where the lists of a snapshot's component came from.
 #[derive(Debug, Default)]
 struct Found {
+    /// The packs that gave lists: what the component's file names.
+    packs: Vec<String>,
     packs_read: usize,
     from_packs: usize,
     sidecars: usize,
@@ -174,39 +184,49 @@ impl Store {
             })
             .collect::<Result<Vec<Key>>>()?;
         let mut lists = Lists::default();
-        let own = self.component_contents_path(hash);
         let mut found = Found::default();
-        let complete = |lists: &Lists| keys.iter().all(|k| lists.contains(k));
-        // Its own lists when this state was rendered before; else the
-        // previous snapshot's (all of them: a list no longer wanted costs
-        // nothing but its slot) and the packages new since then.
-        let mut own_whole = false;
-        if let Some(n) = read_pack_into(&own, &mut lists, None) {
-            found.packs_read += 1;
-            found.from_packs += n;
-            own_whole = complete(&lists);
+        // The packs named for this state (rendered before), else those of
+        // the previous snapshot's state: all their lists are taken (one no
+        // longer wanted costs nothing but its slot).
+        let own = self.component_packs(hash);
+        let is_own = own.is_some();
+        let named = own
+            .or_else(|| {
+                prev.filter(|p| *p != hash)
+                    .and_then(|p| self.component_packs(p))
+            })
+            .unwrap_or_default();
+        for name in named {
+            if let Some(n) = read_pack_into(&self.packs_dir().join(&name), &mut lists, None) {
+                found.packs_read += 1;
+                found.from_packs += n;
+                if n > 0 {
+                    found.packs.push(name);
+                }
+            }
         }
-        if !own_whole {
-            if let Some(p) = prev.filter(|p| *p != hash) {
-                if let Some(n) = read_pack_into(&self.component_contents_path(p), &mut lists, None)
-                {
-                    found.packs_read += 1;
-                    found.from_packs += n;
-                }
-            }
-            let missing = keys
-                .iter()
-                .filter(|k| !lists.contains(k))
-                .copied()
-                .collect();
+        let missing: KeySet = keys
+            .iter()
+            .filter(|k| !lists.contains(k))
+            .copied()
+            .collect();
+        if !missing.is_empty() || !is_own {
             self.find_lists(&mut lists, missing, &mut found)?;
-            let mut kept = self.new_pack()?;
-            for k in &keys {
-                if let Some(body) = lists.get(k) {
-                    kept.add_body(k, body)?;
+            // Gathered into one pack when spread over many, holding many
+            // lists this state does not need, or some only a sidecar has.
+            if found.sidecars > 0
+                || found.packs.len() > MAX_PACKS
+                || lists.len() > 2 * keys.len() + 1000
+            {
+                let mut kept = self.new_pack()?;
+                for k in &keys {
+                    if let Some(body) = lists.get(k) {
+                        kept.add_body(k, body)?;
+                    }
                 }
+                found.packs = self.finish_pack(kept)?.into_iter().collect();
             }
-            kept.finish_to(|_| own.clone())?;
+            self.write_component_packs(hash, &found.packs)?;
         }
         let loaded_ms = started.elapsed().as_millis() as u64;
         let mut out = Vec::new();
@@ -237,8 +257,8 @@ impl Store {
         tracing::debug!(
             component = comp,
             packages = keys.len(),
-            files_read = found.packs_read,
-            from_files = found.from_packs,
+            packs_read = found.packs_read,
+            from_packs = found.from_packs,
             read_sidecars = found.sidecars,
             listed = found.listed,
             loaded_ms,
@@ -253,6 +273,9 @@ impl Store {
     /// holds (a package a mirror fetched without listing it, a pack torn by
     /// a crash) listed from the pool and kept in a new pack.
     fn find_lists(&self, lists: &mut Lists, mut missing: KeySet, found: &mut Found) -> Result<()> {
+        if missing.is_empty() {
+            return Ok(());
+        }
         for path in self.packs_newest_first()? {
             if missing.is_empty() {
                 return Ok(());
@@ -260,6 +283,10 @@ impl Store {
             if let Some(n) = read_pack_into(&path, lists, Some(&mut missing)) {
                 found.packs_read += 1;
                 found.from_packs += n;
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if n > 0 && !found.packs.iter().any(|p| *p == name) {
+                    found.packs.push(name.into_owned());
+                }
             }
         }
         let mut rest: Vec<Key> = missing.into_iter().collect();
@@ -293,7 +320,7 @@ impl Store {
                 found.listed += 1;
             }
         }
-        self.finish_pack(kept)?;
+        found.packs.extend(self.finish_pack(kept)?);
         Ok(())
     }
 
@@ -375,10 +402,56 @@ impl Store {
 
     /// Puts a filled pack into `contents/packs/` (by rename, unsynced: the
     /// caller's `syncfs` makes it durable, and a torn one reads as
-    /// missing). An empty pack is dropped. Returns its path.
-    pub fn finish_pack(&self, pack: NewPack) -> Result<Option<PathBuf>> {
+    /// missing). An empty pack is dropped. Returns its name.
+    pub fn finish_pack(&self, pack: NewPack) -> Result<Option<String>> {
         let dir = self.packs_dir();
-        pack.finish_to(|name| dir.join(name))
+        let path = pack.finish_to(|name| dir.join(name))?;
+        Ok(path.map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        }))
+    }
+
+    /// The packs named for component state `hash`, if its file is whole.
+    fn component_packs(&self, hash: &str) -> Option<Vec<String>> {
+        let data = std::fs::read(self.component_contents_path(hash)).ok()?;
+        let text = std::str::from_utf8(&data).ok()?;
+        let (head, body) = text.split_once('\n')?;
+        let sha = head.strip_prefix(COMPONENT)?.strip_prefix(' ')?;
+        if crate::hash::sha256_hex(body.as_bytes()) != sha {
+            return None;
+        }
+        let names: Vec<String> = body.lines().map(str::to_string).collect();
+        names
+            .iter()
+            .all(|n| crate::hash::is_sha256_hex(n))
+            .then_some(names)
+    }
+
+    /// Names the packs that hold the lists of component state `hash` (by
+    /// rename, unsynced: a cache, checked when read).
+    fn write_component_packs(&self, hash: &str, packs: &[String]) -> Result<()> {
+        let mut body = String::new();
+        for p in packs {
+            body.push_str(p);
+            body.push('\n');
+        }
+        let text = format!(
+            "{COMPONENT} {}\n{body}",
+            crate::hash::sha256_hex(body.as_bytes())
+        );
+        let dest = self.component_contents_path(hash);
+        if let Some(dir) = dest.parent() {
+            if !dir.is_dir() {
+                fs::create_dir_all(dir)?;
+            }
+        }
+        let mut tmp = TempFile::new(&self.tmp_dir())?;
+        std::io::Write::write_all(tmp.file(), text.as_bytes())?;
+        tmp.close()?.rename_to(&dest)?;
+        Ok(())
     }
 
     /// Every pack, the newest first (by modification time): a snapshot
@@ -522,7 +595,7 @@ impl Store {
                             kept.add_body(k, data.get(range.clone()).unwrap_or_default())?;
                         }
                     }
-                    let new = self.finish_pack(kept)?;
+                    let new = self.finish_pack(kept)?.map(|n| self.packs_dir().join(n));
                     if new.as_deref() != Some(path.as_path()) {
                         super::fsutil::remove_file(&path)?;
                     }

@@ -23,9 +23,6 @@ use super::{Result, Store};
 use crate::hash::{is_sha256_hex, HashingWriter};
 use crate::model::{ComponentState, DistFile, DistSnapshot, Snapshot};
 
-/// The first bytes of component lists written before packs.
-const OLD_JOINED: &[u8; 22] = b"halo-contents-joined-1";
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Problem {
     pub path: PathBuf,
@@ -206,21 +203,10 @@ impl Checker<'_> {
         for path in self.store.list_packs()? {
             self.check_lists(path);
         }
-        for path in self.store.list_component_contents()? {
-            // Component lists of the format before packs are read as
-            // missing and made again: not damage.
-            let mut head = [0u8; OLD_JOINED.len()];
-            let old = fs::File::open(&path)
-                .and_then(|mut f| f.read_exact(&mut head))
-                .is_ok_and(|()| head == *OLD_JOINED);
-            if !old {
-                self.check_lists(path);
-            }
-        }
         Ok(())
     }
 
-    /// A Contents pack or a component's lists: whole, and every list of a
+    /// A Contents pack: whole, and every list of a
     /// package in the pool is what that package installs. Lists of packages
     /// gone from the pool are garbage for `gc`, not damage.
     fn check_lists(&mut self, path: PathBuf) {

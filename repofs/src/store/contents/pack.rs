@@ -8,8 +8,9 @@
 //!
 //! Layout, written in one pass (so an import streams it to disk):
 //! - data: each package's paths, one per line, the lists back to back;
-//! - index: one line per package, `<sha256 of the package> <bytes of its
-//!   list>`, in the order of the data;
+//! - index: 36 bytes per package, in the order of the data: the package's
+//!   SHA-256 (32 bytes) and the length of its list in bytes (u32, little
+//!   endian), so reading it is a copy, not a parse;
 //! - trailer, the last line: `halo-contents-pack-1 <packages> <data bytes>
 //!   <index bytes> <sha256 of the data> <sha256 of the index>`.
 //!
@@ -30,6 +31,9 @@ use sha2::{Digest, Sha256};
 
 /// The first word of a pack's trailer: its format.
 pub const MAGIC: &str = "halo-contents-pack-1";
+
+/// Bytes of an index entry: the key and the list's length.
+const ENTRY: usize = 36;
 
 /// The longest trailer: the magic, three numbers of up to 20 digits, two
 /// hashes, their separators and the newline.
@@ -76,25 +80,24 @@ impl<W: Write> PackWriter<W> {
         key: &Key,
         paths: impl IntoIterator<Item = &'a str>,
     ) -> io::Result<()> {
-        let mut len = 0u64;
-        for p in paths {
-            if p.contains('\n') {
-                continue;
-            }
-            self.put(p.as_bytes())?;
-            self.put(b"\n")?;
-            len += p.len() as u64 + 1;
+        let mut body = String::new();
+        for p in paths.into_iter().filter(|p| !p.contains('\n')) {
+            body.push_str(p);
+            body.push('\n');
         }
-        self.entry(key, len);
-        Ok(())
+        self.add_body(key, &body)
     }
 
     /// Adds a list as [`Lists`] holds it: its lines, each ending in a
     /// newline.
     pub fn add_body(&mut self, key: &Key, body: &str) -> io::Result<()> {
         debug_assert!(body.is_empty() || body.ends_with('\n'));
+        let len = u32::try_from(body.len())
+            .map_err(|_| io::Error::other("a package's list of 4 GiB or more"))?;
         self.put(body.as_bytes())?;
-        self.entry(key, body.len() as u64);
+        self.index.extend_from_slice(key);
+        self.index.extend_from_slice(&len.to_le_bytes());
+        self.count += 1;
         Ok(())
     }
 
@@ -103,16 +106,6 @@ impl<W: Write> PackWriter<W> {
         self.data.update(bytes);
         self.data_len += bytes.len() as u64;
         Ok(())
-    }
-
-    fn entry(&mut self, key: &Key, len: u64) {
-        let mut hex = [0u8; 64];
-        // A 32-byte key always fits 64 hex digits.
-        let _ = hex::encode_to_slice(key, &mut hex);
-        self.index.extend_from_slice(&hex);
-        // Writing into a Vec cannot fail.
-        let _ = writeln!(self.index, " {len}");
-        self.count += 1;
     }
 
     /// Packages added so far.
@@ -248,24 +241,19 @@ pub fn read_index(pack: &(impl ReadAt + ?Sized)) -> Option<Index> {
     if crate::hash::sha256_hex(&index) != trailer.index_sha {
         return None;
     }
+    if index.len() != trailer.count.checked_mul(ENTRY)? {
+        return None;
+    }
     let mut entries = Vec::with_capacity(trailer.count);
     let mut at = 0usize;
-    for line in index.split(|&b| b == b'\n') {
-        if line.is_empty() {
-            continue;
-        }
-        let (hex, len) = (line.get(..64)?, line.get(64..)?);
-        let mut k = [0u8; 32];
-        hex::decode_to_slice(hex, &mut k).ok()?;
-        let len: usize = std::str::from_utf8(len.strip_prefix(b" ")?)
-            .ok()?
-            .parse()
-            .ok()?;
+    for e in index.chunks_exact(ENTRY) {
+        let (k, len) = e.split_first_chunk::<32>()?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
         let end = at.checked_add(len)?;
-        entries.push((k, at..end));
+        entries.push((*k, at..end));
         at = end;
     }
-    if entries.len() != trailer.count || at as u64 != trailer.data_len {
+    if at as u64 != trailer.data_len {
         return None;
     }
     Some(Index { trailer, entries })
@@ -345,6 +333,7 @@ impl Lists {
         mut want: impl FnMut(&Key) -> bool,
     ) -> usize {
         let buf = self.bufs.len() as u32;
+        self.map.reserve(index.len());
         let mut n = 0;
         for (k, range) in index.entries() {
             if !self.map.contains_key(k) && want(k) {
@@ -431,6 +420,16 @@ mod tests {
         let at = "usr/bin/x\nusr/bin/y\n".len() + 3;
         lying[at] ^= 1;
         assert!(read_index(&lying[..]).is_none());
+        // A list's length altered and the index's digest made to match:
+        // the lengths no longer add up to the data.
+        let data_len = "usr/bin/x\nusr/bin/y\n".len();
+        let mut forged = bytes[..data_len + 2 * ENTRY].to_vec();
+        forged[data_len + 32] += 1;
+        let trailer = String::from_utf8(bytes[data_len + 2 * ENTRY..].to_vec()).unwrap();
+        let old_sha = trailer.trim_end().rsplit(' ').next().unwrap().to_string();
+        let new_sha = crate::hash::sha256_hex(&forged[data_len..]);
+        forged.extend_from_slice(trailer.replace(&old_sha, &new_sha).as_bytes());
+        assert!(read_index(&forged[..]).is_none());
         // Garbage, and an old joined file, are not packs.
         assert!(read_index(&b"halo-contents-joined-1 00\nab 1\nx\n"[..]).is_none());
         assert!(read_index(&b"\n"[..]).is_none());
