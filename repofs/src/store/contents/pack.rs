@@ -225,7 +225,8 @@ pub fn read_index(pack: &(impl ReadAt + ?Sized)) -> Option<Index> {
     if last != b'\n' {
         return None;
     }
-    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    // The index before it is binary: find the trailer by its first word.
+    let start = memchr::memmem::rfind(body, MAGIC.as_bytes())?;
     let trailer = parse_trailer(std::str::from_utf8(&body[start..]).ok()?)?;
     let trailer_len = (tail_len - start) as u64;
     if trailer
