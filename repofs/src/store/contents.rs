@@ -228,6 +228,11 @@ impl Store {
             }
             self.write_component_packs(hash, &found.packs)?;
         }
+        // Each package's list, found once for every index it goes into.
+        let bodies: Vec<&str> = keys
+            .iter()
+            .map(|k| lists.get(k).unwrap_or_default())
+            .collect();
         let loaded_ms = started.elapsed().as_millis() as u64;
         let mut out = Vec::new();
         for arch in archs {
@@ -235,12 +240,12 @@ impl Store {
                 let mut owners = state
                     .binaries
                     .iter()
-                    .zip(&keys)
+                    .zip(&bodies)
                     .filter(|(b, _)| b.arch == *arch || b.arch == "all")
                     .filter(|(b, _)| b.file.path.ends_with(".udeb") == udeb)
-                    .map(|(b, k)| crate::index::contents::Owner {
+                    .map(|(b, paths)| crate::index::contents::Owner {
                         package: &b.package,
-                        paths: lists.get(k).unwrap_or_default(),
+                        paths,
                     })
                     .peekable();
                 if udeb && owners.peek().is_none() {
