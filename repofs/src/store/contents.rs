@@ -472,7 +472,7 @@ impl Store {
             let modified = e.metadata().and_then(|m| m.modified()).ok();
             packs.push((modified, e.path()));
         }
-        packs.sort_by(|a, b| b.0.cmp(&a.0));
+        packs.sort_by_key(|p| std::cmp::Reverse(p.0));
         Ok(packs.into_iter().map(|(_, p)| p).collect())
     }
 
