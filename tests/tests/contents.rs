@@ -1,8 +1,9 @@
 //! Contents indices (issue 22): Debian's `apt-file` finds a file of ours
 //! through a channel of the real mount, the index is byte for byte what
 //! `apt-ftparchive contents` prints for the same packages, a new version
-//! with other files changes it, and the per-package sidecars are checked by
-//! `fsck` and collected by `gc`.
+//! with other files changes it (even when the pack of its import is torn),
+//! and the packs of lists are checked by `fsck` (torn, lying) and collected
+//! or rewritten by `gc`.
 //!
 //! One store, one mount: the setup (dpkg-deb, repofs, apt) is the cost.
 
@@ -113,12 +114,23 @@ fn apt_file_finds_our_files_through_the_mount_and_the_index_is_apt_ftparchives()
     );
 
     // A new version with another file: the next snapshot's index follows,
-    // and apt-file after an update finds the new path, not the old.
+    // and apt-file after an update finds the new path, not the old. The
+    // pack of that import is torn first: it reads as missing, the snapshot
+    // lists the package from the pool, and the index is still right.
     let tool2 = Deb::new("halo-tool", "2.0")
         .arch("amd64")
         .file("/usr/bin/halo-contents-probe2", "#!/bin/sh\n", 0o755)
         .build(&t.path("in/2"));
+    let before = packs(&t);
     t.import("trusty", std::slice::from_ref(&tool2));
+    let new: Vec<PathBuf> = packs(&t)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "one pack for the import: {new:?}");
+    assert!(pack_lists(&new[0], &sha256(&tool2)));
+    let whole = fs::read(&new[0]).unwrap();
+    fs::write(&new[0], &whole[..whole.len() / 2]).unwrap();
     t.ok(&[
         "remove",
         "--archive",
@@ -140,31 +152,105 @@ fn apt_file_finds_our_files_through_the_mount_and_the_index_is_apt_ftparchives()
     );
     drop(m);
 
-    // Sidecars: one per package, checked by fsck.
+    // Packs, not one file per package: no sidecar was written.
+    let sidecars: Vec<String> = fs::read_dir(t.store().join("contents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "packs" && n != "components")
+        .collect();
+    assert!(sidecars.is_empty(), "sidecars written: {sidecars:?}");
+    // fsck names a torn pack (a cache: gc removes it)...
+    let fsck = |want: Option<&str>| {
+        let out = run(t.halo().arg("fsck"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        match want {
+            Some(w) => {
+                assert_eq!(out.status.code(), Some(2), "fsck said {text}");
+                assert!(text.contains(w), "{text}");
+            }
+            None => assert!(out.status.success(), "fsck said {text}"),
+        }
+    };
+    // The snapshot listed halo-tool 2.0 from the pool into a pack of the
+    // same content as the torn one: the same name, whole again.
+    assert!(pack_lists(&new[0], &sha256(&tool2)));
+    let whole = fs::read(&new[0]).unwrap();
+    fs::write(&new[0], &whole[..whole.len() - 1]).unwrap();
+    fsck(Some("Contents lists torn or altered"));
+    fs::write(&new[0], &whole).unwrap();
+    t.assert_sound();
+    // ...and a whole pack that lies about a package: its digests agree,
+    // its list does not agree with the package.
+    let lying = t.store().join("contents/packs").join("lying");
+    let mut w = repofs::store::contents::pack::PackWriter::new(Vec::new());
+    let key = repofs::store::contents::pack::key(&sha256(&common)).unwrap();
+    w.add(&key, ["usr/bin/not-in-the-package"]).unwrap();
+    fs::write(&lying, w.finish().unwrap().0).unwrap();
+    fsck(Some("disagrees with the package"));
+    fs::remove_file(&lying).unwrap();
+    // A sidecar of a store made before packs is still checked.
     let sidecar = |deb: &Path| -> PathBuf {
-        let sha = ok(Command::new("sha256sum").arg(deb));
-        let sha = sha.split_whitespace().next().unwrap().to_string();
+        let sha = sha256(deb);
         t.store().join("contents").join(&sha[..2]).join(sha)
     };
-    for d in [&tool, &common, &udeb, &tool2] {
-        assert!(sidecar(d).is_file(), "no sidecar for {}", d.display());
-    }
-    t.assert_sound();
-    let saved = fs::read(sidecar(&common)).unwrap();
+    fs::create_dir_all(sidecar(&common).parent().unwrap()).unwrap();
     fs::write(sidecar(&common), b"halo-contents-1 0000\nusr/bin/x\n").unwrap();
-    let out = run(t.halo().arg("fsck"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(2), "fsck said {text}");
-    assert!(text.contains("Contents sidecar disagrees"), "{text}");
-    fs::write(sidecar(&common), saved).unwrap();
+    fsck(Some("Contents sidecar disagrees"));
+    fs::remove_file(sidecar(&common)).unwrap();
     t.assert_sound();
 
-    // gc: once no snapshot names halo-tool 1.0, its sidecar goes with it.
+    // gc: once no snapshot names halo-tool 1.0, no pack lists it; the
+    // first import's pack is rewritten with the lists still needed.
+    assert!(packs(&t).iter().any(|p| pack_lists(p, &sha256(&tool))));
     t.ok(&["gc", "--keep-snapshots", "0", "--keep-previous", "0"]);
+    let left = packs(&t);
     assert!(
-        !sidecar(&tool).exists(),
-        "the sidecar of a collected package"
+        !left.iter().any(|p| pack_lists(p, &sha256(&tool))),
+        "{left:?}"
     );
-    assert!(sidecar(&tool2).is_file());
+    for kept in [&common, &udeb] {
+        assert!(
+            left.iter().any(|p| pack_lists(p, &sha256(kept))),
+            "{left:?}"
+        );
+    }
     t.assert_sound();
+    // The lists gc kept render the index again: with the component lists
+    // gone, the next snapshot reads every list from the packs.
+    let extra = Deb::new("halo-extra", "1.0")
+        .arch("amd64")
+        .file("/usr/bin/halo-extra", "x", 0o755)
+        .build(&t.path("in/3"));
+    t.import("trusty", std::slice::from_ref(&extra));
+    fs::remove_dir_all(t.store().join("contents/components")).unwrap();
+    let third = t.snapshot();
+    t.ok(&["promote", "--to", "trusty", "--snapshot", &third]);
+    let export = t.export_channel("trusty");
+    let ours = zcat(&export.join("rustedhalo/dists/trusty/main/Contents-amd64.gz"));
+    assert_eq!(ours, ftparchive(&t, "gc", &[&common, &tool2, &extra]));
+    t.assert_sound();
+}
+
+fn sha256(file: &Path) -> String {
+    let out = ok(Command::new("sha256sum").arg(file));
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+/// The Contents packs of the store.
+fn packs(t: &TestStore) -> Vec<PathBuf> {
+    match fs::read_dir(t.store().join("contents/packs")) {
+        Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether the pack at `path` lists package `sha256` (its index names it).
+fn pack_lists(path: &Path, sha256: &str) -> bool {
+    let file = std::fs::File::open(path).unwrap();
+    let key = repofs::store::contents::pack::key(sha256).unwrap();
+    repofs::store::contents::pack::read_index(&file)
+        .unwrap_or_else(|| panic!("{} is not a whole pack", path.display()))
+        .entries()
+        .iter()
+        .any(|(k, _)| *k == key)
 }

@@ -13,7 +13,9 @@
 /// One package of the index and the paths its `.deb` installs.
 pub struct Owner<'a> {
     pub package: &'a str,
-    pub paths: &'a [String],
+    /// One path a line, as the store keeps them (`store::contents`): the
+    /// lists are slices of a few large buffers, not a string per path.
+    pub paths: &'a str,
 }
 
 /// The plain `Contents` text of `owners` (several versions of one package
@@ -21,7 +23,7 @@ pub struct Owner<'a> {
 pub fn render<'a>(owners: impl Iterator<Item = Owner<'a>>) -> Vec<u8> {
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for o in owners {
-        pairs.extend(o.paths.iter().map(|p| (p.as_str(), o.package)));
+        pairs.extend(o.paths.lines().map(|p| (p, o.package)));
     }
     pairs.sort_unstable();
     pairs.dedup();
@@ -63,25 +65,22 @@ mod tests {
 
     #[test]
     fn lines_are_sorted_padded_and_merged() {
-        let p = vec!["usr/bin/foo".to_string(), "usr/bin/bar".to_string()];
-        let q = vec!["usr/bin/foo".to_string()];
-        let long = vec![
-            format!("{}/x", "a".repeat(55)),
-            format!("{}/x", "b".repeat(60)),
-        ];
+        let p = "usr/bin/foo\nusr/bin/bar\n";
+        let q = "usr/bin/foo\n";
+        let long = format!("{}/x\n{}/x\n", "a".repeat(55), "b".repeat(60));
         let text = render(
             [
                 Owner {
                     package: "q",
-                    paths: &q,
+                    paths: q,
                 },
                 Owner {
                     package: "p",
-                    paths: &p,
+                    paths: p,
                 },
                 Owner {
                     package: "p",
-                    paths: &p,
+                    paths: p,
                 },
                 Owner {
                     package: "r",

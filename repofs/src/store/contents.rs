@@ -1,22 +1,32 @@
-//! Contents sidecars: `contents/<xx>/<sha256>`, the paths the `.deb` (or
-//! `.udeb`) with that SHA-256 installs, read once from its data archive and
-//! kept, so a `Contents-<arch>` index is rendered from small text files
-//! instead of unpacking every package of a component at every snapshot.
+//! Contents lists: the paths each `.deb` (or `.udeb`) of the pool
+//! installs, read once from its data archive and kept, so a
+//! `Contents-<arch>` index is rendered from kept text instead of unpacking
+//! every package of a component at every snapshot.
 //!
-//! A sidecar is a cache: it is derived from a pool blob and can be made
-//! again from it at any time. It is written without a fsync of its own
-//! (imports and snapshots `syncfs` before their commit point), and carries
-//! the SHA-256 of its body in its first line, so one torn by a crash reads
-//! as missing and is made again. `fsck` compares every sidecar with its
-//! package; `gc` removes those whose package left the pool.
+//! Where lists are kept (all caches, derivable again from the pool):
+//! - packs, `contents/packs/<name>` ([`pack`]): the lists of every package
+//!   one import or mirror update brought, in one file;
+//! - component lists, `contents/components/<component state>`, in the same
+//!   layout: the lists of one component state's packages, which the next
+//!   snapshot of that component starts from;
+//! - sidecars, `contents/<xx>/<sha256>`, one file per package: what stores
+//!   made before packs hold; still read, checked and collected.
+//!
+//! None is written with a fsync of its own (imports and snapshots `syncfs`
+//! before their commit point); each is checked against its digests when
+//! read, so one torn by a crash reads as missing and is made again. `fsck`
+//! compares every kept list with its package; `gc` removes (or rewrites)
+//! what lists packages that left the pool.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
+pub mod pack;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 use rayon::prelude::*;
 
+use self::pack::{Key, KeyMap, Lists, PackWriter};
 use super::fsutil::TempFile;
 use super::{Error, Result, Store};
 use crate::debian::deb;
@@ -24,7 +34,24 @@ use crate::debian::deb;
 /// The first word of a sidecar: its format.
 const MAGIC: &str = "halo-contents-1";
 
+/// The first word of a component's lists file: the packs that hold the
+/// lists of a component state's packages.
+const COMPONENT: &str = "halo-contents-component-1";
+
+/// A component's lists spread over more packs than this are gathered into
+/// one pack.
+const MAX_PACKS: usize = 8;
+
+/// A set of package blobs.
+type KeySet = HashSet<Key, std::hash::BuildHasherDefault<pack::KeyHasher>>;
+
+/// Packages listed from the pool at once when a mirror update or a
+/// snapshot lists many: only a chunk's lists are held before they go into
+/// the pack.
+const LIST_CHUNK: usize = 256;
+
 /// The text of a sidecar for `paths`.
+#[cfg(test)]
 pub fn encode(paths: &[String]) -> Vec<u8> {
     let mut body = Vec::new();
     for p in paths {
@@ -49,51 +76,74 @@ pub fn decode(data: &[u8]) -> Option<Vec<String>> {
     Some(text.lines().map(str::to_string).collect())
 }
 
-/// The joined lists of a component: `<sha256> <n>` then its n paths, for
-/// each package, after a first line `halo-contents-joined-1 <sha256 of the
-/// rest>`.
-/// In the map's order: a cache read back into a map needs no sorting.
-fn encode_joined(listed: &HashMap<String, Vec<String>>) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut body = Vec::with_capacity(listed.len() * 128);
-    for (k, paths) in listed {
-        body.extend_from_slice(k.as_bytes());
-        // Writing into a Vec cannot fail.
-        let _ = writeln!(body, " {}", paths.len());
-        for p in paths {
-            body.extend_from_slice(p.as_bytes());
-            body.push(b'\n');
-        }
-    }
-    let mut out = format!("{JOINED} {}\n", crate::hash::sha256_hex(&body)).into_bytes();
-    out.extend_from_slice(&body);
-    out
+/// A pack being written to a temp file; see [`Store::new_pack`]. Dropped
+/// unfinished, the temp file goes.
+pub struct NewPack {
+    tmp: TempFile,
+    writer: PackWriter<std::io::BufWriter<fs::File>>,
+    seen: KeySet,
 }
 
-fn decode_joined(data: &[u8]) -> Option<HashMap<String, Vec<String>>> {
-    let nl = data.iter().position(|&b| b == b'\n')?;
-    let header = std::str::from_utf8(&data[..nl]).ok()?;
-    let sha = header.strip_prefix(JOINED)?.strip_prefix(' ')?;
-    let body = &data[nl + 1..];
-    if crate::hash::sha256_hex(body) != sha {
-        return None;
-    }
-    let mut lines = std::str::from_utf8(body).ok()?.lines();
-    let mut out = HashMap::new();
-    while let Some(head) = lines.next() {
-        let (k, n) = head.split_once(' ')?;
-        let n: usize = n.parse().ok()?;
-        let mut paths = Vec::with_capacity(n);
-        for _ in 0..n {
-            paths.push(lines.next()?.to_string());
+impl NewPack {
+    /// Adds the list of package blob `sha256` (once: a second list of the
+    /// same package is ignored).
+    pub fn add(&mut self, sha256: &str, paths: &[String]) -> Result<()> {
+        let key = pack::key(sha256).ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "{sha256:?} is not a SHA-256"
+            )))
+        })?;
+        if self.seen.insert(key) {
+            self.writer.add(&key, paths.iter().map(String::as_str))?;
         }
-        out.insert(k.to_string(), paths);
+        Ok(())
     }
-    Some(out)
+
+    fn add_body(&mut self, key: &Key, body: &str) -> Result<()> {
+        if self.seen.insert(*key) {
+            self.writer.add_body(key, body)?;
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writer.is_empty()
+    }
+
+    /// Packages in the pack so far.
+    pub fn len(&self) -> u64 {
+        self.writer.len()
+    }
+
+    /// Renames the pack to `dest(name)` (unsynced: see the module's
+    /// comment); an empty pack is dropped. Returns where it went.
+    fn finish_to(self, dest: impl FnOnce(&str) -> PathBuf) -> Result<Option<PathBuf>> {
+        if self.writer.is_empty() {
+            return Ok(None);
+        }
+        let (buf, name) = self.writer.finish()?;
+        drop(buf.into_inner().map_err(|e| e.into_error())?);
+        let dest = dest(&name);
+        if let Some(dir) = dest.parent() {
+            if !dir.is_dir() {
+                fs::create_dir_all(dir)?;
+            }
+        }
+        self.tmp.close()?.rename_to(&dest)?;
+        Ok(Some(dest))
+    }
 }
 
-/// The first word of a component's joined lists.
-const JOINED: &str = "halo-contents-joined-1";
+/// Where the lists of a snapshot's component came from.
+#[derive(Debug, Default)]
+struct Found {
+    /// The packs that gave lists: what the component's file names.
+    packs: Vec<String>,
+    packs_read: usize,
+    from_packs: usize,
+    sidecars: usize,
+    listed: usize,
+}
 
 impl Store {
     /// Renders and stores `<comp>/Contents-<arch>.gz` for every
@@ -106,9 +156,10 @@ impl Store {
     ///
     /// `hash` is the component state's blob, `prev` the one the previous
     /// snapshot rendered for this component: the lists of its packages are
-    /// read from one file kept for it (`contents/components/<hash>`), and
-    /// only the packages new since then from their sidecars, so a snapshot
-    /// after a small change does not open every sidecar again.
+    /// read from the one file kept for it (`contents/components/<hash>`),
+    /// and only those of packages new since then from the packs (newest
+    /// first: the import that brought them), so a snapshot after a small
+    /// change reads one file and the last import's pack.
     ///
     /// It needs no pool batch: the files come back as bytes for the caller
     /// to add, so that the snapshot renders them on one core while it
@@ -122,27 +173,67 @@ impl Store {
         previous: &crate::index::dist::PreviousBlocks<'_>,
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let started = std::time::Instant::now();
-        let mut listed = prev
-            .and_then(|p| self.component_contents(p))
+        let cpu_started = thread_cpu_ns();
+        let keys = state
+            .binaries
+            .iter()
+            .map(|b| {
+                pack::key(&b.file.sha256).ok_or_else(|| Error::Corrupt {
+                    path: self.pool().path(hash),
+                    reason: format!("component state: {:?} is not a SHA-256", b.file.sha256),
+                })
+            })
+            .collect::<Result<Vec<Key>>>()?;
+        let mut lists = Lists::default();
+        let mut found = Found::default();
+        // The packs named for this state (rendered before), else those of
+        // the previous snapshot's state: all their lists are taken (one no
+        // longer wanted costs nothing but its slot).
+        let own = self.component_packs(hash);
+        let is_own = own.is_some();
+        let named = own
+            .or_else(|| {
+                prev.filter(|p| *p != hash)
+                    .and_then(|p| self.component_packs(p))
+            })
             .unwrap_or_default();
-        // Only the packages still in the component (a set: 50,000 entries).
-        let wanted: std::collections::HashSet<&str> = state
-            .binaries
-            .iter()
-            .map(|b| b.file.sha256.as_str())
-            .collect();
-        listed.retain(|sha, _| wanted.contains(sha.as_str()));
-        let missing: Vec<&str> = state
-            .binaries
-            .iter()
-            .map(|b| b.file.sha256.as_str())
-            .filter(|sha| !listed.contains_key(*sha))
-            .collect();
-        let read = missing.len();
-        listed.extend(self.load_contents(missing)?);
-        if !self.component_contents_path(hash).exists() {
-            self.write_component_contents(hash, &listed)?;
+        for name in named {
+            if let Some(n) = read_pack_into(&self.packs_dir().join(&name), &mut lists, None) {
+                found.packs_read += 1;
+                found.from_packs += n;
+                if n > 0 {
+                    found.packs.push(name);
+                }
+            }
         }
+        let missing: KeySet = keys
+            .iter()
+            .filter(|k| !lists.contains(k))
+            .copied()
+            .collect();
+        if !missing.is_empty() || !is_own {
+            self.find_lists(&mut lists, missing, &mut found)?;
+            // Gathered into one pack when spread over many, holding many
+            // lists this state does not need, or some only a sidecar has.
+            if found.sidecars > 0
+                || found.packs.len() > MAX_PACKS
+                || lists.len() > 2 * keys.len() + 1000
+            {
+                let mut kept = self.new_pack()?;
+                for k in &keys {
+                    if let Some(body) = lists.get(k) {
+                        kept.add_body(k, body)?;
+                    }
+                }
+                found.packs = self.finish_pack(kept)?.into_iter().collect();
+            }
+            self.write_component_packs(hash, &found.packs)?;
+        }
+        // Each package's list, found once for every index it goes into.
+        let bodies: Vec<&str> = keys
+            .iter()
+            .map(|k| lists.get(k).unwrap_or_default())
+            .collect();
         let loaded_ms = started.elapsed().as_millis() as u64;
         let mut out = Vec::new();
         for arch in archs {
@@ -150,11 +241,12 @@ impl Store {
                 let mut owners = state
                     .binaries
                     .iter()
-                    .filter(|b| b.arch == *arch || b.arch == "all")
-                    .filter(|b| b.file.path.ends_with(".udeb") == udeb)
-                    .map(|b| crate::index::contents::Owner {
+                    .zip(&bodies)
+                    .filter(|(b, _)| b.arch == *arch || b.arch == "all")
+                    .filter(|(b, _)| b.file.path.ends_with(".udeb") == udeb)
+                    .map(|(b, paths)| crate::index::contents::Owner {
                         package: &b.package,
-                        paths: &listed[b.file.sha256.as_str()],
+                        paths,
                     })
                     .peekable();
                 if udeb && owners.peek().is_none() {
@@ -170,13 +262,75 @@ impl Store {
         }
         tracing::debug!(
             component = comp,
-            packages = listed.len(),
-            read_sidecars = read,
+            packages = keys.len(),
+            packs_read = found.packs_read,
+            from_packs = found.from_packs,
+            read_sidecars = found.sidecars,
+            listed = found.listed,
             loaded_ms,
             total_ms = started.elapsed().as_millis() as u64,
+            cpu_ms = thread_cpu_ns()
+                .zip(cpu_started)
+                .map(|(end, start)| end.saturating_sub(start) / 1_000_000),
             "Contents rendered"
         );
         Ok(out)
+    }
+
+    /// The lists of `missing` into `lists`: from the packs, newest first,
+    /// then from sidecars (stores made before packs), and what neither
+    /// holds (a package a mirror fetched without listing it, a pack torn by
+    /// a crash) listed from the pool and kept in a new pack.
+    fn find_lists(&self, lists: &mut Lists, mut missing: KeySet, found: &mut Found) -> Result<()> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for path in self.packs_newest_first()? {
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if let Some(n) = read_pack_into(&path, lists, Some(&mut missing)) {
+                found.packs_read += 1;
+                found.from_packs += n;
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if n > 0 && !found.packs.iter().any(|p| *p == name) {
+                    found.packs.push(name.into_owned());
+                }
+            }
+        }
+        let mut rest: Vec<Key> = missing.into_iter().collect();
+        rest.sort_unstable();
+        let sidecars: Vec<Option<Vec<String>>> = rest
+            .par_iter()
+            .map(|k| self.cached_contents(&hex::encode(k)))
+            .collect();
+        let mut unlisted = Vec::new();
+        for (k, paths) in rest.into_iter().zip(sidecars) {
+            match paths {
+                Some(p) => {
+                    lists.insert(k, p.iter().map(String::as_str));
+                    found.sidecars += 1;
+                }
+                None => unlisted.push(k),
+            }
+        }
+        if unlisted.is_empty() {
+            return Ok(());
+        }
+        let mut kept = self.new_pack()?;
+        for chunk in unlisted.chunks(LIST_CHUNK) {
+            let listed = chunk
+                .par_iter()
+                .map(|k| self.list_package(&hex::encode(k)))
+                .collect::<Result<Vec<_>>>()?;
+            for (k, paths) in chunk.iter().zip(listed) {
+                lists.insert(*k, paths.iter().map(String::as_str));
+                kept.add_body(k, lists.get(k).unwrap_or_default())?;
+                found.listed += 1;
+            }
+        }
+        found.packs.extend(self.finish_pack(kept)?);
+        Ok(())
     }
 
     /// The `.gz` of Contents index `path`: in blocks of lines when large,
@@ -220,10 +374,16 @@ impl Store {
         self.root().join("contents")
     }
 
-    /// Where the sidecar of the package blob `sha256` lives.
+    /// Where the sidecar of the package blob `sha256` lives (stores made
+    /// before packs).
     pub fn contents_path(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("__");
         self.contents_dir().join(prefix).join(sha256)
+    }
+
+    /// The directory of the packs.
+    pub fn packs_dir(&self) -> PathBuf {
+        self.contents_dir().join("packs")
     }
 
     /// The cached paths of package blob `sha256`, if a whole sidecar exists.
@@ -231,18 +391,103 @@ impl Store {
         decode(&std::fs::read(self.contents_path(sha256)).ok()?)
     }
 
-    /// Writes the sidecar of `sha256` (atomically by rename, unsynced: see
-    /// the module's comment).
-    pub fn write_contents(&self, sha256: &str, paths: &[String]) -> Result<()> {
-        let dest = self.contents_path(sha256);
-        let dir = dest.parent().unwrap_or(&dest).to_path_buf();
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir)?;
+    /// A pack to fill, written in `tmp/` until [`Store::finish_pack`].
+    pub fn new_pack(&self) -> Result<NewPack> {
+        let tmp_dir = self.tmp_dir();
+        let mut tmp = match TempFile::new(&tmp_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&tmp_dir)?;
+                TempFile::new(&tmp_dir)?
+            }
+            other => other?,
+        };
+        let file = tmp.file().try_clone()?;
+        Ok(NewPack {
+            tmp,
+            writer: PackWriter::new(std::io::BufWriter::with_capacity(1 << 16, file)),
+            seen: Default::default(),
+        })
+    }
+
+    /// Puts a filled pack into `contents/packs/` (by rename, unsynced: the
+    /// caller's `syncfs` makes it durable, and a torn one reads as
+    /// missing). An empty pack is dropped. Returns its name.
+    pub fn finish_pack(&self, pack: NewPack) -> Result<Option<String>> {
+        let dir = self.packs_dir();
+        let path = pack.finish_to(|name| dir.join(name))?;
+        Ok(path.map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        }))
+    }
+
+    /// The packs named for component state `hash`, if its file is whole.
+    fn component_packs(&self, hash: &str) -> Option<Vec<String>> {
+        let data = std::fs::read(self.component_contents_path(hash)).ok()?;
+        let text = std::str::from_utf8(&data).ok()?;
+        let (head, body) = text.split_once('\n')?;
+        let sha = head.strip_prefix(COMPONENT)?.strip_prefix(' ')?;
+        if crate::hash::sha256_hex(body.as_bytes()) != sha {
+            return None;
+        }
+        let names: Vec<String> = body.lines().map(str::to_string).collect();
+        names
+            .iter()
+            .all(|n| crate::hash::is_sha256_hex(n))
+            .then_some(names)
+    }
+
+    /// Names the packs that hold the lists of component state `hash` (by
+    /// rename, unsynced: a cache, checked when read).
+    fn write_component_packs(&self, hash: &str, packs: &[String]) -> Result<()> {
+        let mut body = String::new();
+        for p in packs {
+            body.push_str(p);
+            body.push('\n');
+        }
+        let text = format!(
+            "{COMPONENT} {}\n{body}",
+            crate::hash::sha256_hex(body.as_bytes())
+        );
+        let dest = self.component_contents_path(hash);
+        if let Some(dir) = dest.parent() {
+            if !dir.is_dir() {
+                fs::create_dir_all(dir)?;
+            }
         }
         let mut tmp = TempFile::new(&self.tmp_dir())?;
-        tmp.file().write_all(&encode(paths))?;
+        std::io::Write::write_all(tmp.file(), text.as_bytes())?;
         tmp.close()?.rename_to(&dest)?;
         Ok(())
+    }
+
+    /// Every pack, the newest first (by modification time): a snapshot
+    /// looks for the packages new since the last one in the last import's.
+    fn packs_newest_first(&self) -> Result<Vec<PathBuf>> {
+        let mut packs = Vec::new();
+        for e in read_dir_if_any(&self.packs_dir())? {
+            let e = e?;
+            let modified = e.metadata().and_then(|m| m.modified()).ok();
+            packs.push((modified, e.path()));
+        }
+        packs.sort_by_key(|p| std::cmp::Reverse(p.0));
+        Ok(packs.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// Every pack's path (fsck, gc).
+    pub fn list_packs(&self) -> Result<Vec<PathBuf>> {
+        read_dir_if_any(&self.packs_dir())?
+            .map(|e| Ok(e?.path()))
+            .collect()
+    }
+
+    /// Every component lists file's path (fsck).
+    pub fn list_component_contents(&self) -> Result<Vec<PathBuf>> {
+        read_dir_if_any(&self.contents_dir().join("components"))?
+            .map(|e| Ok(e?.path()))
+            .collect()
     }
 
     /// Lists package blob `sha256` from the pool (no cache).
@@ -258,116 +503,132 @@ impl Store {
         })
     }
 
-    /// The paths of each package blob in `blobs`, from its sidecar, or read
-    /// from the package and cached when it has none (a package a mirror
-    /// fetched, or one imported before Contents existed). In parallel.
-    pub fn load_contents<'a>(
-        &self,
-        blobs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<HashMap<String, Vec<String>>> {
-        let mut unique: Vec<&str> = blobs.into_iter().collect();
-        unique.sort_unstable();
-        unique.dedup();
-        unique
-            .par_iter()
-            .map(|sha| {
-                let paths = match self.cached_contents(sha) {
-                    Some(p) => p,
-                    None => {
-                        let p = self.list_package(sha)?;
-                        self.write_contents(sha, &p)?;
-                        p
-                    }
-                };
-                Ok((sha.to_string(), paths))
-            })
-            .collect()
-    }
-
-    /// Makes the missing sidecars of `blobs` (their contents are not kept in
-    /// memory): what an import or a mirror update calls for the packages it
-    /// brought, so that the next snapshot finds them ready.
+    /// Lists the packages of `blobs` that no pack nor sidecar lists, from
+    /// the pool, into one new pack: what a mirror update calls for the
+    /// packages it brought, so that the next snapshot finds them ready.
+    /// Reads the index of every pack (about 70 bytes a package), not their
+    /// lists. Returns how many it listed.
     pub fn ensure_contents<'a>(&self, blobs: impl IntoIterator<Item = &'a str>) -> Result<usize> {
-        let mut unique: Vec<&str> = blobs.into_iter().collect();
-        unique.sort_unstable();
-        unique.dedup();
-        let made: Vec<bool> = unique
-            .par_iter()
-            .map(|sha| {
-                // Existence only: a torn sidecar is made again by the
-                // snapshot that reads it.
-                if self.contents_path(sha).exists() {
-                    return Ok(false);
+        let mut missing: KeyMap<()> = KeyMap::default();
+        for sha in blobs {
+            if let Some(k) = pack::key(sha) {
+                missing.insert(k, ());
+            }
+        }
+        for path in self.list_packs()? {
+            if missing.is_empty() {
+                break;
+            }
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if let Some(index) = pack::read_index(&file) {
+                for (k, _) in index.entries() {
+                    missing.remove(k);
                 }
-                let p = self.list_package(sha)?;
-                self.write_contents(sha, &p)?;
-                Ok(true)
-            })
-            .collect::<Result<_>>()?;
-        Ok(made.into_iter().filter(|m| *m).count())
+            }
+        }
+        let mut rest: Vec<Key> = missing.into_keys().collect();
+        rest.sort_unstable();
+        // Existence only: a torn sidecar is listed again by the snapshot
+        // that reads it.
+        rest.retain(|k| !self.contents_path(&hex::encode(k)).exists());
+        let mut kept = self.new_pack()?;
+        for chunk in rest.chunks(LIST_CHUNK) {
+            let listed = chunk
+                .par_iter()
+                .map(|k| {
+                    let sha = hex::encode(k);
+                    Ok((self.list_package(&sha)?, sha))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (paths, sha) in listed {
+                kept.add(&sha, &paths)?;
+            }
+        }
+        let n = kept.len() as usize;
+        self.finish_pack(kept)?;
+        Ok(n)
     }
 
-    /// Where the joined lists of a component state's packages are kept.
+    /// Where the lists of a component state's packages are kept.
     pub fn component_contents_path(&self, hash: &str) -> PathBuf {
         self.contents_dir().join("components").join(hash)
     }
 
-    /// The lists kept for component state `hash`, if whole.
-    fn component_contents(&self, hash: &str) -> Option<HashMap<String, Vec<String>>> {
-        let data = std::fs::read(self.component_contents_path(hash)).ok()?;
-        decode_joined(&data)
-    }
-
-    /// Keeps the lists of component state `hash` (by rename, unsynced: a
-    /// cache like the sidecars, checked when read).
-    fn write_component_contents(
-        &self,
-        hash: &str,
-        listed: &HashMap<String, Vec<String>>,
-    ) -> Result<()> {
-        let dest = self.component_contents_path(hash);
-        if let Some(dir) = dest.parent() {
-            if !dir.is_dir() {
-                fs::create_dir_all(dir)?;
-            }
-        }
-        let mut tmp = TempFile::new(&self.tmp_dir())?;
-        tmp.file().write_all(&encode_joined(listed))?;
-        tmp.close()?.rename_to(&dest)?;
-        Ok(())
-    }
-
-    /// Joined lists of component states no snapshot nor the working state
-    /// names any more (gc).
-    pub(crate) fn remove_stale_component_contents(
-        &self,
-        live: &std::collections::HashSet<String>,
-    ) -> Result<u64> {
-        let dir = self.contents_dir().join("components");
+    /// Component lists of component states no snapshot nor the working
+    /// state names any more (gc).
+    pub(crate) fn remove_stale_component_contents(&self, live: &HashSet<String>) -> Result<u64> {
         let mut n = 0;
-        if dir.is_dir() {
-            for e in fs::read_dir(&dir)? {
-                let name = e?.file_name().to_string_lossy().into_owned();
-                if !live.contains(&name) {
-                    super::fsutil::remove_file(&dir.join(&name))?;
-                    n += 1;
-                }
+        for path in self.list_component_contents()? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if !live.contains(name.as_ref()) {
+                super::fsutil::remove_file(&path)?;
+                n += 1;
             }
         }
         Ok(n)
     }
 
+    /// Packs that list packages no longer live (gc): a pack none of whose
+    /// packages is live goes, one with some goes after a pack of the live
+    /// ones is written (so a gc killed half-way leaves both, never
+    /// neither); a torn pack goes. Returns (removed, rewritten).
+    pub(crate) fn collect_packs(&self, live: &HashSet<String>) -> Result<(u64, u64)> {
+        let (mut removed, mut rewritten) = (0, 0);
+        for path in self.list_packs()? {
+            let file = fs::File::open(&path)?;
+            let index = pack::read_index(file.file());
+            let data = index.as_ref().and_then(|i| {
+                let keeps = i
+                    .entries()
+                    .iter()
+                    .any(|(k, _)| live.contains(&hex::encode(k)));
+                let drops = i
+                    .entries()
+                    .iter()
+                    .any(|(k, _)| !live.contains(&hex::encode(k)));
+                match (keeps, drops) {
+                    (true, false) => Some(None),
+                    (true, true) => pack::read_data(file.file(), i).map(Some),
+                    (false, _) => None,
+                }
+            });
+            drop(file);
+            match (index, data) {
+                (_, Some(None)) => {}
+                (Some(index), Some(Some(data))) => {
+                    let mut kept = self.new_pack()?;
+                    for (k, range) in index.entries() {
+                        if live.contains(&hex::encode(k)) {
+                            kept.add_body(k, data.get(range.clone()).unwrap_or_default())?;
+                        }
+                    }
+                    let new = self.finish_pack(kept)?.map(|n| self.packs_dir().join(n));
+                    if new.as_deref() != Some(path.as_path()) {
+                        super::fsutil::remove_file(&path)?;
+                    }
+                    rewritten += 1;
+                }
+                _ => {
+                    super::fsutil::remove_file(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok((removed, rewritten))
+    }
+
     /// Every sidecar name present (`<sha256>`), for fsck and gc.
     pub fn list_contents(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let dir = self.contents_dir();
-        if !dir.is_dir() {
-            return Ok(out);
-        }
-        for prefix in fs::read_dir(&dir)? {
+        for prefix in read_dir_if_any(&self.contents_dir())? {
             let prefix = prefix?;
-            // `components/` holds joined lists, not sidecars.
-            if !prefix.file_type()?.is_dir() || prefix.file_name() == "components" {
+            // `components/` and `packs/` hold many lists, not sidecars.
+            if !prefix.file_type()?.is_dir()
+                || prefix.file_name() == "components"
+                || prefix.file_name() == "packs"
+            {
                 continue;
             }
             for f in fs::read_dir(prefix.path())? {
@@ -376,6 +637,70 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The CPU time of the calling thread in nanoseconds (the first field of
+/// `/proc/thread-self/schedstat`), read only when debug logging is on: on
+/// a machine shared with other work, the Contents thread's wall time says
+/// more about the other work than about the thread.
+fn thread_cpu_ns() -> Option<u64> {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return None;
+    }
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// The entries of `dir`, none when it does not exist.
+fn read_dir_if_any(dir: &Path) -> Result<Box<dyn Iterator<Item = std::io::Result<fs::DirEntry>>>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Box::new(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes from the pack at `path` the lists of `missing` (removing them
+/// from it), or all with `None`, reading its data only when it holds one;
+/// `None` when it is missing, torn or altered (a cache: the caller finds
+/// the lists elsewhere).
+fn read_pack_into(path: &Path, lists: &mut Lists, missing: Option<&mut KeySet>) -> Option<usize> {
+    let file = std::fs::File::open(path).ok()?;
+    let Some(index) = pack::read_index(&file) else {
+        tracing::warn!(
+            "{}: Contents lists torn or altered; ignored",
+            path.display()
+        );
+        return None;
+    };
+    if let Some(m) = &missing {
+        if !index.entries().iter().any(|(k, _)| m.contains(k)) {
+            return Some(0);
+        }
+    }
+    let Some(data) = pack::read_data(&file, &index) else {
+        tracing::warn!(
+            "{}: Contents lists torn or altered; ignored",
+            path.display()
+        );
+        return None;
+    };
+    Some(match missing {
+        Some(m) => lists.take(&index, data, |k| m.remove(k)),
+        None => lists.take(&index, data, |_| true),
+    })
+}
+
+/// The digest of a list as [`Lists`] holds it (fsck compares kept lists
+/// with the package by it).
+pub(crate) fn body_digest<'a>(paths: impl IntoIterator<Item = &'a str>) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in paths {
+        h.update(p.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().into()
 }
 
 #[cfg(test)]
@@ -394,16 +719,6 @@ mod tests {
         assert_eq!(decode(b""), None);
         assert_eq!(decode(&encode(&[])), Some(vec![]));
     }
-
-    #[test]
-    fn joined_lists_round_trip_and_a_torn_file_reads_as_missing() {
-        let mut m = HashMap::new();
-        m.insert("aa".to_string(), vec!["usr/bin/a".to_string()]);
-        m.insert("bb".to_string(), vec![]);
-        let data = encode_joined(&m);
-        assert_eq!(decode_joined(&data), Some(m));
-        assert_eq!(decode_joined(&data[..data.len() - 2]), None);
-    }
 }
 
 #[cfg(test)]
@@ -413,29 +728,39 @@ mod timing {
     /// `cargo test --release -p repofs --lib timing -- --ignored --nocapture`
     #[test]
     #[ignore]
-    fn joined_lists_of_50k() {
-        let mut m = HashMap::new();
-        for i in 0..50_000 {
-            m.insert(
-                format!("{:064x}", i),
-                vec![format!("usr/share/doc/bench-pkg{i:06}/README")],
-            );
-        }
+    fn component_lists_of_50k() {
+        let mut w = PackWriter::new(Vec::new());
+        let keys: Vec<Key> = (0..50_000u32)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.to_le_bytes());
+                k[31] = 1;
+                k
+            })
+            .collect();
         let t = std::time::Instant::now();
-        let data = encode_joined(&m);
+        for (i, k) in keys.iter().enumerate() {
+            let p = format!("usr/share/doc/bench-pkg{i:06}/README");
+            w.add(k, [p.as_str()]).unwrap();
+        }
+        let (data, _) = w.finish().unwrap();
         eprintln!("encode {:?} ({} bytes)", t.elapsed(), data.len());
         let t = std::time::Instant::now();
-        let back = decode_joined(&data).unwrap();
+        let index = pack::read_index(&data[..]).unwrap();
+        let body = pack::read_data(&data[..], &index).unwrap();
+        let mut lists = Lists::default();
+        lists.take(&index, body, |_| true);
         eprintln!("decode {:?}", t.elapsed());
         let t = std::time::Instant::now();
-        let owners = back.iter().map(|(k, v)| crate::index::contents::Owner {
-            package: k,
-            paths: v,
-        });
+        let names: Vec<String> = (0..50_000).map(|i| format!("bench-pkg{i:06}")).collect();
+        let owners = keys
+            .iter()
+            .zip(&names)
+            .map(|(k, n)| crate::index::contents::Owner {
+                package: n,
+                paths: lists.get(k).unwrap(),
+            });
         let text = crate::index::contents::render(owners);
         eprintln!("render {:?} ({} bytes)", t.elapsed(), text.len());
-        let t = std::time::Instant::now();
-        let gz = crate::index::compress::gzip(&text).unwrap();
-        eprintln!("gzip {:?} ({} bytes)", t.elapsed(), gz.len());
     }
 }

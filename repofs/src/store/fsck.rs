@@ -35,7 +35,8 @@ pub struct FsckReport {
     pub snapshots: u64,
     pub channels: u64,
     pub temp_files: u64,
-    /// Contents sidecars checked against their packages.
+    /// Kept Contents lists (sidecars, packs, component lists) checked
+    /// against their packages.
     pub contents: u64,
     /// Work directories of runs that are gone (`gc` removes them).
     pub leftovers: Vec<super::work::Leftover>,
@@ -62,6 +63,9 @@ struct Checker<'a> {
     retired: Option<crate::sign::Keyring>,
     /// Snapshots a channel points at: their clients need the current keys.
     served: HashSet<String>,
+    /// Package -> the digest of the paths it installs, each package listed
+    /// once however many kept lists name it (or why it cannot be listed).
+    listed: HashMap<String, std::result::Result<[u8; 32], String>>,
 }
 
 impl Store {
@@ -80,6 +84,7 @@ impl Store {
             .and_then(|k| crate::sign::Keyring::from_bytes(&k).ok()),
             retired: self.load_retired_keys().ok().flatten(),
             served: HashSet::new(),
+            listed: HashMap::new(),
         };
         // Damaged pointers are check_channels' to report.
         for (_, pointer) in self.list_channels().unwrap_or_default() {
@@ -195,7 +200,64 @@ impl Checker<'_> {
                 ),
             }
         }
+        for path in self.store.list_packs()? {
+            self.check_lists(path);
+        }
         Ok(())
+    }
+
+    /// A Contents pack: whole, and every list of a
+    /// package in the pool is what that package installs. Lists of packages
+    /// gone from the pool are garbage for `gc`, not damage.
+    fn check_lists(&mut self, path: PathBuf) {
+        use super::contents::pack;
+        let read = std::fs::File::open(&path).ok().and_then(|f| {
+            let index = pack::read_index(&f)?;
+            let data = pack::read_data(&f, &index)?;
+            Some((index, data))
+        });
+        let Some((index, data)) = read else {
+            return self.problem(
+                path,
+                "Contents lists torn or altered: remove the file (a cache: the next snapshot lists the packages again)",
+            );
+        };
+        for (k, range) in index.entries() {
+            let sha = hex::encode(k);
+            if !self.blobs.contains_key(&sha) {
+                continue;
+            }
+            self.report.contents += 1;
+            let kept: [u8; 32] = {
+                use sha2::Digest;
+                sha2::Sha256::digest(data.get(range.clone()).unwrap_or_default()).into()
+            };
+            match self.package_list(&sha) {
+                Ok(d) if d == kept => {}
+                Ok(_) => self.problem(
+                    path.clone(),
+                    format!("Contents list of package {sha} disagrees with the package (altered): remove the file; the next snapshot lists the package again"),
+                ),
+                Err(e) => self.problem(
+                    path.clone(),
+                    format!("package {sha} cannot be listed: {e}"),
+                ),
+            }
+        }
+    }
+
+    /// The digest of the paths package `sha` installs, listed once.
+    fn package_list(&mut self, sha: &str) -> std::result::Result<[u8; 32], String> {
+        if let Some(d) = self.listed.get(sha) {
+            return d.clone();
+        }
+        let d = self
+            .store
+            .list_package(sha)
+            .map(|p| super::contents::body_digest(p.iter().map(String::as_str)))
+            .map_err(|e| crate::error_chain(&e));
+        self.listed.insert(sha.to_string(), d.clone());
+        d
     }
 
     /// The signing key must be readable by its owner alone: anyone who can

@@ -33,9 +33,14 @@ pub struct GcReport {
     pub leftover_bytes: u64,
     /// Leftovers that could not be removed, and why.
     pub leftovers_kept: Vec<String>,
-    /// Contents sidecars whose package left the pool.
+    /// Contents sidecars whose package left the pool, component lists no
+    /// snapshot needs, and packs none of whose packages is in the pool.
     #[serde(default)]
     pub contents: u64,
+    /// Contents packs rewritten without the lists of packages that left
+    /// the pool.
+    #[serde(default)]
+    pub contents_packs_rewritten: u64,
     /// Block maps of compressed indices gc removed (`store::blockmaps`).
     #[serde(default)]
     pub block_maps: u64,
@@ -148,6 +153,11 @@ impl Store {
             }
         }
         report.contents += self.remove_stale_component_contents(&live)?;
+        // Packs: those of packages all gone go, those partly gone are
+        // rewritten with the live lists (also after the blobs).
+        let (removed, rewritten) = self.collect_packs(&live)?;
+        report.contents += removed;
+        report.contents_packs_rewritten = rewritten;
         // Block maps of indices gone from the pool (a cache, like the above).
         report.block_maps = self.remove_stale_block_maps(&live)?;
         if report.blobs > 0 {

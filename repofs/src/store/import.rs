@@ -147,19 +147,19 @@ fn import_with(
     }
     component.reserve(files.len());
     let mut session = Session {
-        store,
         target,
         component,
         pool: store.pool(),
         report: ImportReport::default(),
         adopt,
+        contents: store.new_pack()?,
     };
     let pool = store.pool();
     let mut batch = pool.batch();
     for window in files.chunks(READ_AHEAD) {
         let read: Vec<Result<Input>> = window
             .par_iter()
-            .map(|file| read_listed(store, &pool, file, adopt))
+            .map(|file| read_input(&pool, file, adopt))
             .collect();
         for (file, input) in window.iter().zip(read) {
             session.import_input(&mut batch, file, input?)?;
@@ -175,6 +175,9 @@ fn import_with(
     }
     let component = &mut session.component;
     let component_hash = batch.add_with(|w| component.write_json(w))?.sha256;
+    // The lists of the packages new to the pool, one pack for the import:
+    // a cache, in place before the batch's syncfs makes it durable.
+    store.finish_pack(session.contents)?;
     super::failpoint::hit("import:before-blobs");
     batch.commit()?;
     super::failpoint::hit("import:before-state");
@@ -196,18 +199,19 @@ fn import_with(
 }
 
 struct Session<'a> {
-    store: &'a Store,
     target: &'a Target<'a>,
     component: SpooledComponent,
     pool: super::Pool,
     report: ImportReport,
     /// The inputs are the caller's to give ([`import_adopting`]).
     adopt: bool,
+    /// The Contents lists of the packages new to the pool.
+    contents: super::contents::NewPack,
 }
 
 impl Session<'_> {
     fn import_file(&mut self, batch: &mut Batch<'_>, file: &Path) -> Result<()> {
-        let input = read_listed(self.store, &self.pool, file, self.adopt)?;
+        let input = read_input(&self.pool, file, self.adopt)?;
         self.import_input(batch, file, input)
     }
 
@@ -253,9 +257,13 @@ impl Session<'_> {
             control,
             digests,
             blob,
+            listed,
         } = read;
         if let Some(blob) = blob {
             batch.add_finished(blob)?;
+        }
+        if let Some(paths) = listed {
+            self.contents.add(&digests.sha256, &paths)?;
         }
         let path = format!(
             "{}/{}",
@@ -366,6 +374,10 @@ struct ReadDeb {
     digests: Digests,
     /// The blob's temp file; `None` when the pool holds it already.
     blob: Option<FinishedBlob>,
+    /// The paths it installs, for Contents: read once per pool file, so
+    /// `None` when the pool holds it already (its lists were kept when it
+    /// came; a snapshot lists any it finds nowhere).
+    listed: Option<Vec<String>>,
 }
 
 fn read_input(pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
@@ -385,33 +397,23 @@ fn read_input(pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
     }
 }
 
-/// Reads an input and, for a package, makes its Contents sidecar (the
-/// paths it installs) unless the store has it: once per pool file, here
-/// where the package is read anyway and in parallel, so no snapshot has to
-/// unpack it. A package whose data archive cannot be listed is refused.
-fn read_listed(store: &Store, pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
-    let input = read_input(pool, file, adopt)?;
-    if let Input::Deb(read) = &input {
-        let sha = &read.digests.sha256;
-        if store.cached_contents(sha).is_none() {
-            let listed = fs::File::open(file)
-                .map_err(|e| import_failed(file, &e))
-                .and_then(|f| {
-                    deb::list_data(std::io::BufReader::new(f)).map_err(|e| import_failed(file, &e))
-                })?;
-            store.write_contents(sha, &listed)?;
-        }
-    }
-    Ok(input)
-}
-
-/// Small packages (nearly all) are read once; large ones are streamed twice.
+/// Small packages (nearly all) are read once; large ones are streamed twice
+/// (three times when new to the pool: listing its files is a third pass).
 /// With `adopt`, the file is linked into the pool before its bytes are
 /// read and hashed, not written again.
+/// A package new to the pool whose data archive cannot be listed (for
+/// Contents, here where it is read anyway and in parallel, so no snapshot
+/// has to unpack it) is refused.
 fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb> {
     let checked = |control: std::result::Result<deb822::Paragraph, deb::DebError>| {
         let control = control.map_err(|e| import_failed(file, &e))?;
         BinaryControl::from_paragraph(control).map_err(|e| import_failed(file, &e))
+    };
+    let list =
+        |data: &mut dyn std::io::Read| deb::list_data(data).map_err(|e| import_failed(file, &e));
+    let list_file = || -> Result<Vec<String>> {
+        let f = fs::File::open(file).map_err(|e| import_failed(file, &e))?;
+        list(&mut std::io::BufReader::new(f))
     };
     let adopted = if adopt { pool.adopt(file)? } else { None };
     if size <= IN_MEMORY_MAX {
@@ -425,10 +427,15 @@ fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb>
         } else {
             Some(pool.write_blob(&data, digests.clone())?)
         };
+        let listed = match blob {
+            Some(_) => Some(list(&mut &data[..])?),
+            None => None,
+        };
         return Ok(ReadDeb {
             control,
             digests,
             blob,
+            listed,
         });
     }
     let control = checked(deb::read_control(std::io::BufReader::new(fs::File::open(
@@ -438,19 +445,25 @@ fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb>
         let mut w = crate::hash::HashingWriter::new(std::io::sink());
         std::io::copy(&mut fs::File::open(file)?, &mut w)?;
         let digests = w.finish().1;
+        let blob =
+            (!pool.has(&digests.sha256, digests.size)).then(|| adopted.finish(digests.clone()));
         return Ok(ReadDeb {
             control,
-            blob: (!pool.has(&digests.sha256, digests.size))
-                .then(|| adopted.finish(digests.clone())),
+            listed: blob.as_ref().map(|_| list_file()).transpose()?,
+            blob,
             digests,
         });
     }
     let mut writer = pool.blob_writer()?;
     std::io::copy(&mut fs::File::open(file)?, &mut writer)?;
     let blob = writer.finish()?;
+    let digests = blob.digests().clone();
     Ok(ReadDeb {
         control,
-        digests: blob.digests().clone(),
+        listed: (!pool.has(&digests.sha256, digests.size))
+            .then(list_file)
+            .transpose()?,
+        digests,
         blob: Some(blob),
     })
 }
