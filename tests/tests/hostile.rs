@@ -300,6 +300,15 @@ fn mistakes_about_paths_and_history_are_the_users() {
     }
 }
 
+/// Unmounts a test's tmpfs however the test ends.
+struct Unmount<'a>(&'a std::path::Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+    }
+}
+
 /// An export that fails half-way (here: a full disk) leaves no archive
 /// whose InRelease lists files that are not there.
 #[test]
@@ -322,12 +331,6 @@ fn a_failed_export_leaves_no_partial_tree() {
     ok(Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
         .arg(&small));
-    struct Unmount<'a>(&'a std::path::Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
     let _guard = Unmount(&small);
     let out_dir = small.join("apt");
     let out = run(t
@@ -363,12 +366,6 @@ fn a_full_disk_fails_the_snapshot_cleanly() {
     ok(Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
         .arg(&tmp));
-    struct Unmount<'a>(&'a std::path::Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
     let guard = Unmount(&tmp);
     let out = run(t.halo().args(["snapshot", "create"]));
     let stderr = String::from_utf8_lossy(&out.stderr);

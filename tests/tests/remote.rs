@@ -125,16 +125,8 @@ fn upload_and_import(s: &Server, scratch: &Path, token: &str, files: &[PathBuf])
         assert_eq!(put.status, 200, "{}", put.text());
         names.push(name);
     }
-    let body = serde_json::json!({
-        "archive": "rustedhalo", "dist": "trusty", "component": "main", "files": names,
-    });
-    api(
-        scratch,
-        "POST",
-        &s.url(&format!("/api/v1/uploads/{id}/import")),
-        Some(token),
-        Some(&body.to_string()),
-    )
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    import_upload(s, scratch, token, &id, &names)
 }
 
 /// The binary packages of `channel`'s rustedhalo/trusty/main, as its
