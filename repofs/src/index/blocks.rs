@@ -350,46 +350,132 @@ pub fn compress_sized(
     prev: Option<&Previous>,
     sizes: Sizes,
 ) -> io::Result<Compressed> {
+    let pieces = pieces_sized(plain, records, forms, prev, sizes)?;
+    let assemble = |len: usize, write: &dyn Fn(&mut [u8])| {
+        let mut out = vec![0; len];
+        write(&mut out);
+        out
+    };
+    let gz = forms
+        .gz
+        .then(|| assemble(pieces.gz_len(), &|out| pieces.write_gz(out)));
+    let xz = forms
+        .xz
+        .then(|| assemble(pieces.xz_len(), &|out| pieces.write_xz(out)));
+    Ok(Compressed {
+        gz,
+        xz,
+        compressed: pieces.compressed(),
+        reused: pieces.reused(),
+        blocks: pieces.entries(),
+    })
+}
+
+/// An index's blocks, each copied from the previous index or compressed,
+/// not yet stitched: the caller writes each form where it will be kept
+/// (a large index's `.gz` and `.xz` go straight into their files).
+pub struct Pieces<'a> {
+    pieces: Vec<Piece<'a>>,
+    forms: Forms,
+}
+
+/// [`compress`], stopping before the pieces are stitched.
+pub fn pieces<'a>(
+    plain: &'a [u8],
+    records: Records,
+    forms: Forms,
+    prev: Option<&'a Previous>,
+) -> io::Result<Pieces<'a>> {
+    pieces_sized(plain, records, forms, prev, SIZES)
+}
+
+fn pieces_sized<'a>(
+    plain: &'a [u8],
+    records: Records,
+    forms: Forms,
+    prev: Option<&'a Previous>,
+    sizes: Sizes,
+) -> io::Result<Pieces<'a>> {
     let ranges = split(plain, records, sizes);
     let pieces: Vec<Piece<'_>> = ranges
         .par_iter()
         .map(|r| piece(&plain[r.clone()], forms, prev))
         .collect::<io::Result<_>>()?;
-    let reused = pieces.iter().filter(|p| p.reused).count();
-    let gz = forms.gz.then(|| {
-        let size: usize = pieces.iter().map(|p| p.gz.len()).sum();
-        let mut out = Vec::with_capacity(size + 20);
-        out.extend_from_slice(&gzblocks::HEADER);
+    Ok(Pieces { pieces, forms })
+}
+
+impl Pieces<'_> {
+    /// The length of the `.gz`: one member, the pieces between its header
+    /// and trailer (0 when the form was not made).
+    pub fn gz_len(&self) -> usize {
+        if !self.forms.gz {
+            return 0;
+        }
+        let pieces: usize = self.pieces.iter().map(|p| p.gz.len()).sum();
+        gzblocks::HEADER.len() + pieces + gzblocks::trailer(0, 0).len()
+    }
+
+    /// Writes the `.gz` into `out`, exactly [`Pieces::gz_len`] long.
+    pub fn write_gz(&self, out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&gzblocks::HEADER);
         let (mut crc, mut len) = (0u32, 0u64);
-        for p in &pieces {
-            out.extend_from_slice(&p.gz);
+        for p in &self.pieces {
+            put(&p.gz);
             crc = gzblocks::crc32_combine(crc, p.entry.crc32, p.entry.plain_len);
             len += p.entry.plain_len;
         }
-        out.extend_from_slice(&gzblocks::trailer(crc, len));
-        out
-    });
-    let xz = forms.xz.then(|| {
-        let size: usize = pieces.iter().map(|p| p.xz.len()).sum();
-        let mut out = Vec::with_capacity(size + 64 + pieces.len() * 8);
-        out.extend_from_slice(&xzblocks::stream_header());
-        for p in &pieces {
-            out.extend_from_slice(&p.xz);
-        }
-        let sizes: Vec<(u64, u64)> = pieces
+        put(&gzblocks::trailer(crc, len));
+    }
+
+    fn xz_tail(&self) -> Vec<u8> {
+        let sizes: Vec<(u64, u64)> = self
+            .pieces
             .iter()
             .map(|p| (p.entry.xz_unpadded, p.entry.plain_len))
             .collect();
-        out.extend_from_slice(&xzblocks::stream_tail(&sizes));
-        out
-    });
-    Ok(Compressed {
-        gz,
-        xz,
-        compressed: pieces.len() - reused,
-        reused,
-        blocks: pieces.into_iter().map(|p| p.entry).collect(),
-    })
+        xzblocks::stream_tail(&sizes)
+    }
+
+    /// The length of the `.xz`: one stream (0 when the form was not made).
+    pub fn xz_len(&self) -> usize {
+        if !self.forms.xz {
+            return 0;
+        }
+        let pieces: usize = self.pieces.iter().map(|p| p.xz.len()).sum();
+        xzblocks::stream_header().len() + pieces + self.xz_tail().len()
+    }
+
+    /// Writes the `.xz` into `out`, exactly [`Pieces::xz_len`] long.
+    pub fn write_xz(&self, out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&xzblocks::stream_header());
+        for p in &self.pieces {
+            put(&p.xz);
+        }
+        put(&self.xz_tail());
+    }
+
+    /// Each block's entry, for the index's [`BlockMap`].
+    pub fn entries(&self) -> Vec<BlockEntry> {
+        self.pieces.iter().map(|p| p.entry.clone()).collect()
+    }
+
+    pub fn reused(&self) -> usize {
+        self.pieces.iter().filter(|p| p.reused).count()
+    }
+
+    pub fn compressed(&self) -> usize {
+        self.pieces.len() - self.reused()
+    }
 }
 
 fn piece<'a>(block: &[u8], forms: Forms, prev: Option<&'a Previous>) -> io::Result<Piece<'a>> {

@@ -7,7 +7,7 @@ use std::io;
 
 use super::{blocks, compress};
 use crate::hash::{self, Digests};
-use crate::model::ComponentState;
+use crate::model::state_view::{BinaryView, Prepared, Stanza, StateView};
 
 /// One rendered file, path relative to `dists/<dist>/`. Its bytes are a
 /// `Vec` or whatever the caller rendered into (the store spools large
@@ -19,22 +19,18 @@ pub struct RenderedFile<D = Vec<u8>> {
 }
 
 /// What rendered bytes can live in.
-pub trait IndexData: std::ops::Deref<Target = [u8]> + From<Vec<u8>> + Send + Sync {}
-impl<D: std::ops::Deref<Target = [u8]> + From<Vec<u8>> + Send + Sync> IndexData for D {}
-
-/// An installer package (`.udeb`): indexed under `debian-installer/`.
-fn is_udeb(b: &crate::model::BinaryEntry) -> bool {
-    b.file.path.ends_with(".udeb")
-}
+pub trait IndexData: std::ops::DerefMut<Target = [u8]> + From<Vec<u8>> + Send + Sync {}
+impl<D: std::ops::DerefMut<Target = [u8]> + From<Vec<u8>> + Send + Sync> IndexData for D {}
 
 /// Stanzas, each followed by a blank line, as dpkg-scanpackages writes them.
 ///
 /// The buffer is sized exactly first: growing it by doubling copied the
 /// index over and over and touched twice its size in fresh pages (slow on
 /// a virtual machine, where a new page can cost a fault in the host too).
-/// Large indices are filled by every core, a group of stanzas each.
-fn join_stanzas<'a, D, E>(
-    stanzas: impl Iterator<Item = &'a str>,
+/// Large indices are measured and filled by every core, a group of stanzas
+/// each; a stanza still in its JSON form is unescaped into its place.
+fn join_stanzas<'s, 'd: 's, D, E>(
+    stanzas: impl Iterator<Item = &'s Stanza<'d>>,
     buffer: impl FnOnce(usize) -> Result<D, E>,
 ) -> Result<D, E>
 where
@@ -42,23 +38,30 @@ where
 {
     use rayon::prelude::*;
     const GROUP: usize = 2048;
-    let stanzas: Vec<&str> = stanzas.collect();
-    let total: usize = stanzas.iter().map(|s| s.len() + 1).sum();
-    let fill = |group: &[&str], buf: &mut [u8]| {
+    let stanzas: Vec<&Stanza<'d>> = stanzas.collect();
+    let groups: Vec<(Vec<Prepared<'_>>, usize)> = stanzas
+        .par_chunks(GROUP)
+        .map(|group| {
+            let prepared: Vec<Prepared<'_>> = group.iter().map(|s| s.prepare()).collect();
+            let len = prepared.iter().map(|p| p.len() + 1).sum();
+            (prepared, len)
+        })
+        .collect();
+    let fill = |group: &[Prepared<'_>], buf: &mut [u8]| {
         let mut at = 0;
-        for s in group {
-            buf[at..at + s.len()].copy_from_slice(s.as_bytes());
-            at += s.len();
+        for p in group {
+            p.write_into(&mut buf[at..at + p.len()]);
+            at += p.len();
             buf[at] = b'\n';
             at += 1;
         }
     };
+    let total = groups.iter().map(|(_, len)| len).sum();
     let mut out = buffer(total)?;
     let mut rest: &mut [u8] = &mut out;
-    let mut jobs = Vec::with_capacity(stanzas.len() / GROUP + 1);
-    for group in stanzas.chunks(GROUP) {
-        let len = group.iter().map(|s| s.len() + 1).sum();
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+    let mut jobs = Vec::with_capacity(groups.len());
+    for (group, len) in &groups {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(*len);
         jobs.push((group, head));
         rest = tail;
     }
@@ -68,11 +71,7 @@ where
 }
 
 /// The plain indices of a component, uncompressed.
-pub fn render_plain(
-    component: &str,
-    state: &ComponentState,
-    archs: &[String],
-) -> Vec<RenderedFile> {
+pub fn render_plain(component: &str, state: &StateView<'_>, archs: &[String]) -> Vec<RenderedFile> {
     let heap = |_: &str, len: usize| Ok::<_, std::convert::Infallible>(vec![0u8; len]);
     match render_plain_into(component, state, archs, heap) {
         Ok(files) => files,
@@ -84,7 +83,7 @@ pub fn render_plain(
 /// memory of exactly that length that the caller provides.
 pub fn render_plain_into<D, E>(
     component: &str,
-    state: &ComponentState,
+    state: &StateView<'_>,
     archs: &[String],
     mut buffer: impl FnMut(&str, usize) -> Result<D, E>,
 ) -> Result<Vec<RenderedFile<D>>, E>
@@ -92,42 +91,42 @@ where
     D: std::ops::DerefMut<Target = [u8]>,
 {
     let mut out = Vec::new();
-    let mut push = |path: String, stanzas: &mut dyn Iterator<Item = &str>| {
+    let mut push = |path: String, stanzas: &mut dyn Iterator<Item = &Stanza<'_>>| {
         let data = join_stanzas(stanzas, |len| buffer(&path, len))?;
         out.push(RenderedFile { path, data });
         Ok(())
     };
     for arch in archs {
-        let for_arch = |b: &&crate::model::BinaryEntry| b.arch == *arch || b.arch == "all";
+        let for_arch = |b: &&BinaryView<'_>| b.arch == *arch || b.arch == "all";
         push(
             format!("{component}/binary-{arch}/Packages"),
             &mut state
-                .binaries
-                .iter()
+                .binaries()
                 .filter(for_arch)
-                .filter(|b| !is_udeb(b))
-                .map(|b| b.stanza.as_str()),
+                .filter(|b| !b.is_udeb())
+                .map(|b| &b.stanza),
         )?;
         // The installer's packages have their own index, as in Debian's
         // archive; apt never sees them in the ordinary one.
         let mut udebs = state
-            .binaries
-            .iter()
+            .binaries()
             .filter(for_arch)
-            .filter(|b| is_udeb(b))
+            .filter(|b| b.is_udeb())
             .peekable();
         if udebs.peek().is_some() {
             push(
                 format!("{component}/debian-installer/binary-{arch}/Packages"),
-                &mut udebs.map(|b| b.stanza.as_str()),
+                &mut udebs.map(|b| &b.stanza),
             )?;
         }
     }
-    if !state.sources.is_empty() {
-        push(
-            format!("{component}/source/Sources"),
-            &mut state.sources.iter().map(|s| s.stanza.as_str()),
-        )?;
+    if !state.sources().is_empty() {
+        let sources: Vec<Stanza<'_>> = state
+            .sources()
+            .iter()
+            .map(|s| Stanza::Text(s.stanza.as_str().into()))
+            .collect();
+        push(format!("{component}/source/Sources"), &mut sources.iter())?;
     }
     Ok(out)
 }
@@ -147,12 +146,16 @@ pub struct HashedFile<D = Vec<u8>> {
 /// raised again here: nothing that follows (storing, signing) may run on a
 /// partial result.
 pub fn render_compressed(plain: Vec<RenderedFile>) -> io::Result<Vec<HashedFile>> {
-    Ok(render_compressed_cached(plain, &|_: &str| None)?.files)
+    Ok(render_compressed_cached(plain, &|_: &str| None, &|_: &str, len| Ok(vec![0; len]))?.files)
 }
 
 /// Where the previous snapshot's compressed blocks of an index are, by the
 /// index's path (`None`: compress every block).
 pub type PreviousBlocks<'a> = dyn Fn(&str) -> Option<blocks::Previous> + Sync + 'a;
+
+/// Memory of exactly `len` bytes for the file at `path` (the store spools
+/// a large one into its pool file, as for plain indices).
+pub type Buffer<'a, D> = dyn Fn(&str, usize) -> io::Result<D> + Sync + 'a;
 
 /// What [`render_compressed_cached`] made.
 pub struct Compressed<D = Vec<u8>> {
@@ -167,12 +170,14 @@ pub struct Compressed<D = Vec<u8>> {
 
 /// [`render_compressed`], where indices of at least `blocks::BLOCKS_FROM`
 /// bytes are compressed in blocks, copying the blocks `previous` has
-/// (`index::blocks`): the cost follows the change, not the index.
+/// (`index::blocks`): the cost follows the change, not the index. Their
+/// `.gz` and `.xz` are stitched straight into memory from `buffer`.
 pub fn render_compressed_cached<D: IndexData>(
     plain: Vec<RenderedFile<D>>,
     previous: &PreviousBlocks<'_>,
+    buffer: &Buffer<'_, D>,
 ) -> io::Result<Compressed<D>> {
-    compress_with(plain, compress::gzip, compress::xz, previous)
+    compress_with(plain, compress::gzip, compress::xz, previous, buffer)
 }
 
 type Compressor = fn(&[u8]) -> io::Result<Vec<u8>>;
@@ -182,6 +187,7 @@ fn compress_with<D: IndexData>(
     gzip: Compressor,
     xz: Compressor,
     previous: &PreviousBlocks<'_>,
+    buffer: &Buffer<'_, D>,
 ) -> io::Result<Compressed<D>> {
     let (large, small): (Vec<RenderedFile<D>>, Vec<RenderedFile<D>>) = plain
         .into_iter()
@@ -194,43 +200,50 @@ fn compress_with<D: IndexData>(
         compressed: 0,
     };
     for f in large {
+        let (gz_path, xz_path) = (format!("{}.gz", f.path), format!("{}.xz", f.path));
         // The plain index's MD5 (one core, the slowest digest) runs beside
-        // reading the previous blocks and compressing the new ones.
-        let (plain_d, c) = rayon::join(
+        // reading the previous blocks, compressing the new ones and writing
+        // and hashing each compressed form into its own file.
+        let (plain_d, made) = rayon::join(
             || hash::release_digest(&f.data),
-            || {
+            || -> io::Result<_> {
                 let prev = previous(&f.path);
-                blocks::compress(
-                    &f.data,
-                    blocks::Records::Stanzas,
-                    blocks::Forms { gz: true, xz: true },
-                    prev.as_ref(),
-                )
+                let forms = blocks::Forms { gz: true, xz: true };
+                let pieces =
+                    blocks::pieces(&f.data, blocks::Records::Stanzas, forms, prev.as_ref())?;
+                let form = |path: &str, len: usize, write: &(dyn Fn(&mut [u8]) + Sync)| {
+                    let mut data = buffer(path, len)?;
+                    write(&mut data);
+                    let digests = hash::release_digest(&data);
+                    Ok::<_, io::Error>((data, digests))
+                };
+                let (gz, xz) = rayon::join(
+                    || form(&gz_path, pieces.gz_len(), &|out| pieces.write_gz(out)),
+                    || form(&xz_path, pieces.xz_len(), &|out| pieces.write_xz(out)),
+                );
+                let counts = (pieces.reused(), pieces.compressed());
+                Ok((gz?, xz?, pieces.entries(), counts))
             },
         );
-        let c = c?;
-        let (gz, xz) = match (&c.gz, &c.xz) {
-            (Some(gz), Some(xz)) => (gz, xz),
-            _ => return Err(io::Error::other("block compressor made no .gz or .xz")),
-        };
-        let (gz_d, xz_d) = rayon::join(|| hash::release_digest(gz), || hash::release_digest(xz));
+        let ((gz, gz_d), (xz, xz_d), entries, (reused, compressed)) = made?;
         let r = |d: &Digests| blocks::BlobRef {
             sha256: d.sha256.clone(),
             size: d.size,
         };
-        done.maps.push((
-            plain_d.sha256.clone(),
-            blocks::map_of(&c, Some(r(&gz_d)), Some(r(&xz_d))),
-        ));
-        done.reused += c.reused;
-        done.compressed += c.compressed;
+        let map = blocks::BlockMap {
+            gz: Some(r(&gz_d)),
+            xz: Some(r(&xz_d)),
+            blocks: entries,
+        };
+        done.maps.push((plain_d.sha256.clone(), map));
+        done.reused += reused;
+        done.compressed += compressed;
         let hashed = |path: String, data, digests| HashedFile {
             file: RenderedFile { path, data },
             digests,
         };
-        let (gz, xz) = (c.gz.unwrap_or_default(), c.xz.unwrap_or_default());
-        out.push(hashed(format!("{}.gz", f.path), D::from(gz), gz_d));
-        out.push(hashed(format!("{}.xz", f.path), D::from(xz), xz_d));
+        out.push(hashed(gz_path, gz, gz_d));
+        out.push(hashed(xz_path, xz, xz_d));
         out.push(hashed(f.path, f.data, plain_d));
     }
     out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
@@ -293,7 +306,7 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BinaryEntry, PoolFile};
+    use crate::model::{BinaryEntry, ComponentState, PoolFile};
 
     fn entry(name: &str, arch: &str) -> BinaryEntry {
         BinaryEntry {
@@ -323,7 +336,11 @@ mod tests {
             identity: None,
             extra_files: Vec::new(),
         };
-        let files = render_plain("main", &state, &["amd64".into(), "arm64".into()]);
+        let files = render_plain(
+            "main",
+            &StateView::of(&state),
+            &["amd64".into(), "arm64".into()],
+        );
         assert_eq!(files.len(), 2);
         assert_eq!(
             String::from_utf8(files[0].data.clone()).unwrap(),
@@ -353,6 +370,10 @@ mod tests {
         );
     }
 
+    fn heap(_: &str, len: usize) -> io::Result<Vec<u8>> {
+        Ok(vec![0; len])
+    }
+
     fn one_index() -> Vec<RenderedFile> {
         vec![RenderedFile {
             path: "main/binary-amd64/Packages".into(),
@@ -365,11 +386,11 @@ mod tests {
         fn broken(_: &[u8]) -> io::Result<Vec<u8>> {
             Err(io::Error::other("liblzma: out of memory"))
         }
-        let err = compress_with(one_index(), compress::gzip, broken, &|_: &str| None)
+        let err = compress_with(one_index(), compress::gzip, broken, &|_: &str| None, &heap)
             .err()
             .expect("a failed xz must fail the render");
         assert!(err.to_string().contains("out of memory"), "{err}");
-        assert!(compress_with(one_index(), broken, compress::xz, &|_: &str| None).is_err());
+        assert!(compress_with(one_index(), broken, compress::xz, &|_: &str| None, &heap).is_err());
     }
 
     #[test]
@@ -378,6 +399,6 @@ mod tests {
         fn panics(_: &[u8]) -> io::Result<Vec<u8>> {
             panic!("compressor bug")
         }
-        let _ = compress_with(one_index(), compress::gzip, panics, &|_: &str| None);
+        let _ = compress_with(one_index(), compress::gzip, panics, &|_: &str| None, &heap);
     }
 }

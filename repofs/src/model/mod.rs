@@ -16,6 +16,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod state;
 pub mod state_json;
+pub mod state_view;
 pub mod tree;
 pub mod verbatim;
 

@@ -21,9 +21,9 @@ use rayon::prelude::*;
 use super::state::{BinaryEntry, ComponentState};
 
 /// Below this, one pass is as fast as cutting and joining.
-const PARALLEL_FROM: usize = 4 << 20;
+pub(crate) const PARALLEL_FROM: usize = 4 << 20;
 /// Aim for pieces of about this size (several per core: cores finish together).
-const PIECE: usize = 4 << 20;
+pub(crate) const PIECE: usize = 4 << 20;
 
 const HEAD: &[u8] = b"{\"binaries\":[";
 const ENTRY: &[u8] = b"},{\"package\":\"";
@@ -32,18 +32,29 @@ const END: &[u8] = b"}],\"sources\":";
 /// Parses a component state blob, in parallel pieces when it is large.
 pub fn parse(data: &[u8]) -> serde_json::Result<ComponentState> {
     if data.len() >= PARALLEL_FROM {
-        if let Some(state) = parse_pieces(data, PIECE) {
+        if let Some((pieces, mut state)) = parse_pieces::<BinaryEntry>(data, PIECE) {
+            state.binaries = pieces.into_iter().flatten().collect();
             return Ok(state);
         }
     }
     serde_json::from_slice(data)
 }
 
-fn parse_pieces(data: &[u8], piece: usize) -> Option<ComponentState> {
+/// The entries of `binaries`, parsed as `T` in pieces on every core, and
+/// the state's other fields (its `binaries` left empty); `None` when the
+/// blob is not in our layout or anything in it does not parse.
+pub(crate) fn parse_pieces<'a, T>(
+    data: &'a [u8],
+    piece: usize,
+) -> Option<(Vec<Vec<T>>, ComponentState)>
+where
+    T: serde::Deserialize<'a> + Send,
+{
     let body = data.strip_prefix(HEAD)?;
     let end = memchr::memmem::find(body, END)? + 1; // keep the entry's `}`
     let (array, rest) = (&body[..end], &body[end + 1..]); // rest: `,"sources":...}`
-                                                          // Cut points: the `{` of an entry, found from evenly spaced offsets.
+
+    // Cut points: the `{` of an entry, found from evenly spaced offsets.
     let mut starts = vec![0];
     let mut at = piece;
     while at < array.len() {
@@ -55,7 +66,7 @@ fn parse_pieces(data: &[u8], piece: usize) -> Option<ComponentState> {
         at = start + piece;
     }
     starts.push(array.len() + 1); // as if a `,` followed the last entry
-    let pieces: Vec<Vec<BinaryEntry>> = starts
+    let pieces: Vec<Vec<T>> = starts
         .par_windows(2)
         .map(|w| parse_entries(&array[w[0]..w[1] - 1]))
         .collect::<Option<_>>()?;
@@ -68,20 +79,19 @@ fn parse_pieces(data: &[u8], piece: usize) -> Option<ComponentState> {
     let mut tail = Vec::with_capacity(rest.len());
     tail.push(b'{');
     tail.extend_from_slice(rest.strip_prefix(b",")?);
-    let mut state: ComponentState = serde_json::from_slice(&tail).ok()?;
-    state.binaries = pieces.into_iter().flatten().collect();
-    Some(state)
+    let state: ComponentState = serde_json::from_slice(&tail).ok()?;
+    Some((pieces, state))
 }
 
 /// `{..},{..},..,{..}`: entries separated by single commas, nothing else.
-fn parse_entries(mut piece: &[u8]) -> Option<Vec<BinaryEntry>> {
+fn parse_entries<'a, T: serde::Deserialize<'a>>(mut piece: &'a [u8]) -> Option<Vec<T>> {
     let mut out = Vec::with_capacity(piece.len() / 800 + 1);
     loop {
         if piece.first() != Some(&b'{') {
             return None;
         }
         // A stream stops right after an object and says where.
-        let mut values = serde_json::Deserializer::from_slice(piece).into_iter::<BinaryEntry>();
+        let mut values = serde_json::Deserializer::from_slice(piece).into_iter::<T>();
         out.push(values.next()?.ok()?);
         let used = values.byte_offset();
         match piece.get(used) {
@@ -93,12 +103,12 @@ fn parse_entries(mut piece: &[u8]) -> Option<Vec<BinaryEntry>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::state::PoolFile;
     use proptest::prelude::*;
 
-    fn entry(i: usize, stanza: &str) -> BinaryEntry {
+    pub(crate) fn entry(i: usize, stanza: &str) -> BinaryEntry {
         BinaryEntry {
             package: format!("p{i:06}"),
             version: "1.0".into(),
@@ -113,7 +123,13 @@ mod tests {
         }
     }
 
-    fn state(n: usize, stanza: &str) -> ComponentState {
+    fn joined(parsed: Option<(Vec<Vec<BinaryEntry>>, ComponentState)>) -> Option<ComponentState> {
+        let (pieces, mut state) = parsed?;
+        state.binaries = pieces.into_iter().flatten().collect();
+        Some(state)
+    }
+
+    pub(crate) fn state(n: usize, stanza: &str) -> ComponentState {
         ComponentState {
             binaries: (0..n).map(|i| entry(i, stanza)).collect(),
             ..Default::default()
@@ -127,7 +143,7 @@ mod tests {
         let s = state(40_000, tricky);
         let json = serde_json::to_vec(&s).unwrap();
         assert!(json.len() > 2 * PARALLEL_FROM);
-        assert_eq!(parse_pieces(&json, PIECE).as_ref(), Some(&s));
+        assert_eq!(joined(parse_pieces(&json, PIECE)).as_ref(), Some(&s));
         assert_eq!(parse(&json).unwrap(), s);
     }
 
@@ -136,7 +152,7 @@ mod tests {
         let s = state(12_000, "Package: x\n");
         let compact = serde_json::to_vec(&s).unwrap();
         let pretty = serde_json::to_vec_pretty(&s).unwrap();
-        assert!(parse_pieces(&pretty, 1000).is_none());
+        assert!(parse_pieces::<BinaryEntry>(&pretty, 1000).is_none());
         assert_eq!(parse(&pretty).unwrap(), s);
         // A torn blob: the same error as one pass.
         let torn = &compact[..compact.len() / 2];
@@ -146,7 +162,7 @@ mod tests {
         let mut dup = compact.clone();
         dup.truncate(dup.len() - 1);
         dup.extend_from_slice(b",\"binaries\":[]}");
-        assert!(parse_pieces(&dup, 1000).is_none());
+        assert!(parse_pieces::<BinaryEntry>(&dup, 1000).is_none());
         assert!(parse(&dup).is_err());
         // Junk between entries.
         let junk = String::from_utf8(compact.clone()).unwrap().replacen(
@@ -154,7 +170,7 @@ mod tests {
             "} ,{\"package\":\"p005000",
             1,
         );
-        assert!(parse_pieces(junk.as_bytes(), 1000).is_none());
+        assert!(parse_pieces::<BinaryEntry>(junk.as_bytes(), 1000).is_none());
     }
 
     proptest! {
@@ -167,7 +183,7 @@ mod tests {
         ) {
             let s = state(n, &text);
             let json = serde_json::to_vec(&s).unwrap();
-            prop_assert_eq!(parse_pieces(&json, piece), Some(s.clone()));
+            prop_assert_eq!(joined(parse_pieces(&json, piece)), Some(s.clone()));
             prop_assert_eq!(parse(&json).unwrap(), s);
         }
     }

@@ -53,19 +53,21 @@ pub struct VerbatimDist {
 /// The upstream files to serve for a dist, or `None` when the dist must be
 /// rendered: some component has no upstream files or they disagree on the
 /// release.
-pub fn plan_verbatim_dist(states: &BTreeMap<String, ComponentState>) -> Option<VerbatimDist> {
-    let mut ups = states.values().map(|s| s.upstream.as_ref());
-    let first = ups.next()??;
-    if !ups.all(|u| u.is_some_and(|u| u.release == first.release && u.keyring == first.keyring)) {
+pub fn plan_verbatim_dist(upstreams: &[Option<&UpstreamFiles>]) -> Option<VerbatimDist> {
+    let (first, others) = upstreams.split_first()?;
+    let first = (*first)?;
+    if !others
+        .iter()
+        .all(|u| u.is_some_and(|u| u.release == first.release && u.keyring == first.keyring))
+    {
         return None;
     }
     let mut files: BTreeMap<&str, &DistFile> = BTreeMap::new();
-    for f in first.release.iter().chain(
-        states
-            .values()
-            .filter_map(|s| s.upstream.as_ref())
-            .flat_map(|u| u.indices.iter()),
-    ) {
+    for f in first
+        .release
+        .iter()
+        .chain(upstreams.iter().flatten().flat_map(|u| u.indices.iter()))
+    {
         files.insert(f.path.as_str(), f);
     }
     Some(VerbatimDist {
@@ -125,7 +127,10 @@ mod tests {
             "extra".to_string(),
             comp("r1", "extra/binary-amd64/Packages.xz"),
         );
-        let v = plan_verbatim_dist(&states).unwrap();
+        fn upstreams(states: &BTreeMap<String, ComponentState>) -> Vec<Option<&UpstreamFiles>> {
+            states.values().map(|s| s.upstream.as_ref()).collect()
+        }
+        let v = plan_verbatim_dist(&upstreams(&states)).unwrap();
         let paths: Vec<_> = v.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -137,12 +142,12 @@ mod tests {
         );
         assert_eq!(verbatim_keyring(states.values()), Some("k".into()));
         states.insert("local".to_string(), ComponentState::default());
-        assert_eq!(plan_verbatim_dist(&states), None);
+        assert_eq!(plan_verbatim_dist(&upstreams(&states)), None);
         assert_eq!(verbatim_keyring(states.values()), None);
         states.insert(
             "local".to_string(),
             comp("r2", "local/binary-amd64/Packages.xz"),
         );
-        assert_eq!(plan_verbatim_dist(&states), None);
+        assert_eq!(plan_verbatim_dist(&upstreams(&states)), None);
     }
 }

@@ -168,15 +168,14 @@ impl Store {
         &self,
         comp: &str,
         (hash, prev): (&str, Option<&str>),
-        state: &crate::model::ComponentState,
+        state: &crate::model::state_view::StateView<'_>,
         archs: &[String],
         previous: &crate::index::dist::PreviousBlocks<'_>,
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let started = std::time::Instant::now();
         let cpu_started = thread_cpu_ns();
         let keys = state
-            .binaries
-            .iter()
+            .binaries()
             .map(|b| {
                 pack::key(&b.file.sha256).ok_or_else(|| Error::Corrupt {
                     path: self.pool().path(hash),
@@ -239,8 +238,7 @@ impl Store {
         for arch in archs {
             for udeb in [false, true] {
                 let mut owners = state
-                    .binaries
-                    .iter()
+                    .binaries()
                     .zip(&bodies)
                     .filter(|(b, _)| b.arch == *arch || b.arch == "all")
                     .filter(|(b, _)| b.file.path.ends_with(".udeb") == udeb)

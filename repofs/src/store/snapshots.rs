@@ -18,7 +18,8 @@ use super::{load_json, save_json, Error, Result, Store};
 use crate::hash::Digests;
 use crate::index::{dist as render, release};
 use crate::model::snapshot::{check_snapshot_id, plan_snapshot_id};
-use crate::model::{ArchiveSnapshot, ComponentState, DistFile, DistSnapshot, Snapshot};
+use crate::model::state_view::StateView;
+use crate::model::{ArchiveSnapshot, DistFile, DistSnapshot, Snapshot};
 use crate::sign::SigningKeys;
 
 /// The result of `snapshot create`.
@@ -264,9 +265,15 @@ impl DistContext<'_> {
             }
         }
         let started = std::time::Instant::now();
+        // Each state is viewed where it is mapped (`model::state_view`).
+        let blobs = components
+            .iter()
+            .map(|(comp, hash)| Ok((comp, self.store.pool().map(hash)?)))
+            .collect::<Result<Vec<_>>>()?;
         let mut states = BTreeMap::new();
-        for (comp, hash) in components {
-            states.insert(comp.clone(), self.store.load_component(hash)?);
+        for (comp, blob) in &blobs {
+            let view = self.store.view_component(&components[*comp], blob)?;
+            states.insert((*comp).clone(), view);
         }
         tracing::debug!(
             dist = self.dist,
@@ -274,7 +281,8 @@ impl DistContext<'_> {
             "component states loaded"
         );
         let archs = self.architectures(&states);
-        if let Some(v) = crate::model::verbatim::plan_verbatim_dist(&states) {
+        let upstreams: Vec<_> = states.values().map(StateView::upstream).collect();
+        if let Some(v) = crate::model::verbatim::plan_verbatim_dist(&upstreams) {
             // A verbatim mirror: the upstream's signed files, unchanged.
             return Ok(DistSnapshot {
                 components: components.clone(),
@@ -293,9 +301,10 @@ impl DistContext<'_> {
                 continue;
             }
             let started = std::time::Instant::now();
-            files.extend(state.extra_files.iter().cloned());
-            let plain =
-                render::render_plain_into(comp, state, &archs, |_, len| self.index_buffer(len))?;
+            files.extend(state.extra_files().iter().cloned());
+            let plain = render::render_plain_into(comp, state, &archs, |_, len| {
+                index_buffer(self.store, len)
+            })?;
             let rendered_ms = started.elapsed().as_millis() as u64;
             // The previous snapshot's blocks of the same index, if kept.
             let previous = |path: &str| {
@@ -327,7 +336,8 @@ impl DistContext<'_> {
                         .collect();
                     Ok::<_, Error>(hashed)
                 });
-                let compressed = render::render_compressed_cached(plain, &previous);
+                let buffer = |_: &str, len| index_buffer(self.store, len);
+                let compressed = render::render_compressed_cached(plain, &previous, &buffer);
                 let contents = contents
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -398,11 +408,11 @@ impl DistContext<'_> {
         let meta = self.store.meta();
         // A mirrored dist keeps its upstream's identity when every
         // component carries the same one.
-        let mut ids = states.values().map(|s| s.identity.as_ref());
+        let mut ids = states.values().map(StateView::identity);
         let identity = ids
             .next()
             .flatten()
-            .filter(|first| states.values().all(|s| s.identity.as_ref() == Some(*first)))
+            .filter(|first| states.values().all(|s| s.identity() == Some(*first)))
             .cloned();
         let release_text = release::render_release(
             &release::ReleaseMeta {
@@ -430,9 +440,6 @@ impl DistContext<'_> {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         pdiffs.sort_by(|a, b| a.path.cmp(&b.path));
-        // Freeing 50,000 entries' strings took 15 ms before the commit could
-        // start; nothing waits for it.
-        std::thread::spawn(move || drop(states));
         Ok(DistSnapshot {
             components: components.clone(),
             architectures: archs,
@@ -442,27 +449,8 @@ impl DistContext<'_> {
         })
     }
 
-    /// Memory for a plain index of `len` bytes: a large one is spooled
-    /// into its pool file as it is rendered (see [`Pool::spool`]), where
-    /// the file system can reserve the space; elsewhere it is kept in memory
-    /// and written once hashed.
-    ///
-    /// [`Pool::spool`]: super::pool::Pool::spool
-    fn index_buffer(&self, len: usize) -> io::Result<IndexBuf> {
-        if len < crate::index::blocks::BLOCKS_FROM {
-            return Ok(IndexBuf::Heap(vec![0; len]));
-        }
-        match self.store.pool().spool(len) {
-            Ok(spool) => Ok(IndexBuf::Spool(spool)),
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                Ok(IndexBuf::Heap(vec![0; len]))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Concrete architectures of the packages plus the store's defaults.
-    fn architectures(&self, states: &BTreeMap<String, ComponentState>) -> Vec<String> {
+    fn architectures(&self, states: &BTreeMap<String, StateView<'_>>) -> Vec<String> {
         let mut archs: Vec<String> = self.store.meta().architectures.clone();
         for s in states.values() {
             archs.extend(s.architectures().map(str::to_string));
@@ -500,6 +488,23 @@ impl DistContext<'_> {
                 .collect()
         };
         Some((under(&prev.files), under(&prev.pdiffs)))
+    }
+}
+
+/// Memory for an index of `len` bytes, plain or compressed: a large one
+/// is spooled into its pool file as it is rendered (see [`Pool::spool`]),
+/// where the file system can reserve the space; elsewhere it is kept in
+/// memory and written once hashed.
+///
+/// [`Pool::spool`]: super::pool::Pool::spool
+fn index_buffer(store: &Store, len: usize) -> io::Result<IndexBuf> {
+    if len < crate::index::blocks::BLOCKS_FROM {
+        return Ok(IndexBuf::Heap(vec![0; len]));
+    }
+    match store.pool().spool(len) {
+        Ok(spool) => Ok(IndexBuf::Spool(spool)),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(IndexBuf::Heap(vec![0; len])),
+        Err(e) => Err(e),
     }
 }
 

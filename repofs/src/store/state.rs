@@ -35,6 +35,18 @@ impl Store {
         })
     }
 
+    /// Views a component state blob mapped from the pool (for rendering).
+    pub fn view_component<'a>(
+        &self,
+        sha256: &str,
+        data: &'a [u8],
+    ) -> Result<crate::model::state_view::StateView<'a>> {
+        crate::model::state_view::StateView::parse(data).map_err(|e| Error::Corrupt {
+            path: self.pool().path(sha256),
+            reason: format!("component state: {e}"),
+        })
+    }
+
     /// Every component of an archive in the working state, parsed.
     pub fn load_archive_components(
         &self,
