@@ -24,6 +24,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::common::{common_prefix, common_suffix};
 use super::{gzblocks, xzblocks};
 
 /// Indices at least this large are compressed in blocks; smaller ones are
@@ -231,11 +232,17 @@ impl BlockMap {
 /// A previous index's map with its compressed blobs, checked to fit each
 /// other: only then may its pieces be copied into a new index.
 pub struct Previous {
-    /// Block digest -> (gz piece, xz block) ranges in the blobs.
-    pieces: HashMap<[u8; 32], (Range<usize>, Range<usize>, usize)>,
+    /// Block digest -> its index in the map.
+    pieces: HashMap<[u8; 32], usize>,
+    /// Each block's (gz piece, xz block) ranges in the blobs.
+    spans: Vec<(Range<usize>, Range<usize>)>,
+    /// (start, length) in the previous plain index -> the block's index.
+    at: HashMap<(usize, usize), usize>,
     map: BlockMap,
     gz: Blob,
     xz: Blob,
+    /// The previous plain index, when given (see [`Previous::with_plain`]).
+    plain: Option<Blob>,
 }
 
 /// A previous blob's bytes: read, or mapped from the pool.
@@ -276,7 +283,8 @@ impl Previous {
         {
             return None;
         }
-        let mut pieces = HashMap::new();
+        let (mut pieces, mut spans, mut at) = (HashMap::new(), Vec::new(), HashMap::new());
+        let mut start = 0;
         let (mut g, mut x) = (gzblocks::HEADER.len(), xzblocks::stream_header().len());
         for (i, b) in map.blocks.iter().enumerate() {
             let (gl, xl) = (b.gz_len as usize, b.xz_len as usize);
@@ -290,16 +298,38 @@ impl Previous {
             {
                 return None;
             }
-            pieces.insert(b.sha256, (g..g + gl, x..x + xl, i));
+            pieces.insert(b.sha256, i);
+            spans.push((g..g + gl, x..x + xl));
+            at.insert((start, b.plain_len as usize), i);
+            start += b.plain_len as usize;
             g += gl;
             x += xl;
         }
         Some(Previous {
             pieces,
+            spans,
+            at,
             map,
             gz,
             xz,
+            plain: None,
         })
+    }
+
+    /// Adds the previous plain index (the blob the map is named by), whose
+    /// bytes the new index is compared with: a block inside the part both
+    /// share at the start or the end is found by its place, with no digest
+    /// of its bytes; only the blocks in between are hashed. Not used when
+    /// its length is not the map's.
+    pub fn with_plain<B>(mut self, plain: B) -> Previous
+    where
+        B: std::ops::Deref<Target = [u8]> + Send + Sync + 'static,
+    {
+        let len: u64 = self.map.blocks.iter().map(|b| b.plain_len).sum();
+        if plain.len() as u64 == len {
+            self.plain = Some(Box::new(plain));
+        }
+        self
     }
 
     pub fn map(&self) -> &BlockMap {
@@ -397,11 +427,63 @@ fn pieces_sized<'a>(
     sizes: Sizes,
 ) -> io::Result<Pieces<'a>> {
     let ranges = split(plain, records, sizes);
+    let shared = prev
+        .filter(|p| p.plain.is_some())
+        .map(|p| Shared::of(p, plain));
     let pieces: Vec<Piece<'_>> = ranges
         .par_iter()
-        .map(|r| piece(&plain[r.clone()], forms, prev))
+        .map(|r| {
+            let by_place = prev.zip(shared.as_ref()).and_then(|(p, shared)| {
+                let i = shared.block_at(p, r)?;
+                p.reuse(i, forms)
+            });
+            match by_place {
+                Some(piece) => Ok(piece),
+                None => piece(&plain[r.clone()], forms, prev),
+            }
+        })
         .collect::<io::Result<_>>()?;
     Ok(Pieces { pieces, forms })
+}
+
+/// How much of the new plain index is byte for byte the previous one's:
+/// a common prefix and a common suffix, not overlapping.
+struct Shared {
+    prefix: usize,
+    suffix: usize,
+    new_len: usize,
+    old_len: usize,
+}
+
+impl Shared {
+    fn of(prev: &Previous, new: &[u8]) -> Shared {
+        let old: &[u8] = prev.plain.as_deref().map_or(&[], |p| &p[..]);
+        let prefix = common_prefix(old, new);
+        let room = old.len().min(new.len()) - prefix;
+        let suffix = common_suffix(&old[old.len() - room..], &new[new.len() - room..]);
+        Shared {
+            prefix,
+            suffix,
+            new_len: new.len(),
+            old_len: old.len(),
+        }
+    }
+
+    /// The previous block holding exactly the bytes of new block `r`, when
+    /// `r` lies inside the shared prefix or suffix and a previous block
+    /// has the same place (cuts depend only on content, so past a change
+    /// they fall in the same places again).
+    fn block_at(&self, prev: &Previous, r: &Range<usize>) -> Option<usize> {
+        let len = r.end - r.start;
+        let start = if r.end <= self.prefix {
+            r.start
+        } else if r.start >= self.new_len - self.suffix {
+            r.start + self.old_len - self.new_len
+        } else {
+            return None;
+        };
+        prev.at.get(&(start, len)).copied()
+    }
 }
 
 impl Pieces<'_> {
@@ -478,32 +560,49 @@ impl Pieces<'_> {
     }
 }
 
+impl Previous {
+    /// Block `i`'s pieces, if the previous index had every form wanted now.
+    fn reuse(&self, i: usize, forms: Forms) -> Option<Piece<'_>> {
+        let old = &self.map.blocks[i];
+        let (g, x) = &self.spans[i];
+        let has = |want: bool, len: u64| !want || len > 0;
+        if !has(forms.gz, old.gz_len) || !has(forms.xz, old.xz_len) {
+            return None;
+        }
+        let (gz, xz) = (
+            if forms.gz {
+                &self.gz[g.clone()]
+            } else {
+                &[][..]
+            },
+            if forms.xz {
+                &self.xz[x.clone()]
+            } else {
+                &[][..]
+            },
+        );
+        Some(Piece {
+            entry: BlockEntry {
+                gz_len: gz.len() as u64,
+                xz_len: xz.len() as u64,
+                xz_unpadded: if forms.xz { old.xz_unpadded } else { 0 },
+                ..old.clone()
+            },
+            gz: gz.into(),
+            xz: xz.into(),
+            reused: true,
+        })
+    }
+}
+
 fn piece<'a>(block: &[u8], forms: Forms, prev: Option<&'a Previous>) -> io::Result<Piece<'a>> {
     let sha256: [u8; 32] = Sha256::digest(block).into();
     if let Some(p) = prev {
-        if let Some((g, x, i)) = p.pieces.get(&sha256) {
-            let old = &p.map.blocks[*i];
-            // The previous index must have had every form wanted now.
-            let has = |want: bool, len: u64| !want || len > 0;
-            if old.plain_len == block.len() as u64
-                && has(forms.gz, old.gz_len)
-                && has(forms.xz, old.xz_len)
-            {
-                let (gz, xz) = (
-                    if forms.gz { &p.gz[g.clone()] } else { &[][..] },
-                    if forms.xz { &p.xz[x.clone()] } else { &[][..] },
-                );
-                return Ok(Piece {
-                    entry: BlockEntry {
-                        gz_len: gz.len() as u64,
-                        xz_len: xz.len() as u64,
-                        xz_unpadded: if forms.xz { old.xz_unpadded } else { 0 },
-                        ..old.clone()
-                    },
-                    gz: gz.into(),
-                    xz: xz.into(),
-                    reused: true,
-                });
+        if let Some(&i) = p.pieces.get(&sha256) {
+            if p.map.blocks[i].plain_len == block.len() as u64 {
+                if let Some(piece) = p.reuse(i, forms) {
+                    return Ok(piece);
+                }
             }
         }
     }
@@ -584,27 +683,76 @@ mod tests {
 
     /// Compresses `plain` after `prev` (plain text), checking everything
     /// the snapshot relies on; returns (reused, compressed) block counts.
+    fn previous(p: &[u8]) -> Previous {
+        let c = compress_sized(p, Records::Stanzas, BOTH, None, SMALL).unwrap();
+        let (gz, xz) = (c.gz.clone().unwrap(), c.xz.clone().unwrap());
+        let r = |d: &[u8]| BlobRef {
+            sha256: crate::hash::sha256_hex(d),
+            size: d.len() as u64,
+        };
+        let map = map_of(&c, Some(r(&gz)), Some(r(&xz)));
+        assert_eq!(BlockMap::decode(&map.encode()), Some(map.clone()));
+        Previous::new(map, gz, xz).expect("a map fits its own blobs")
+    }
+
+    /// Compresses `plain` with the blocks of `prev` found by digest, and
+    /// found by place too (the previous plain given): both are the fresh
+    /// result byte for byte and copy the same blocks.
     fn round(prev: Option<&[u8]>, plain: &[u8]) -> (usize, usize) {
-        let prev = prev.map(|p| {
-            let c = compress_sized(p, Records::Stanzas, BOTH, None, SMALL).unwrap();
-            let (gz, xz) = (c.gz.clone().unwrap(), c.xz.clone().unwrap());
-            let r = |d: &[u8]| BlobRef {
-                sha256: crate::hash::sha256_hex(d),
-                size: d.len() as u64,
-            };
-            let map = map_of(&c, Some(r(&gz)), Some(r(&xz)));
-            assert_eq!(BlockMap::decode(&map.encode()), Some(map.clone()));
-            Previous::new(map, gz, xz).expect("a map fits its own blobs")
-        });
-        let c = compress_sized(plain, Records::Stanzas, BOTH, prev.as_ref(), SMALL).unwrap();
         let fresh = compress_sized(plain, Records::Stanzas, BOTH, None, SMALL).unwrap();
-        assert_eq!(gunzip(c.gz.as_ref().unwrap()), plain);
-        assert_eq!(unxz(c.xz.as_ref().unwrap()), plain);
-        // Copied or compressed, the same bytes.
-        assert_eq!(c.gz, fresh.gz);
-        assert_eq!(c.xz, fresh.xz);
-        assert_eq!(c.blocks, fresh.blocks);
-        (c.reused, c.compressed)
+        let mut counts = Vec::new();
+        for by_place in [false, true] {
+            let prev = prev.map(|p| match by_place {
+                false => previous(p),
+                true => previous(p).with_plain(p.to_vec()),
+            });
+            let c = compress_sized(plain, Records::Stanzas, BOTH, prev.as_ref(), SMALL).unwrap();
+            assert_eq!(gunzip(c.gz.as_ref().unwrap()), plain);
+            assert_eq!(unxz(c.xz.as_ref().unwrap()), plain);
+            // Copied or compressed, the same bytes.
+            assert_eq!(c.gz, fresh.gz);
+            assert_eq!(c.xz, fresh.xz);
+            assert_eq!(c.blocks, fresh.blocks);
+            counts.push((c.reused, c.compressed));
+        }
+        assert_eq!(counts[0], counts[1]);
+        counts[0]
+    }
+
+    #[test]
+    fn blocks_in_the_shared_ends_are_found_by_place() {
+        let base = packages(0..4000, "1");
+        // A change in the middle, the text around it shifted by its growth.
+        let changed: Vec<u8> = packages(0..2000, "1")
+            .into_iter()
+            .chain(packages(2000..2050, "22"))
+            .chain(packages(2050..4000, "1"))
+            .collect();
+        let prev = previous(&base).with_plain(base.clone());
+        let shared = Shared::of(&prev, &changed);
+        assert!(shared.prefix > 0 && shared.suffix > 0);
+        let ranges = split(&changed, Records::Stanzas, SMALL);
+        let placed: Vec<Option<usize>> = ranges.iter().map(|r| shared.block_at(&prev, r)).collect();
+        let (head, tail) = (placed.first().unwrap(), placed.last().unwrap());
+        assert_eq!(*head, Some(0));
+        assert_eq!(*tail, Some(prev.map.blocks.len() - 1));
+        // Those found by place hold exactly the bytes of the previous block.
+        let mut starts = vec![0];
+        for b in &prev.map.blocks {
+            starts.push(starts.last().unwrap() + b.plain_len as usize);
+        }
+        for (r, i) in ranges.iter().zip(&placed) {
+            if let Some(i) = i {
+                assert_eq!(&changed[r.clone()], &base[starts[*i]..starts[*i + 1]]);
+            }
+        }
+        assert!(
+            placed.iter().any(Option::is_none),
+            "the changed block is not"
+        );
+        // A plain that is not the map's is not used.
+        let wrong = previous(&base).with_plain(b"short".to_vec());
+        assert!(wrong.plain.is_none());
     }
 
     #[test]

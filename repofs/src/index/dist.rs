@@ -7,7 +7,7 @@ use std::io;
 
 use super::{blocks, compress};
 use crate::hash::{self, Digests};
-use crate::model::state_view::{BinaryView, Prepared, Stanza, StateView};
+use crate::model::state_view::{Prepared, Stanza, StateView};
 
 /// One rendered file, path relative to `dists/<dist>/`. Its bytes are a
 /// `Vec` or whatever the caller rendered into (the store spools large
@@ -97,26 +97,17 @@ where
         Ok(())
     };
     for arch in archs {
-        let for_arch = |b: &&BinaryView<'_>| b.arch == *arch || b.arch == "all";
         push(
             format!("{component}/binary-{arch}/Packages"),
-            &mut state
-                .binaries()
-                .filter(for_arch)
-                .filter(|b| !b.is_udeb())
-                .map(|b| &b.stanza),
+            &mut state.binaries_for(arch, false).map(|(_, b)| &b.stanza),
         )?;
         // The installer's packages have their own index, as in Debian's
         // archive; apt never sees them in the ordinary one.
-        let mut udebs = state
-            .binaries()
-            .filter(for_arch)
-            .filter(|b| b.is_udeb())
-            .peekable();
+        let mut udebs = state.binaries_for(arch, true).peekable();
         if udebs.peek().is_some() {
             push(
                 format!("{component}/debian-installer/binary-{arch}/Packages"),
-                &mut udebs.map(|b| &b.stanza),
+                &mut udebs.map(|(_, b)| &b.stanza),
             )?;
         }
     }

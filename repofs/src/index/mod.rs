@@ -5,6 +5,7 @@
 //! reading an upstream's (`read`).
 
 pub mod blocks;
+pub mod common;
 pub mod compress;
 pub mod contents;
 pub mod dist;

@@ -223,8 +223,22 @@ fn unescape(c: u8) -> u8 {
 pub struct StateView<'a> {
     /// In the order of the state, cut in pieces as they were parsed.
     pieces: Vec<Vec<BinaryView<'a>>>,
+    /// Beside each binary, its architecture (an index into `archs`) and
+    /// whether it is a udeb: the indices of each architecture are picked
+    /// from this, not from fields spread over the blob (reading those for
+    /// every index cost more than rendering it).
+    kinds: Vec<Vec<Kind>>,
+    /// Every architecture named, `all` included, sorted.
+    archs: Vec<String>,
     /// The other fields (its own `binaries` are not read).
     rest: Cow<'a, ComponentState>,
+}
+
+/// A binary's architecture (index into [`StateView::archs`]) and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kind {
+    arch: u32,
+    udeb: bool,
 }
 
 impl<'a> StateView<'a> {
@@ -232,25 +246,66 @@ impl<'a> StateView<'a> {
     pub fn parse(data: &'a [u8]) -> serde_json::Result<StateView<'a>> {
         if data.len() >= PARALLEL_FROM {
             if let Some((pieces, rest)) = state_json::parse_pieces::<BinaryView>(data, PIECE) {
-                return Ok(StateView {
-                    pieces,
-                    rest: Cow::Owned(rest),
-                });
+                return Ok(Self::new(pieces, Cow::Owned(rest)));
             }
         }
         let mut state: ComponentState = serde_json::from_slice(data)?;
         let binaries = std::mem::take(&mut state.binaries);
-        Ok(StateView {
-            pieces: vec![binaries.into_iter().map(BinaryView::owned).collect()],
-            rest: Cow::Owned(state),
-        })
+        let pieces = vec![binaries.into_iter().map(BinaryView::owned).collect()];
+        Ok(Self::new(pieces, Cow::Owned(state)))
     }
 
     /// A view of a parsed state.
     pub fn of(state: &'a ComponentState) -> Self {
+        let pieces = vec![state.binaries.iter().map(BinaryView::of).collect()];
+        Self::new(pieces, Cow::Borrowed(state))
+    }
+
+    fn new(pieces: Vec<Vec<BinaryView<'a>>>, rest: Cow<'a, ComponentState>) -> Self {
+        use rayon::prelude::*;
+        let mut archs: Vec<String> = pieces
+            .par_iter()
+            .map(|piece| {
+                let mut seen: Vec<&str> = Vec::new();
+                for b in piece {
+                    if !seen.contains(&b.arch.as_ref()) {
+                        seen.push(&b.arch);
+                    }
+                }
+                seen
+            })
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        archs.sort();
+        archs.dedup();
+        let kinds = pieces
+            .par_iter()
+            .map(|piece| {
+                let mut last = (usize::MAX, "");
+                piece
+                    .iter()
+                    .map(|b| {
+                        // Neighbours share their architecture more often than not.
+                        if b.arch != last.1 {
+                            let arch: &str = &b.arch;
+                            let i = archs.binary_search_by(|a| a.as_str().cmp(arch));
+                            let i = i.expect("every architecture was gathered");
+                            last = (i, &archs[i]);
+                        }
+                        Kind {
+                            arch: last.0 as u32,
+                            udeb: b.is_udeb(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         StateView {
-            pieces: vec![state.binaries.iter().map(BinaryView::of).collect()],
-            rest: Cow::Borrowed(state),
+            pieces,
+            kinds,
+            archs,
+            rest,
         }
     }
 
@@ -262,10 +317,32 @@ impl<'a> StateView<'a> {
         self.pieces.iter().map(Vec::len).sum()
     }
 
-    /// The architectures of its binaries other than `all` (repeated).
+    /// The binaries that go into the index of `arch` (those of `all`
+    /// too), udebs or not, with their place in [`StateView::binaries`].
+    pub fn binaries_for<'s>(
+        &'s self,
+        arch: &str,
+        udeb: bool,
+    ) -> impl Iterator<Item = (usize, &'s BinaryView<'a>)> + Clone + 's {
+        let find = |name: &str| self.archs.iter().position(|a| a == name);
+        let (arch, all) = (find(arch), find("all"));
+        let wanted = move |k: &Kind| {
+            k.udeb == udeb && (Some(k.arch as usize) == arch || Some(k.arch as usize) == all)
+        };
+        self.kinds
+            .iter()
+            .flatten()
+            .zip(self.binaries())
+            .enumerate()
+            .filter(move |(_, (k, _))| wanted(k))
+            .map(|(i, (_, b))| (i, b))
+    }
+
+    /// The architectures of its binaries other than `all`, sorted.
     pub fn architectures(&self) -> impl Iterator<Item = &str> {
-        self.binaries()
-            .map(|b| b.arch.as_ref())
+        self.archs
+            .iter()
+            .map(String::as_str)
             .filter(|a| *a != "all")
     }
 
@@ -364,6 +441,44 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+        /// An index's binaries are those a filter over every field picks.
+        #[test]
+        fn binaries_for_picks_what_a_filter_picks(
+            kinds in proptest::collection::vec((0usize..4, any::<bool>()), 0..60),
+        ) {
+            let names = ["all", "amd64", "arm64", "i386"];
+            let mut s = state(kinds.len(), "Package: x\n");
+            for (b, (arch, udeb)) in s.binaries.iter_mut().zip(&kinds) {
+                b.arch = names[*arch].to_string();
+                if *udeb {
+                    b.file.path = b.file.path.replace(".deb", ".udeb");
+                }
+            }
+            let v = StateView::of(&s);
+            let json = serde_json::to_vec(&s).unwrap();
+            let parsed = StateView::parse(&json).unwrap();
+            for arch in ["amd64", "arm64", "i386", "s390x"] {
+                for udeb in [false, true] {
+                    let want: Vec<usize> = s
+                        .binaries
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.arch == arch || b.arch == "all")
+                        .filter(|(_, b)| b.file.path.ends_with(".udeb") == udeb)
+                        .map(|(i, _)| i)
+                        .collect();
+                    for view in [&v, &parsed] {
+                        let got: Vec<usize> = view.binaries_for(arch, udeb).map(|(i, _)| i).collect();
+                        prop_assert_eq!(&got, &want);
+                    }
+                }
+            }
+            let mut archs: Vec<&str> = s.binaries.iter().map(|b| b.arch.as_str()).filter(|a| *a != "all").collect();
+            archs.sort();
+            archs.dedup();
+            prop_assert_eq!(v.architectures().collect::<Vec<_>>(), archs);
+        }
+
         /// The unescaping is serde_json's, for any text.
         #[test]
         fn stanzas_unescape_as_serde_json_does(text in "(?s).{0,60}", plain in "[a-z\\\\\"\n/]{0,30}") {
@@ -385,7 +500,7 @@ mod tests {
             let v = StateView::parse(&json).unwrap();
             prop_assert_eq!(entries(&v), s.binaries.clone());
             if let Some((pieces, _)) = state_json::parse_pieces::<BinaryView>(&json, 997) {
-                let v = StateView { pieces, rest: Cow::Owned(ComponentState::default()) };
+                let v = StateView::new(pieces, Cow::Owned(ComponentState::default()));
                 prop_assert_eq!(entries(&v), s.binaries);
             } else {
                 prop_assert!(false, "our own layout is cut");

@@ -41,7 +41,10 @@ impl Store {
             Some(r) => pool.map(&r.sha256).ok(),
         };
         let (gz, xz) = (read(&map.gz)?, read(&map.xz)?);
-        let prev = Previous::new(map, gz, xz);
+        let prev = Previous::new(map, gz, xz).map(|p| match pool.map(plain) {
+            Ok(old) => p.with_plain(old),
+            Err(_) => p,
+        });
         if prev.is_none() {
             tracing::warn!(
                 index = plain,

@@ -238,13 +238,10 @@ impl Store {
         for arch in archs {
             for udeb in [false, true] {
                 let mut owners = state
-                    .binaries()
-                    .zip(&bodies)
-                    .filter(|(b, _)| b.arch == *arch || b.arch == "all")
-                    .filter(|(b, _)| b.file.path.ends_with(".udeb") == udeb)
-                    .map(|(b, paths)| crate::index::contents::Owner {
+                    .binaries_for(arch, udeb)
+                    .map(|(i, b)| crate::index::contents::Owner {
                         package: &b.package,
-                        paths,
+                        paths: bodies[i],
                     })
                     .peekable();
                 if udeb && owners.peek().is_none() {

@@ -168,9 +168,11 @@ impl Pool {
     /// the mapping is written. Hand it to [`Batch::add_spool`].
     pub fn spool(&self, len: usize) -> io::Result<Spool> {
         let mut tmp = self.shared_temp_with(|dir| TempFile::read_write(dir, 0o444))?;
+        let file = tmp.file().file().try_clone()?;
         if len == 0 {
             return Ok(Spool {
                 map: None,
+                file,
                 tmp: tmp.close()?,
             });
         }
@@ -193,6 +195,7 @@ impl Pool {
         };
         Ok(Spool {
             map: Some(map),
+            file,
             tmp: tmp.close()?,
         })
     }
@@ -369,7 +372,7 @@ impl Batch<'_> {
     /// Adds a blob rendered into a [`Spool`], whose digests the caller
     /// computed.
     pub fn add_spool(&mut self, spool: Spool, digests: Digests) -> io::Result<Digests> {
-        let Spool { map, tmp } = spool;
+        let Spool { map, tmp, .. } = spool;
         drop(map); // the bytes are the file's pages; the commit syncs them
         self.add_finished(FinishedBlob { tmp, digests })
     }
@@ -467,7 +470,17 @@ const SYNC_FILES_UP_TO: usize = 64;
 /// temp file (see [`Pool::spool`]).
 pub struct Spool {
     map: Option<memmap2::MmapMut>,
+    /// Held open to start its writeback early.
+    file: std::fs::File,
     tmp: ClosedTemp,
+}
+
+impl Spool {
+    /// Starts writing the bytes to disk (see [`fsutil::start_writeback`]);
+    /// call once they are all written.
+    pub fn start_writeback(&self) -> io::Result<()> {
+        fsutil::start_writeback(&self.file)
+    }
 }
 
 impl std::ops::Deref for Spool {
@@ -487,6 +500,16 @@ impl std::ops::DerefMut for Spool {
 pub enum IndexBuf {
     Heap(Vec<u8>),
     Spool(Spool),
+}
+
+impl IndexBuf {
+    /// Starts writing a spooled index to disk (nothing to do in memory).
+    pub fn start_writeback(&self) -> io::Result<()> {
+        match self {
+            IndexBuf::Heap(_) => Ok(()),
+            IndexBuf::Spool(s) => s.start_writeback(),
+        }
+    }
 }
 
 impl From<Vec<u8>> for IndexBuf {

@@ -267,13 +267,12 @@ impl DistContext<'_> {
         let started = std::time::Instant::now();
         // Each state is viewed where it is mapped (`model::state_view`).
         let blobs = components
-            .iter()
-            .map(|(comp, hash)| Ok((comp, self.store.pool().map(hash)?)))
+            .values()
+            .map(|hash| Ok(self.store.pool().map(hash)?))
             .collect::<Result<Vec<_>>>()?;
         let mut states = BTreeMap::new();
-        for (comp, blob) in &blobs {
-            let view = self.store.view_component(&components[*comp], blob)?;
-            states.insert((*comp).clone(), view);
+        for ((comp, hash), blob) in components.iter().zip(&blobs) {
+            states.insert(comp.clone(), self.store.view_component(hash, blob)?);
         }
         tracing::debug!(
             dist = self.dist,
@@ -305,6 +304,9 @@ impl DistContext<'_> {
             let plain = render::render_plain_into(comp, state, &archs, |_, len| {
                 index_buffer(self.store, len)
             })?;
+            for f in &plain {
+                writeback(&f.data);
+            }
             let rendered_ms = started.elapsed().as_millis() as u64;
             // The previous snapshot's blocks of the same index, if kept.
             let previous = |path: &str| {
@@ -350,6 +352,10 @@ impl DistContext<'_> {
             }
             let (reused, recompressed) = (compressed.reused, compressed.compressed);
             let rendered = compressed.files;
+            let compressed_form = |p: &str| p.ends_with(".gz") || p.ends_with(".xz");
+            for f in rendered.iter().filter(|f| compressed_form(&f.file.path)) {
+                writeback(&f.file.data);
+            }
             let compressed_ms = started.elapsed().as_millis() as u64;
             for f in &rendered {
                 if super::pdiffs::has_diffs(&f.file.path) {
@@ -440,6 +446,10 @@ impl DistContext<'_> {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         pdiffs.sort_by(|a, b| a.path.cmp(&b.path));
+        // Unmapping a large state (172 MB at 200,000 packages) takes a
+        // while; nothing waits for it.
+        drop(states);
+        std::thread::spawn(move || drop(blobs));
         Ok(DistSnapshot {
             components: components.clone(),
             architectures: archs,
@@ -505,6 +515,14 @@ fn index_buffer(store: &Store, len: usize) -> io::Result<IndexBuf> {
         Ok(spool) => Ok(IndexBuf::Spool(spool)),
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(IndexBuf::Heap(vec![0; len])),
         Err(e) => Err(e),
+    }
+}
+
+/// Starts writing a complete index to disk. Only a head start for the
+/// commit's sync, which reports any error: a failure here is logged.
+fn writeback(data: &IndexBuf) {
+    if let Err(e) = data.start_writeback() {
+        tracing::debug!(error = %e, "early writeback not started");
     }
 }
 
