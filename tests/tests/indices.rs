@@ -251,3 +251,117 @@ fn apt_installs_from_each_channel_and_new_versions_reach_testing_only_by_promoti
     let fetched = apt.dir.join("cache/archives/halo-app_1.1_amd64.deb");
     assert_eq!(fs::read(fetched).unwrap(), fs::read(&v2[1]).unwrap());
 }
+
+/// A component large enough that a snapshot views its state in pieces on
+/// every core (`repofs::model::state_view`, from 4 MiB of state): each of
+/// its indices holds what `dpkg-scanpackages` says of each package, in the
+/// index of its architecture (`all` in every one), udebs in the
+/// installer's, and text JSON has to escape comes out as it went in.
+#[test]
+fn a_large_components_indices_match_dpkg_scanpackages() {
+    use std::path::{Path, PathBuf};
+    need_tool("dpkg-scanpackages", "dpkg-dev");
+    let t = TestStore::new();
+    // The bulk from the benchmark's generator: dpkg-deb would take a minute.
+    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/gen_debs.py");
+    let listed = ok(Command::new("python3")
+        .arg(&generator)
+        .arg(t.path("bulk"))
+        .args(["6000", "1.0", "0"]));
+    let mut inputs: Vec<PathBuf> = listed.lines().map(PathBuf::from).collect();
+    let special = t.path("special");
+    let escaped = "X-Note: say \"hi\" \\ and\ttab, caf\u{e9}\n and a \"second\" line \\\\\n";
+    let quoted = Deb::new("quoted", "1.0")
+        .arch("amd64")
+        .fields(escaped)
+        .build(&special);
+    let both = Deb::new("everywhere", "2.0").build(&special); // arch all
+    let i386 = Deb::new("only-i386", "3.0").arch("i386").build(&special);
+    let udeb_deb = Deb::new("installer-bit", "4.0")
+        .arch("amd64")
+        .build(&t.path("udeb"));
+    let udeb = special.join("installer-bit_4.0_amd64.udeb");
+    fs::copy(&udeb_deb, &udeb).unwrap();
+    // Three of the bulk, for dpkg-scanpackages to describe too.
+    for n in [0, 2999, 5999] {
+        let from = &inputs[n];
+        fs::copy(from, special.join(from.file_name().unwrap())).unwrap();
+    }
+    inputs.extend([quoted, both, i386, udeb]);
+    let list = t.path("inputs");
+    let text: String = inputs
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    fs::write(&list, text).unwrap();
+    t.ok(&[
+        "import",
+        "--archive",
+        "rustedhalo",
+        "--dist",
+        "trusty",
+        "--component",
+        "main",
+        "--files-from",
+        list.to_str().unwrap(),
+    ]);
+    // The state is large enough to be cut in pieces.
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(t.store().join("state.json")).unwrap()).unwrap();
+    let hash = state["rustedhalo"]["trusty"]["main"].as_str().unwrap();
+    let blob = t.store().join("pool").join(&hash[..2]).join(hash);
+    assert!(fs::metadata(&blob).unwrap().len() > 4 << 20);
+
+    let id = t.snapshot();
+    let export = t.root().join("exp");
+    t.ok(&["export", "--snapshot", &id, export.to_str().unwrap()]);
+    let dist = export.join("rustedhalo/dists/trusty/main");
+    let index = |path: &str| by_key(parse_stanzas(&fs::read_to_string(dist.join(path)).unwrap()));
+    let amd64 = index("binary-amd64/Packages");
+    let i386s = index("binary-i386/Packages");
+    let udebs = index("debian-installer/binary-amd64/Packages");
+    assert_eq!(amd64.len(), 6000 + 2, "the bulk, quoted and everywhere");
+    assert!(amd64.contains_key("quoted_1.0_amd64") && amd64.contains_key("everywhere_2.0_all"));
+    assert_eq!(
+        i386s.keys().collect::<Vec<_>>(),
+        ["everywhere_2.0_all", "only-i386_3.0_i386"]
+    );
+    assert_eq!(
+        udebs.keys().collect::<Vec<_>>(),
+        ["installer-bit_4.0_amd64"]
+    );
+    assert!(!dist.join("debian-installer/binary-i386/Packages").exists());
+
+    // Field by field against dpkg-scanpackages (all but where the file is).
+    let scan = |kind: &str| {
+        let out = ok(Command::new("dpkg-scanpackages")
+            .args(["-t", kind, "-m"])
+            .arg(&special)
+            .arg("/dev/null"));
+        let without_filename = parse_stanzas(&out)
+            .into_iter()
+            .map(|s| s.into_iter().filter(|(k, _)| k != "Filename").collect())
+            .collect();
+        by_key(without_filename)
+    };
+    let theirs: BTreeMap<String, Stanza> = scan("deb").into_iter().chain(scan("udeb")).collect();
+    assert_eq!(theirs.len(), 7);
+    for (key, theirs) in &theirs {
+        let ours = [&amd64, &i386s, &udebs]
+            .iter()
+            .find_map(|index| index.get(key))
+            .unwrap_or_else(|| panic!("{key} is in no index"));
+        let ours: Stanza = ours
+            .iter()
+            .filter(|(k, _)| k != "Filename")
+            .cloned()
+            .collect();
+        assert_eq!(&ours, theirs, "stanza of {key} differs");
+    }
+    let note = field(&amd64["quoted_1.0_amd64"], "X-Note").unwrap();
+    assert!(
+        note.contains("say \"hi\" \\ and\ttab, caf\u{e9}"),
+        "{note:?}"
+    );
+    assert!(note.contains("a \"second\" line \\\\"), "{note:?}");
+}
