@@ -165,6 +165,10 @@ def main():
         try:
             debs = gen(os.path.join(work, "debs"), n, "1.0")
             churn = gen(os.path.join(work, "churn"), max(1, n // 100), "1.1", churn_names(work, n))
+            # The inputs on disk before either tool is timed: halo's import
+            # syncs the file system, which would otherwise write the
+            # generator's files out on its clock.
+            os.sync()
             h = bench_halo(work, n, debs, churn)
             a = bench_aptly(work, n, debs, churn)
             results[n] = (h, a)

@@ -20,6 +20,13 @@ pub struct TempFile {
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// This process's id, asked once: a temp name a blob took a `getpid` each
+/// (no process forks and goes on writing the store: a child execs).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 impl TempFile {
     pub fn new(tmp_dir: &Path) -> io::Result<Self> {
         Self::with_mode(tmp_dir, 0o644)
@@ -39,7 +46,7 @@ impl TempFile {
     fn open(tmp_dir: &Path, mode: u32, read: bool) -> io::Result<Self> {
         use fs_err::os::unix::fs::OpenOptionsExt;
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = tmp_dir.join(format!("{}.{}.tmp", std::process::id(), n));
+        let path = tmp_dir.join(format!("{}.{}.tmp", pid(), n));
         let file = fs::OpenOptions::new()
             .read(read)
             .write(true)
@@ -115,7 +122,7 @@ impl ClosedTemp {
     /// a copy on any error).
     pub fn link_from(src: &Path, tmp_dir: &Path) -> io::Result<Self> {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = tmp_dir.join(format!("{}.{}.tmp", std::process::id(), n));
+        let path = tmp_dir.join(format!("{}.{}.tmp", pid(), n));
         std::fs::hard_link(src, &path)?;
         Ok(Self { path })
     }

@@ -260,7 +260,8 @@ impl Session<'_> {
             listed,
         } = read;
         if let Some(blob) = blob {
-            batch.add_finished(blob)?;
+            // `read_deb` found it missing from the pool a moment ago.
+            batch.add_missing(blob)?;
         }
         if let Some(paths) = listed {
             self.contents.add(&digests.sha256, &paths)?;
@@ -384,7 +385,8 @@ fn read_input(pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
     // An input that cannot be read is the user's mistake, not ours.
     let size = match std::fs::metadata(file) {
         // A FIFO would block for ever and a device (a link to /dev/zero)
-        // never ends: only regular files are packages.
+        // never ends: only regular files are packages, and nothing else is
+        // even opened (opening some devices does something).
         Ok(m) if !m.is_file() => return Err(import_err(file, "not a regular file")),
         Ok(m) => m.len(),
         Err(e) => return Err(import_failed(file, &e)),
@@ -395,6 +397,24 @@ fn read_input(pool: &Pool, file: &Path, adopt: bool) -> Result<Input> {
         "changes" => Ok(Input::Changes),
         _ => Err(import_err(file, "not a .deb, .udeb, .dsc or .changes file")),
     }
+}
+
+/// The whole of an input whose size `metadata` gave: no `fstat` or
+/// `lseek` to size the buffer, as `fs::read` asks (three system calls of
+/// the dozen a package took), and a file that grew since is still read to
+/// its end.
+fn read_whole(file: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut input = std::fs::File::open(file)?;
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    input
+        .by_ref()
+        .take(size.saturating_add(1))
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > size {
+        input.read_to_end(&mut data)?;
+    }
+    Ok(data)
 }
 
 /// Small packages (nearly all) are read once; large ones are streamed twice
@@ -417,7 +437,7 @@ fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb>
     };
     let adopted = if adopt { pool.adopt(file)? } else { None };
     if size <= IN_MEMORY_MAX {
-        let data = fs::read(file).map_err(|e| import_failed(file, &e))?;
+        let data = read_whole(file, size).map_err(|e| import_failed(file, &e))?;
         let control = checked(deb::read_control(&data[..]))?;
         let digests = hash::digest(&data);
         let blob = if pool.has(&digests.sha256, digests.size) {
@@ -458,13 +478,12 @@ fn read_deb(pool: &Pool, file: &Path, size: u64, adopt: bool) -> Result<ReadDeb>
     std::io::copy(&mut fs::File::open(file)?, &mut writer)?;
     let blob = writer.finish()?;
     let digests = blob.digests().clone();
+    let missing = !pool.has(&digests.sha256, digests.size);
     Ok(ReadDeb {
         control,
-        listed: (!pool.has(&digests.sha256, digests.size))
-            .then(list_file)
-            .transpose()?,
+        listed: missing.then(list_file).transpose()?,
         digests,
-        blob: Some(blob),
+        blob: missing.then_some(blob),
     })
 }
 

@@ -377,6 +377,19 @@ impl Batch<'_> {
         self.add_finished(FinishedBlob { tmp, digests })
     }
 
+    /// Adds a blob the caller has just found missing from the pool
+    /// ([`Pool::has`]), without asking again: an import asked once a
+    /// package, beside reading it. Should another writer commit the same
+    /// blob meanwhile, the rename replaces it with the same bytes.
+    pub fn add_missing(&mut self, blob: FinishedBlob) -> io::Result<Digests> {
+        let FinishedBlob { tmp, digests } = blob;
+        let id = BlobId::from_hex(&digests.sha256)?;
+        if self.queued.insert(id) {
+            self.pending.push((id, tmp));
+        }
+        Ok(digests)
+    }
+
     /// Adds a blob written by a [`BlobWriter`].
     pub fn add_finished(&mut self, blob: FinishedBlob) -> io::Result<Digests> {
         let FinishedBlob { tmp, digests } = blob;
