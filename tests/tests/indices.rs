@@ -288,23 +288,7 @@ fn a_large_components_indices_match_dpkg_scanpackages() {
         fs::copy(from, special.join(from.file_name().unwrap())).unwrap();
     }
     inputs.extend([quoted, both, i386, udeb]);
-    let list = t.path("inputs");
-    let text: String = inputs
-        .iter()
-        .map(|p| format!("{}\n", p.display()))
-        .collect();
-    fs::write(&list, text).unwrap();
-    t.ok(&[
-        "import",
-        "--archive",
-        "rustedhalo",
-        "--dist",
-        "trusty",
-        "--component",
-        "main",
-        "--files-from",
-        list.to_str().unwrap(),
-    ]);
+    t.import("trusty", &inputs);
     // The state is large enough to be cut in pieces.
     let state: serde_json::Value =
         serde_json::from_slice(&fs::read(t.store().join("state.json")).unwrap()).unwrap();

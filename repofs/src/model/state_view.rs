@@ -114,7 +114,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Stanza<'a> {
     }
 }
 
-impl<'a> Stanza<'a> {
+impl Stanza<'_> {
     /// Its text, ready to be copied: unescaping is planned here (and its
     /// length known) so that the copy can go straight into its place.
     pub fn prepare(&self) -> Prepared<'_> {
@@ -129,19 +129,6 @@ impl<'a> Stanza<'a> {
                         serde_json::from_str(json).expect("a string the JSON parser checked"),
                     ),
                 }
-            }
-        }
-    }
-
-    /// The stanza's text.
-    pub fn text(&self) -> Cow<'_, str> {
-        match self.prepare() {
-            Prepared::Text(t) => Cow::Borrowed(t),
-            Prepared::Decoded(t) => Cow::Owned(t),
-            p => {
-                let mut out = vec![0; p.len()];
-                p.write_into(&mut out);
-                Cow::Owned(String::from_utf8(out).expect("unescaped JSON string is UTF-8"))
             }
         }
     }
@@ -313,10 +300,6 @@ impl<'a> StateView<'a> {
         self.pieces.iter().flatten()
     }
 
-    pub fn binary_count(&self) -> usize {
-        self.pieces.iter().map(Vec::len).sum()
-    }
-
     /// The binaries that go into the index of `arch` (those of `all`
     /// too), udebs or not, with their place in [`StateView::binaries`].
     pub fn binaries_for<'s>(
@@ -376,7 +359,7 @@ mod tests {
                 package: b.package.to_string(),
                 version: b.version.to_string(),
                 arch: b.arch.to_string(),
-                stanza: b.stanza.text().into_owned(),
+                stanza: text_of(&b.stanza),
                 file: crate::model::PoolFile {
                     path: b.file.path.to_string(),
                     sha256: b.file.sha256.to_string(),
@@ -394,6 +377,10 @@ mod tests {
         out
     }
 
+    fn text_of(s: &Stanza<'_>) -> String {
+        String::from_utf8(prepared(s)).expect("unescaped JSON string is UTF-8")
+    }
+
     #[test]
     fn a_large_state_is_viewed_in_pieces_as_parsed() {
         let tricky = "Package: x\nDescription: },{\"package\":\" \\ \t\u{1}é \u{2028}\n";
@@ -407,7 +394,7 @@ mod tests {
             Stanza::Json(_)
         ));
         assert_eq!(entries(&v), s.binaries);
-        assert_eq!(v.binary_count(), s.binaries.len());
+        assert_eq!(v.binaries().count(), s.binaries.len());
     }
 
     #[test]
@@ -486,7 +473,7 @@ mod tests {
                 let json = serde_json::to_string(&t).unwrap();
                 let s: Stanza<'_> = serde_json::from_str(&json).unwrap();
                 prop_assert_eq!(prepared(&s), t.as_bytes().to_vec());
-                prop_assert_eq!(s.text(), t.as_str());
+                prop_assert_eq!(text_of(&s), t.as_str());
             }
         }
 

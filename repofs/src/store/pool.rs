@@ -392,12 +392,10 @@ impl Batch<'_> {
 
     /// Adds a blob written by a [`BlobWriter`].
     pub fn add_finished(&mut self, blob: FinishedBlob) -> io::Result<Digests> {
-        let FinishedBlob { tmp, digests } = blob;
-        let id = BlobId::from_hex(&digests.sha256)?;
-        if !self.pool.has(&digests.sha256, digests.size) && self.queued.insert(id) {
-            self.pending.push((id, tmp));
+        if self.pool.has(&blob.digests.sha256, blob.digests.size) {
+            return Ok(blob.digests.clone()); // the temp file goes with `blob`
         }
-        Ok(digests)
+        self.add_missing(blob)
     }
 
     /// Number of blobs waiting for `commit`.
