@@ -113,6 +113,42 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A writer adapter that computes the SHA-256 alone: a blob's pool name,
+/// for blobs no index lists (component states).
+pub struct Sha256Writer<W> {
+    inner: W,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Sha256Writer<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            sha256: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The inner writer, the hex SHA-256 and the size of what was written.
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.sha256.finalize()), self.size)
+    }
+}
+
+impl<W: Write> Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +185,16 @@ mod tests {
         assert_eq!(inner, b"hello");
         assert_eq!(d, digest(b"hello"));
         assert_eq!(d.size, 5);
+    }
+
+    #[test]
+    fn sha256_writer_names_what_it_writes() {
+        let mut w = Sha256Writer::new(Vec::new());
+        w.write_all(b"hel").unwrap();
+        w.write_all(b"lo").unwrap();
+        let (inner, sha256, size) = w.finish();
+        assert_eq!(inner, b"hello");
+        assert_eq!(sha256, digest(b"hello").sha256);
+        assert_eq!(size, 5);
     }
 }

@@ -224,6 +224,16 @@ fn bad_packages_are_refused_with_one_line_and_change_nothing() {
         "garbage_1_all.deb",
     );
 
+    // Inputs are read two windows ahead of the ones taken in: the first
+    // bad input is still the one named, and what was read ahead of it
+    // leaves no temp file.
+    let mut many: Vec<_> = (0..150)
+        .map(|i| Deb::new(&format!("many{i}"), "1").build(&t.path(&format!("in/many{i}"))))
+        .collect();
+    many.insert(70, dir.join("garbage_1_all.deb"));
+    many.push(dir.join("missing.deb"));
+    refused(&t, &many, "garbage_1_all.deb");
+
     // A conflicting rebuild of the same version names both files.
     let rebuild = Deb::new("good", "1.0")
         .payload("different")

@@ -114,6 +114,19 @@ impl ClosedTemp {
         let path = std::mem::take(&mut self.path);
         fs::rename(path, dest)
     }
+
+    /// Puts the file in place as [`ClosedTemp::rename_to`] does, by a hard
+    /// link and the removal of the temp name: unlike renames between two
+    /// directories, links into different directories run in parallel. A
+    /// file already at `dest` is replaced (a damaged blob being repaired),
+    /// and a file system without hard links gets the rename. A temp name
+    /// left by a crash in between is a temp file like any other.
+    pub fn link_to(self, dest: &Path) -> io::Result<()> {
+        match std::fs::hard_link(&self.path, dest) {
+            Ok(()) => Ok(()), // dropping `self` removes the temp name
+            Err(_) => self.rename_to(dest),
+        }
+    }
 }
 
 impl ClosedTemp {

@@ -333,21 +333,24 @@ impl Batch<'_> {
     }
 
     /// Adds what `write` produces, streamed to disk while hashed (a
-    /// component state of 50,000 packages is never held as one buffer).
-    pub fn add_with<F>(&mut self, write: F) -> io::Result<Digests>
+    /// component state of 50,000 packages is never held as one buffer);
+    /// returns its SHA-256. Only the blob's name is computed: no index
+    /// lists a state, and MD5 and SHA-1 of the 40 MB state of a 50,000
+    /// package component were 0.1 s of every import into it.
+    pub fn add_with<F>(&mut self, write: F) -> io::Result<String>
     where
         F: FnOnce(&mut dyn Write) -> io::Result<()>,
     {
         self.streamed += 1;
         let shard = format!("{:02x}", self.streamed % 256);
         let mut tmp = self.temp_file(&shard)?;
-        let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, tmp.file()));
+        let mut w = hash::Sha256Writer::new(io::BufWriter::with_capacity(1 << 16, tmp.file()));
         write(&mut w)?;
-        let (mut buf, digests) = w.finish();
+        let (mut buf, sha256, size) = w.finish();
         buf.flush()?;
         drop(buf);
-        self.queue(digests.sha256.clone(), digests.size, tmp)?;
-        Ok(digests)
+        self.queue(sha256.clone(), size, tmp)?;
+        Ok(sha256)
     }
 
     /// Adds bytes already in memory (rendered indices, manifests).
@@ -447,20 +450,36 @@ impl Batch<'_> {
         } else {
             fsutil::syncfs(&self.pool.dir)?;
         }
+        let placed: Vec<(PathBuf, ClosedTemp)> = self
+            .pending
+            .into_iter()
+            .map(|(id, tmp)| (self.pool.path(&hex::encode(id.0)), tmp))
+            .collect();
         let mut dirs = HashSet::new();
         let mut created = false;
-        for (id, tmp) in self.pending {
-            let dest = self.pool.path(&hex::encode(id.0));
+        for (dest, _) in &placed {
             if let Some(dir) = dest.parent() {
-                if dirs.insert(dir.to_path_buf()) && !dir.is_dir() {
-                    fs::create_dir_all(dir)?;
-                    created = true;
+                if !dirs.contains(dir) {
+                    if !dir.is_dir() {
+                        fs::create_dir_all(dir)?;
+                        created = true;
+                    }
+                    dirs.insert(dir.to_path_buf());
                 }
             }
-            tmp.rename_to(&dest)?;
         }
         if !small {
+            // Renames from `tmp/` into the pool all take the file system's
+            // one cross-directory rename lock; a link and an unlink lock
+            // only their own directory, so they run on every core (50,000
+            // renames were 0.75 s of one core).
+            placed
+                .into_par_iter()
+                .try_for_each(|(dest, tmp)| tmp.link_to(&dest))?;
             return fsutil::syncfs(&self.pool.dir);
+        }
+        for (dest, tmp) in placed {
+            tmp.rename_to(&dest)?;
         }
         if created {
             dirs.insert(self.pool.dir.clone()); // new shard directories' entries
@@ -737,6 +756,51 @@ mod tests {
         );
         assert_eq!(pool.read(&d.sha256).unwrap(), b"abc");
         assert_eq!(pool.list().unwrap().len(), 1);
+        let left = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum::<usize>();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_large_batch_links_every_blob_in_place_and_repairs_a_damaged_one() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
+        fs::create_dir_all(pool.dir()).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..SYNC_FILES_UP_TO * 3)
+            .map(|i| format!("blob {i}").into_bytes())
+            .collect();
+        // One blob already in the pool, truncated: the batch that adds it
+        // again puts the whole bytes back.
+        let damaged = hash::digest(&blobs[7]).sha256;
+        let mut first = pool.batch();
+        first.add_bytes(&blobs[7]).unwrap();
+        first.commit().unwrap();
+        fs::set_permissions(pool.path(&damaged), std::fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(pool.path(&damaged), b"blo").unwrap();
+        let mut b = pool.batch();
+        let names: Vec<String> = blobs
+            .iter()
+            .map(|data| {
+                let blob = pool.write_blob(data, hash::digest(data)).unwrap();
+                b.add_finished(blob).unwrap().sha256
+            })
+            .collect();
+        assert!(
+            b.len() > SYNC_FILES_UP_TO,
+            "the bulk path is the one tested"
+        );
+        b.commit().unwrap();
+        for (name, data) in names.iter().zip(&blobs) {
+            assert_eq!(&pool.read(name).unwrap(), data);
+            // In place by its one name: the temp name is gone.
+            assert_eq!(fs::metadata(pool.path(name)).unwrap().nlink(), 1, "{name}");
+        }
+        assert_eq!(pool.list().unwrap().len(), blobs.len());
         let left = fs::read_dir(&tmp)
             .unwrap()
             .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())

@@ -71,6 +71,5 @@ pub fn add_component(
     batch: &mut super::pool::Batch<'_>,
     state: &ComponentState,
 ) -> io::Result<String> {
-    let digests = batch.add_with(|w| serde_json::to_writer(w, state).map_err(io::Error::other))?;
-    Ok(digests.sha256)
+    batch.add_with(|w| serde_json::to_writer(w, state).map_err(io::Error::other))
 }
