@@ -14,7 +14,9 @@
 //! so the first `}],"sources":` that is outside a string ends the array.
 //! Anything that does not look exactly like our layout, and any error in
 //! a piece, falls back to one `serde_json::from_slice` of the whole blob:
-//! the result and the error are always the one-pass parse's.
+//! the result and the error are always the one-pass parse's. An import,
+//! which must not hold the blob whole, cuts it the same way a window at a
+//! time ([`parse_window`], `store::spooled`).
 
 use rayon::prelude::*;
 
@@ -25,9 +27,9 @@ pub(crate) const PARALLEL_FROM: usize = 4 << 20;
 /// Aim for pieces of about this size (several per core: cores finish together).
 pub(crate) const PIECE: usize = 4 << 20;
 
-const HEAD: &[u8] = b"{\"binaries\":[";
-const ENTRY: &[u8] = b"},{\"package\":\"";
-const END: &[u8] = b"}],\"sources\":";
+pub(crate) const HEAD: &[u8] = b"{\"binaries\":[";
+pub(crate) const ENTRY: &[u8] = b"},{\"package\":\"";
+pub(crate) const END: &[u8] = b"}],\"sources\":";
 
 /// Parses a component state blob, in parallel pieces when it is large.
 pub fn parse(data: &[u8]) -> serde_json::Result<ComponentState> {
@@ -81,6 +83,59 @@ where
     tail.extend_from_slice(rest.strip_prefix(b",")?);
     let state: ComponentState = serde_json::from_slice(&tail).ok()?;
     Some((pieces, state))
+}
+
+/// `entries` (`{..},{..},..,{..}`, cut as [`parse_pieces`] cuts) parsed in
+/// about `parts` pieces on every core, in order, or the first piece's
+/// error: for a reader that takes a state a window at a time.
+pub(crate) fn parse_window<'a, T>(
+    entries: &'a [u8],
+    parts: usize,
+) -> std::result::Result<Vec<Vec<T>>, String>
+where
+    T: serde::Deserialize<'a> + Send,
+{
+    let piece = entries.len() / parts.max(1) + 1;
+    let mut starts = vec![0];
+    let mut at = piece;
+    while at < entries.len() {
+        let Some(found) = memchr::memmem::find(&entries[at..], ENTRY) else {
+            break;
+        };
+        let start = at + found + 2;
+        starts.push(start);
+        at = start + piece;
+    }
+    starts.push(entries.len() + 1);
+    starts
+        .par_windows(2)
+        .map(|w| entries_or_error(&entries[w[0]..w[1] - 1]))
+        .collect()
+}
+
+/// [`parse_entries`] with the reason it stopped.
+fn entries_or_error<'a, T: serde::Deserialize<'a>>(
+    mut piece: &'a [u8],
+) -> std::result::Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(piece.len() / 800 + 1);
+    loop {
+        if piece.first() != Some(&b'{') {
+            return Err("a binary package entry is not an object".into());
+        }
+        let mut values = serde_json::Deserializer::from_slice(piece).into_iter::<T>();
+        match values.next() {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("a binary package entry is missing".into()),
+        }
+        // JSON allows white space around the commas; we write none.
+        let after = piece[values.byte_offset()..].trim_ascii_start();
+        match after.split_first() {
+            None => return Ok(out),
+            Some((b',', next)) => piece = next.trim_ascii_start(),
+            Some(_) => return Err("binary package entries not separated by commas".into()),
+        }
+    }
 }
 
 /// `{..},{..},..,{..}`: entries separated by single commas, nothing else.

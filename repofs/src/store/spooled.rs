@@ -19,7 +19,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -38,6 +38,16 @@ const SPOOL_BUFFER: usize = 1 << 16;
 /// Bytes read at once when the component is written and the spool is read
 /// in the order it was written.
 const READ_WINDOW: usize = 1 << 18;
+
+/// Bytes of a component state's JSON parsed at once when it is loaded.
+const LOAD_WINDOW: usize = 4 << 20;
+
+/// Appends up to `n` bytes of `reader` to `buf`; whether it ended first.
+fn fill(reader: &mut impl io::Read, buf: &mut Vec<u8>, n: usize) -> io::Result<bool> {
+    let want = n as u64;
+    let got = reader.by_ref().take(want).read_to_end(buf)? as u64;
+    Ok(got < want)
+}
 
 /// One binary package: its identity and blob in memory, its text spooled.
 #[derive(Debug, Clone)]
@@ -326,14 +336,83 @@ impl SpooledComponent {
         Ok(())
     }
 
-    /// [`Self::load`] from the component's JSON, read as a stream: the
-    /// target component is never held whole, not even as its blob's bytes
-    /// (a re-import into a large component would otherwise peak at the
-    /// blob, the parsed component and this together). `Ok(Err(reason))`
+    /// [`Self::load`] from the component's JSON, read a window at a time:
+    /// the target component is never held whole, not even as its blob's
+    /// bytes (a re-import into a large component would otherwise peak at
+    /// the blob, the parsed component and this together). `Ok(Err(reason))`
     /// when the JSON is not a component state.
     pub fn load_json(&mut self, reader: impl io::Read) -> Result<std::result::Result<(), String>> {
+        self.load_json_in(reader, LOAD_WINDOW)
+    }
+
+    /// [`Self::load_json`] with windows of `window` bytes. A blob in the
+    /// layout we write (`state_json`) has its `binaries` cut at entry
+    /// boundaries and parsed from memory on every core, a window at a
+    /// time: `serde_json` reading from a stream takes a call per byte,
+    /// and that was most of a small import into a large component. Any
+    /// other JSON, and a state smaller than a window, is parsed in one
+    /// pass, as `serde_json` parses a [`ComponentState`]. A window that
+    /// does not parse is the blob's error (the cut is sound for any JSON);
+    /// its reason then names the place in its piece, not in the blob. What
+    /// follows the last cut is parsed in one pass, so JSON laid out other
+    /// than ours (spaces between entries) still reads as one pass reads it;
+    /// the one difference: a field we never write, between `binaries` and
+    /// `sources`, holding objects that start with `"package"`, is refused.
+    fn load_json_in(
+        &mut self,
+        mut reader: impl io::Read,
+        window: usize,
+    ) -> Result<std::result::Result<(), String>> {
+        use crate::model::state_json::{parse_window, ENTRY, HEAD};
+        const SOURCES: &[u8] = b"\"sources\":";
+        let mut buf = Vec::with_capacity(window + (1 << 16));
+        let ended = fill(&mut reader, &mut buf, window)?;
+        if ended {
+            return self.load_one_pass(serde_json::Deserializer::from_slice(&buf));
+        }
+        if !buf.starts_with(HEAD) || buf.get(HEAD.len()) == Some(&b']') {
+            let stream = io::Cursor::new(buf).chain(reader);
+            return self.load_one_pass(serde_json::Deserializer::from_reader(stream));
+        }
+        buf.drain(..HEAD.len());
+        let parts = rayon::current_num_threads() * 2;
+        loop {
+            // The array ends before the first `"sources":` (a raw quote is
+            // never inside a string, so that is the key; in our layout it
+            // follows the array, `}],"sources":`). The entries before the
+            // last one that starts in the window are whole.
+            let end = memchr::memmem::find(&buf, SOURCES);
+            if let Some(last) = memchr::memmem::rfind(&buf[..end.unwrap_or(buf.len())], ENTRY) {
+                let pieces = match parse_window::<BinaryEntry>(&buf[..last + 1], parts) {
+                    Ok(pieces) => pieces,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+                for b in pieces.into_iter().flatten() {
+                    self.load_binary(b)?;
+                }
+                buf.drain(..last + 2);
+            }
+            if end.is_some() || fill(&mut reader, &mut buf, window)? {
+                break;
+            }
+        }
+        // The last entries and the fields after them (or, in JSON laid out
+        // otherwise, whatever is left) in one pass, as the state they end.
+        let mut last = Vec::with_capacity(HEAD.len() + buf.len());
+        last.extend_from_slice(HEAD);
+        last.extend_from_slice(&buf);
+        drop(buf);
+        reader.read_to_end(&mut last)?;
+        self.load_one_pass(serde_json::Deserializer::from_slice(&last))
+    }
+
+    /// The component from one `serde_json` pass, each binary going into
+    /// the spool as it is read.
+    fn load_one_pass<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<std::result::Result<(), String>> {
         let mut failed = None;
-        let mut de = serde_json::Deserializer::from_reader(reader);
         let rest = serde::de::DeserializeSeed::deserialize(
             ComponentSeed {
                 into: self,
@@ -350,10 +429,16 @@ impl SpooledComponent {
             Err(e) if e.is_io() => return Err(Error::Io(e.into())),
             Err(e) => return Ok(Err(e.to_string())),
         };
+        self.take_rest(rest)?;
+        Ok(Ok(()))
+    }
+
+    /// The loaded component's fields other than its binaries.
+    fn take_rest(&mut self, rest: ComponentState) -> Result<()> {
         self.add_source_paths(&rest.sources)?;
         self.rest_index = rest.index();
         self.rest = rest;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// One binary of the loaded target component.
@@ -1004,6 +1089,70 @@ mod tests {
         })
         .unwrap();
         assert!(c.load_json(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_component_read_in_windows_reads_as_one_pass_reads_it() {
+        let mut state = full_state(600);
+        // An entry boundary inside a stanza is escaped, never a cut.
+        state.binaries[300]
+            .stanza
+            .push_str("X: },{\"package\":\"y\"}],\"sources\":[\n");
+        let blob = serde_json::to_vec(&state).unwrap();
+        for window in [1, 50, 700, 4096, blob.len() - 1, blob.len(), blob.len() + 1] {
+            let (_dir, mut c) = spooled();
+            c.load_json_in(&blob[..], window).unwrap().unwrap();
+            assert_eq!(json(&mut c), blob, "window {window}");
+            assert_eq!(c.to_state().unwrap(), state, "window {window}");
+        }
+        // Blobs in our layout changed every way that matters: each reads
+        // as one pass reads it, refused or the same state.
+        let text = String::from_utf8(blob.clone()).unwrap();
+        let entry = text.find("{\"package\":\"pkg0020").unwrap();
+        let mut variants: Vec<String> = [1, 2, blob.len() / 3, blob.len() / 2, blob.len() - 2]
+            .iter()
+            .map(|&n| text[..n].to_string())
+            .collect();
+        variants.push(format!(
+            "{}{{\"size\":\"x\"}},{}",
+            &text[..entry],
+            &text[entry..]
+        ));
+        variants.push(text.replacen("\"size\":", "\"size\":-", 1));
+        variants.push(text.replacen("\"sources\":", "\"binaries\":[],\"sources\":", 1));
+        variants.push(format!("{text} x"));
+        variants.push(format!("{text}}}"));
+        // White space JSON allows: between entries, before the array's end.
+        variants.push(text.replacen("},{\"package\"", "} ,\n{\"package\"", 1));
+        variants.push(text.replace("},{\"package\"", "}, {\"package\""));
+        variants.push(text.replacen("}],\"sources\"", "} ],\"sources\"", 1));
+        variants.push(format!("{text}\n"));
+        for variant in &variants {
+            let one_pass = serde_json::from_str::<ComponentState>(variant);
+            for window in [64, 4096, 1 << 20] {
+                let (_dir, mut c) = spooled();
+                let read = c.load_json_in(variant.as_bytes(), window).unwrap();
+                let tail = &variant[variant.len().saturating_sub(60)..];
+                match &one_pass {
+                    Ok(want) => {
+                        assert!(read.is_ok(), "window {window}: {read:?} ({tail})");
+                        assert_eq!(&c.to_state().unwrap(), want, "window {window} ({tail})");
+                    }
+                    Err(_) => assert!(!read.unwrap_err().is_empty(), "window {window}"),
+                }
+            }
+        }
+        assert!(variants[..10]
+            .iter()
+            .all(|v| serde_json::from_str::<ComponentState>(v).is_err()));
+        // Not our layout (fields in another order, no binaries): one pass.
+        let other = format!(
+            r#"{{"sources":[],"extra":"{}","binaries":[]}}"#,
+            "x".repeat(5000)
+        );
+        let (_dir, mut c) = spooled();
+        c.load_json_in(other.as_bytes(), 64).unwrap().unwrap();
+        assert_eq!(c.to_state().unwrap(), ComponentState::default());
     }
 
     #[test]
