@@ -337,10 +337,12 @@ impl SpooledComponent {
     }
 
     /// [`Self::load`] from the component's JSON, read a window at a time:
-    /// the target component is never held whole, not even as its blob's
-    /// bytes (a re-import into a large component would otherwise peak at
-    /// the blob, the parsed component and this together). `Ok(Err(reason))`
-    /// when the JSON is not a component state.
+    /// the target component's binaries are never held whole, not even as
+    /// their blob's bytes (a re-import into a large component would
+    /// otherwise peak at the blob, the parsed component and this
+    /// together); the fields after them (sources, kept parsed anyway) are
+    /// read whole. `Ok(Err(reason))` when the JSON is not a component
+    /// state.
     pub fn load_json(&mut self, reader: impl io::Read) -> Result<std::result::Result<(), String>> {
         self.load_json_in(reader, LOAD_WINDOW)
     }
