@@ -29,7 +29,7 @@ pub(crate) const PIECE: usize = 4 << 20;
 
 pub(crate) const HEAD: &[u8] = b"{\"binaries\":[";
 pub(crate) const ENTRY: &[u8] = b"},{\"package\":\"";
-pub(crate) const END: &[u8] = b"}],\"sources\":";
+const END: &[u8] = b"}],\"sources\":";
 
 /// Parses a component state blob, in parallel pieces when it is large.
 pub fn parse(data: &[u8]) -> serde_json::Result<ComponentState> {
@@ -56,22 +56,7 @@ where
     let end = memchr::memmem::find(body, END)? + 1; // keep the entry's `}`
     let (array, rest) = (&body[..end], &body[end + 1..]); // rest: `,"sources":...}`
 
-    // Cut points: the `{` of an entry, found from evenly spaced offsets.
-    let mut starts = vec![0];
-    let mut at = piece;
-    while at < array.len() {
-        let Some(found) = memchr::memmem::find(&array[at..], ENTRY) else {
-            break; // the last piece runs to the end
-        };
-        let start = at + found + 2; // past `},`
-        starts.push(start);
-        at = start + piece;
-    }
-    starts.push(array.len() + 1); // as if a `,` followed the last entry
-    let pieces: Vec<Vec<T>> = starts
-        .par_windows(2)
-        .map(|w| parse_entries(&array[w[0]..w[1] - 1]))
-        .collect::<Option<_>>()?;
+    let pieces: Vec<Vec<T>> = parse_cut(array, piece, false).ok()?;
     // A second `binaries` key (raw quotes are never inside a string): let
     // the one-pass parse refuse it.
     if memchr::memmem::find(rest, b"\"binaries\":").is_some() {
@@ -85,9 +70,9 @@ where
     Some((pieces, state))
 }
 
-/// `entries` (`{..},{..},..,{..}`, cut as [`parse_pieces`] cuts) parsed in
-/// about `parts` pieces on every core, in order, or the first piece's
-/// error: for a reader that takes a state a window at a time.
+/// `entries` (`{..},{..},..,{..}`) parsed in about `parts` pieces on every
+/// core, in order, or the first piece's error: for a reader that takes a
+/// state a window at a time.
 pub(crate) fn parse_window<'a, T>(
     entries: &'a [u8],
     parts: usize,
@@ -95,33 +80,52 @@ pub(crate) fn parse_window<'a, T>(
 where
     T: serde::Deserialize<'a> + Send,
 {
-    let piece = entries.len() / parts.max(1) + 1;
+    // No one-pass parse follows a window that failed: it takes the white
+    // space one pass allows.
+    parse_cut(entries, entries.len() / parts.max(1) + 1, true)
+}
+
+/// `entries` cut at entry boundaries into pieces of about `piece` bytes,
+/// each parsed on its own core, in order; or the first piece's error.
+/// `spaces`: white space around the commas is taken (else an error).
+fn parse_cut<'a, T>(
+    entries: &'a [u8],
+    piece: usize,
+    spaces: bool,
+) -> std::result::Result<Vec<Vec<T>>, String>
+where
+    T: serde::Deserialize<'a> + Send,
+{
+    // Cut points: the `{` of an entry, found from evenly spaced offsets.
     let mut starts = vec![0];
     let mut at = piece;
     while at < entries.len() {
         let Some(found) = memchr::memmem::find(&entries[at..], ENTRY) else {
-            break;
+            break; // the last piece runs to the end
         };
-        let start = at + found + 2;
+        let start = at + found + 2; // past `},`
         starts.push(start);
         at = start + piece;
     }
-    starts.push(entries.len() + 1);
+    starts.push(entries.len() + 1); // as if a `,` followed the last entry
     starts
         .par_windows(2)
-        .map(|w| entries_or_error(&entries[w[0]..w[1] - 1]))
+        .map(|w| parse_entries(&entries[w[0]..w[1] - 1], spaces))
         .collect()
 }
 
-/// [`parse_entries`] with the reason it stopped.
-fn entries_or_error<'a, T: serde::Deserialize<'a>>(
+/// `{..},{..},..,{..}`: entries separated by commas (with white space
+/// around them if `spaces`), or the reason not.
+fn parse_entries<'a, T: serde::Deserialize<'a>>(
     mut piece: &'a [u8],
+    spaces: bool,
 ) -> std::result::Result<Vec<T>, String> {
     let mut out = Vec::with_capacity(piece.len() / 800 + 1);
     loop {
         if piece.first() != Some(&b'{') {
             return Err("a binary package entry is not an object".into());
         }
+        // A stream stops right after an object and says where.
         let mut values = serde_json::Deserializer::from_slice(piece).into_iter::<T>();
         match values.next() {
             Some(Ok(v)) => out.push(v),
@@ -129,30 +133,11 @@ fn entries_or_error<'a, T: serde::Deserialize<'a>>(
             None => return Err("a binary package entry is missing".into()),
         }
         // JSON allows white space around the commas; we write none.
-        let after = piece[values.byte_offset()..].trim_ascii_start();
-        match after.split_first() {
+        let trim = |b: &'a [u8]| if spaces { b.trim_ascii_start() } else { b };
+        match trim(&piece[values.byte_offset()..]).split_first() {
             None => return Ok(out),
-            Some((b',', next)) => piece = next.trim_ascii_start(),
+            Some((b',', next)) => piece = trim(next),
             Some(_) => return Err("binary package entries not separated by commas".into()),
-        }
-    }
-}
-
-/// `{..},{..},..,{..}`: entries separated by single commas, nothing else.
-fn parse_entries<'a, T: serde::Deserialize<'a>>(mut piece: &'a [u8]) -> Option<Vec<T>> {
-    let mut out = Vec::with_capacity(piece.len() / 800 + 1);
-    loop {
-        if piece.first() != Some(&b'{') {
-            return None;
-        }
-        // A stream stops right after an object and says where.
-        let mut values = serde_json::Deserializer::from_slice(piece).into_iter::<T>();
-        out.push(values.next()?.ok()?);
-        let used = values.byte_offset();
-        match piece.get(used) {
-            None => return Some(out),
-            Some(b',') => piece = &piece[used + 1..],
-            Some(_) => return None,
         }
     }
 }

@@ -457,15 +457,10 @@ impl Batch<'_> {
             .collect();
         let mut dirs = HashSet::new();
         let mut created = false;
-        for (dest, _) in &placed {
-            if let Some(dir) = dest.parent() {
-                if !dirs.contains(dir) {
-                    if !dir.is_dir() {
-                        fs::create_dir_all(dir)?;
-                        created = true;
-                    }
-                    dirs.insert(dir.to_path_buf());
-                }
+        for dir in placed.iter().filter_map(|(dest, _)| dest.parent()) {
+            if dirs.insert(dir.to_path_buf()) && !dir.is_dir() {
+                fs::create_dir_all(dir)?;
+                created = true;
             }
         }
         if !small {
@@ -719,13 +714,26 @@ impl PoolProbe<'_> {
 mod tests {
     use super::*;
 
+    /// A pool in `dir`, its directories made.
+    fn new_pool(dir: &Path) -> Pool {
+        let pool = Pool::new(dir.join("pool"), dir.join("tmp"));
+        fs::create_dir_all(&pool.tmp).unwrap();
+        fs::create_dir_all(pool.dir()).unwrap();
+        pool
+    }
+
+    /// Files left in the shards of the pool's `tmp/`.
+    fn temps_left(pool: &Pool) -> usize {
+        fs::read_dir(&pool.tmp)
+            .unwrap()
+            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum()
+    }
+
     #[test]
     fn blobs_appear_only_on_commit_and_dedupe() {
         let dir = tempfile::tempdir().unwrap();
-        let tmp = dir.path().join("tmp");
-        fs::create_dir_all(&tmp).unwrap();
-        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
-        fs::create_dir_all(pool.dir()).unwrap();
+        let pool = new_pool(dir.path());
         let mut b = pool.batch();
         let d = b.add_bytes(b"abc").unwrap();
         b.add_reader(&b"abc"[..]).unwrap();
@@ -756,21 +764,14 @@ mod tests {
         );
         assert_eq!(pool.read(&d.sha256).unwrap(), b"abc");
         assert_eq!(pool.list().unwrap().len(), 1);
-        let left = fs::read_dir(&tmp)
-            .unwrap()
-            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
-            .sum::<usize>();
-        assert_eq!(left, 0);
+        assert_eq!(temps_left(&pool), 0);
     }
 
     #[test]
     fn a_large_batch_links_every_blob_in_place_and_repairs_a_damaged_one() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
-        let tmp = dir.path().join("tmp");
-        fs::create_dir_all(&tmp).unwrap();
-        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
-        fs::create_dir_all(pool.dir()).unwrap();
+        let pool = new_pool(dir.path());
         let blobs: Vec<Vec<u8>> = (0..SYNC_FILES_UP_TO * 3)
             .map(|i| format!("blob {i}").into_bytes())
             .collect();
@@ -801,21 +802,14 @@ mod tests {
             assert_eq!(fs::metadata(pool.path(name)).unwrap().nlink(), 1, "{name}");
         }
         assert_eq!(pool.list().unwrap().len(), blobs.len());
-        let left = fs::read_dir(&tmp)
-            .unwrap()
-            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
-            .sum::<usize>();
-        assert_eq!(left, 0);
+        assert_eq!(temps_left(&pool), 0);
     }
 
     #[test]
     fn adopted_files_become_blobs_without_a_copy_and_writable_ones_are_not_adopted() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
-        let tmp = dir.path().join("tmp");
-        fs::create_dir_all(&tmp).unwrap();
-        let pool = Pool::new(dir.path().join("pool"), tmp.clone());
-        fs::create_dir_all(pool.dir()).unwrap();
+        let pool = new_pool(dir.path());
         let file = dir.path().join("x.deb");
         fs::write(&file, b"package").unwrap();
         assert!(pool.adopt(&file).unwrap().is_none(), "a writable file");
